@@ -1,0 +1,261 @@
+/**
+ * The contract's HTTP routes (API.md): each turns a request into a validated call on the node and
+ * its result into the contract's JSON. Validation lives in `validation.ts`, rendering in
+ * `views.ts`, decisions in the shard state machine; this file only translates.
+ */
+import { CronwheelError, invalidArgument } from "../core/errors.js";
+import type { ExecutionResult, JobPutResult } from "../core/shard-state.js";
+import type { CronwheelNode } from "../node/node.js";
+import { requireRole, type Principal } from "./auth.js";
+import {
+  parseBackfillBody,
+  parseEnqueueBatchBody,
+  parseEnqueueBody,
+  parseJobBody,
+  parseJsonBody,
+  parseLabelFilter,
+  parseListQuery,
+  parseQueryTime,
+  parseTriggerBody,
+  validateJobId,
+  type Limits,
+} from "./validation.js";
+import { errorBody, STATUS_OF } from "./http-errors.js";
+import { executionView, jobView, previewView } from "./views.js";
+
+export interface ApiRequest {
+  method: string;
+  /** Path segments after the leading slash, percent-decoded. */
+  segments: string[];
+  query: URLSearchParams;
+  ifMatch: string;
+  body: Buffer;
+  principal: Principal;
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+export interface RouteContext {
+  node: CronwheelNode;
+  limits: Limits;
+  advertise: string;
+  now(): number;
+}
+
+type Handler = (req: ApiRequest, params: string[], ctx: RouteContext) => Promise<ApiResponse> | ApiResponse;
+
+interface Route {
+  method: string;
+  /** Literal segments, or null where a parameter goes. */
+  pattern: Array<string | null>;
+  handler: Handler;
+}
+
+const routes: Route[] = [];
+
+function route(method: string, path: string, handler: Handler): void {
+  const pattern = path
+    .split("/")
+    .filter((s) => s !== "")
+    .map((s) => (s.startsWith(":") ? null : s));
+  routes.push({ method, pattern, handler });
+}
+
+/** Finds the route; 404 for an unknown path, 405-as-400 for a known path with another method. */
+export function dispatch(req: ApiRequest, ctx: RouteContext): Promise<ApiResponse> | ApiResponse {
+  let pathMatched = false;
+  for (const r of routes) {
+    if (r.pattern.length !== req.segments.length) continue;
+    const params: string[] = [];
+    let ok = true;
+    for (let i = 0; i < r.pattern.length; i++) {
+      const literal = r.pattern[i];
+      if (literal === null) params.push(req.segments[i]!);
+      else if (literal !== req.segments[i]) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) continue;
+    pathMatched = true;
+    if (r.method === req.method) return r.handler(req, params, ctx);
+  }
+  if (pathMatched) throw invalidArgument(`method ${req.method} is not allowed on /${req.segments.join("/")}`);
+  throw new CronwheelError("not_found", `no such endpoint: /${req.segments.join("/")}`);
+}
+
+const ok = (body: unknown): ApiResponse => ({ status: 200, body });
+
+function body(req: ApiRequest, optional = false): unknown {
+  return parseJsonBody(req.body, { optional });
+}
+
+function noBody(req: ApiRequest): void {
+  if (req.body.length > 0 && req.body.toString("utf8").trim() !== "") {
+    throw invalidArgument("this endpoint takes no request body");
+  }
+}
+
+function ifMatch(req: ApiRequest): number | null {
+  if (req.ifMatch === "") return null;
+  const v = req.ifMatch.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+  if (!/^\d{1,15}$/.test(v)) throw invalidArgument(`If-Match: expected a job version number, got '${req.ifMatch.slice(0, 40)}'`, { field: "If-Match" });
+  return Number(v);
+}
+
+/** Opaque cursors: base64url JSON, so clients cannot come to depend on their shape. */
+function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+function decodeCursor<T>(cursor: string | undefined, check: (v: unknown) => v is T): T | undefined {
+  if (cursor === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    value = undefined;
+  }
+  if (!check(value)) throw invalidArgument("cursor: not a cursor this server gave out", { field: "cursor" });
+  return value;
+}
+
+const isJobCursor = (v: unknown): v is { a: string } => typeof v === "object" && v !== null && typeof (v as { a: unknown }).a === "string";
+const isExecutionCursor = (v: unknown): v is { t: number; i: string } =>
+  typeof v === "object" && v !== null && typeof (v as { t: unknown }).t === "number" && typeof (v as { i: unknown }).i === "string";
+
+const clientRoles = ["admin", "client"] as const;
+
+// ---------------------------------------------------------------------------------------------
+// jobs
+
+route("PUT", "/v1/jobs/:id", async (req, [id], ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const jobId = validateJobId(id!);
+  const spec = parseJobBody(body(req), ctx.now(), ctx.limits);
+  const r: JobPutResult = await ctx.node.putJob(req.principal.tenant, jobId, spec, ifMatch(req));
+  return { status: r.created ? 201 : 200, body: jobView(r.job) };
+});
+
+route("GET", "/v1/jobs/:id", (req, [id], ctx) => ok(jobView(ctx.node.getJob(req.principal.tenant, validateJobId(id!)))));
+
+route("GET", "/v1/jobs", (req, _p, ctx) => {
+  const q = parseListQuery(req.query, ["queue", "label", "cursor", "limit"]);
+  const limit = Number(q.limit);
+  const after = decodeCursor(q.cursor, isJobCursor);
+  const jobs = ctx.node.listJobs(req.principal.tenant, {
+    queue: q.queue,
+    label: q.label !== undefined ? parseLabelFilter(q.label) : undefined,
+    afterId: after?.a,
+    limit,
+  });
+  const last = jobs[jobs.length - 1];
+  return ok({ jobs: jobs.map(jobView), nextCursor: jobs.length === limit && last ? encodeCursor({ a: last.id }) : null });
+});
+
+route("DELETE", "/v1/jobs/:id", async (req, [id], ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const q = parseListQuery(req.query, ["cancelRunning"]);
+  const r: JobPutResult = await ctx.node.deleteJob(req.principal.tenant, validateJobId(id!), q.cancelRunning === "true");
+  return ok({ ...jobView(r.job), deleted: true });
+});
+
+for (const action of ["pause", "resume"] as const) {
+  route("POST", `/v1/jobs/:id/${action}`, async (req, [id], ctx) => {
+    requireRole(req.principal, ...clientRoles);
+    noBody(req);
+    const r: JobPutResult = await ctx.node.setJobPaused(req.principal.tenant, validateJobId(id!), action === "pause");
+    return ok(jobView(r.job));
+  });
+}
+
+route("POST", "/v1/jobs/:id/trigger", async (req, [id], ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const jobId = validateJobId(id!);
+  const t = parseTriggerBody(body(req, true), ctx.limits);
+  const r: ExecutionResult = await ctx.node.triggerJob(req.principal.tenant, jobId, t.payload, t.idempotencyKey);
+  return { status: r.created ? 201 : 200, body: executionView(r.execution) };
+});
+
+route("GET", "/v1/jobs/:id/preview", (req, [id], ctx) => {
+  const q = parseListQuery(req.query, ["count"]);
+  return ok(previewView(ctx.node.previewJob(req.principal.tenant, validateJobId(id!), Number(q.count))));
+});
+
+route("POST", "/v1/jobs/:id/backfill", async (req, [id], ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const jobId = validateJobId(id!);
+  const { fromMs, toMs } = parseBackfillBody(body(req), ctx.now());
+  return ok(await ctx.node.backfillJob(req.principal.tenant, jobId, fromMs, toMs));
+});
+
+// ---------------------------------------------------------------------------------------------
+// executions
+
+route("POST", "/v1/executions", async (req, _p, ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const spec = parseEnqueueBody(body(req), ctx.now(), ctx.limits);
+  const r: ExecutionResult = await ctx.node.enqueue(req.principal.tenant, spec);
+  return { status: r.created ? 201 : 200, body: executionView(r.execution) };
+});
+
+route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const items = parseEnqueueBatchBody(body(req), ctx.now(), ctx.limits);
+  const results = await Promise.all(
+    items.map(async (item) => {
+      try {
+        if (item instanceof CronwheelError) throw item;
+        const r = await ctx.node.enqueue(req.principal.tenant, item);
+        return { status: r.created ? 201 : 200, execution: executionView(r.execution) };
+      } catch (error) {
+        if (!(error instanceof CronwheelError)) throw error;
+        return { status: STATUS_OF[error.code], ...errorBody(error) };
+      }
+    }),
+  );
+  return ok({ results });
+});
+
+route("GET", "/v1/executions/:id", (req, [id], ctx) => ok(executionView(ctx.node.getExecution(req.principal.tenant, id!))));
+
+route("POST", "/v1/executions/:id/cancel", async (req, [id], ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  noBody(req);
+  const r: ExecutionResult = await ctx.node.cancelExecution(req.principal.tenant, id!);
+  return ok(executionView(r.execution));
+});
+
+function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: string[], state?: string): ApiResponse {
+  const q = parseListQuery(req.query, allowed);
+  const limit = Number(q.limit);
+  const before = decodeCursor(q.cursor, isExecutionCursor);
+  const list = ctx.node.listExecutions(
+    req.principal.tenant,
+    {
+      jobId: q.jobId,
+      queue: q.queue,
+      state: state ?? q.state,
+      fromMs: q.from !== undefined ? parseQueryTime(q.from, "from") : undefined,
+      toMs: q.to !== undefined ? parseQueryTime(q.to, "to") : undefined,
+      limit,
+    },
+    before ? { createdAt: before.t, id: before.i } : undefined,
+  );
+  const last = list[list.length - 1];
+  return ok({
+    executions: list.map(executionView),
+    nextCursor: list.length === limit && last ? encodeCursor({ t: last.createdAt, i: last.id }) : null,
+  });
+}
+
+route("GET", "/v1/executions", (req, _p, ctx) => listExecutions(req, ctx, ["jobId", "queue", "state", "from", "to", "cursor", "limit"]));
+route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, ["queue", "cursor", "limit"], "failed"));
+
+// ---------------------------------------------------------------------------------------------
+// cluster
+
+route("GET", "/v1/cluster", (_req, _p, ctx) => ok(ctx.node.clusterView(ctx.advertise)));

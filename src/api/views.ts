@@ -1,0 +1,80 @@
+/**
+ * How jobs and executions look on the wire (the contract's JSON): times as RFC 3339 UTC strings,
+ * triggers back in the shape the user wrote them.
+ */
+import type { Execution } from "../core/execution.js";
+import type { Job } from "../core/job.js";
+import type { PreviewItem } from "../core/trigger.js";
+
+export function iso(ms: number): string;
+export function iso(ms: number | null): string | null;
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+export function jobView(job: Job): Record<string, unknown> {
+  const s = job.spec;
+  const t = s.schedule.trigger;
+  const view: Record<string, unknown> = { id: job.id, queue: s.queue };
+  if (t.kind === "cron") Object.assign(view, { cron: t.expr, timezone: t.timezone, dst: t.dst });
+  if (t.kind === "every") view.every = t.everyMs;
+  if (t.kind === "at") view.at = iso(t.atMs);
+  if (s.schedule.startAtMs !== null) view.startAt = iso(s.schedule.startAtMs);
+  if (s.schedule.endAtMs !== null) view.endAt = iso(s.schedule.endAtMs);
+  Object.assign(view, {
+    jitterMs: s.schedule.jitterMs,
+    maxRuns: s.maxRuns,
+    payload: s.payload,
+    priority: s.priority,
+    retry: s.retry,
+    timeoutMs: s.timeoutMs,
+    leaseMs: s.leaseMs,
+    concurrency: s.concurrency,
+    pauseOnFailure: s.pauseOnFailure,
+    misfire: s.misfire,
+    labels: s.labels,
+    version: job.version,
+    state: job.state,
+    nextFireAt: job.state === "active" && job.nextFireAt !== null ? iso(job.fireAt(job.nextFireAt)) : null,
+    runs: job.runs,
+    createdAt: iso(job.createdAt),
+    updatedAt: iso(job.updatedAt),
+  });
+  return view;
+}
+
+export function executionView(e: Execution): Record<string, unknown> {
+  const view: Record<string, unknown> = { id: e.id };
+  if (e.jobId !== null) view.jobId = e.jobId;
+  Object.assign(view, {
+    queue: e.queue,
+    state: e.state,
+    scheduledAt: iso(e.scheduledAt),
+    createdAt: iso(e.createdAt),
+    attempt: e.attempt,
+    attempts: (e.attempts ?? []).map((a) => ({
+      attempt: a.attempt,
+      workerId: a.workerId,
+      claimedAt: iso(a.claimedAt),
+      ...(a.finishedAt !== null ? { finishedAt: iso(a.finishedAt) } : {}),
+      ...(a.outcome !== null ? { outcome: a.outcome } : {}),
+      ...(a.error !== undefined && a.error !== null ? { error: a.error } : {}),
+    })),
+    payload: e.payload,
+    priority: e.priority,
+  });
+  if (e.startedAt !== null) view.startedAt = iso(e.startedAt);
+  if (e.finishedAt !== null) view.finishedAt = iso(e.finishedAt);
+  if (e.result !== undefined) view.result = e.result;
+  if (e.reason !== null) view.reason = e.reason;
+  if (e.orderingKey !== null) view.orderingKey = e.orderingKey;
+  if (e.idempotencyKey !== null) view.idempotencyKey = e.idempotencyKey;
+  return view;
+}
+
+export function previewView(items: PreviewItem[]): Record<string, unknown> {
+  return {
+    fires: items.map((p) => ({ at: iso(p.fireAtMs), nominal: iso(p.nominalMs), marks: p.marks })),
+  };
+}
+

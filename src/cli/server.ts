@@ -1,0 +1,128 @@
+/**
+ * `cronwheel server`: start one node. Without `--etcd` it runs standalone (the embedded default):
+ * every shard local, no etcd, data under ./data, HTTP on 127.0.0.1:7070.
+ */
+import path from "node:path";
+import { parseArgs } from "node:util";
+import pino from "pino";
+import { Auth } from "../api/auth.js";
+import { HttpServer } from "../api/http-server.js";
+import { DEFAULT_LIMITS } from "../api/validation.js";
+import type { FsyncMode } from "../../wal/index.js";
+import { SystemClock } from "../node/clock.js";
+import { CronwheelNode } from "../node/node.js";
+
+const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
+
+export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
+
+  --standalone            one node owns every shard, no etcd (the default until cluster mode exists)
+  --data-dir DIR          where shard logs and snapshots live (default ./data)
+  --listen HOST:PORT      HTTP and worker endpoint (default 127.0.0.1:7070)
+  --advertise HOST:PORT   address other nodes and clients use (default: the listen address)
+  --node-id ID            this node's name (default node-1)
+  --shards N              shards in a new data directory (default 8; fixed afterwards)
+  --fsync MODE            always | batch | off (default batch: one fsync per group commit)
+  --tokens FILE           bearer tokens (JSON); without it auth is off and the tenant is 'default'
+  --payload-bytes-max N   largest payload (default 262144)
+  --snapshot-every N      records between snapshots of a shard (default 200000)
+  --repair                cut a log at a corrupt record instead of refusing to start
+  --log-level LEVEL       pino level (default info)
+`;
+
+export async function runServer(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      standalone: { type: "boolean", default: false },
+      "data-dir": { type: "string", default: "./data" },
+      listen: { type: "string", default: "127.0.0.1:7070" },
+      advertise: { type: "string" },
+      "node-id": { type: "string", default: "node-1" },
+      shards: { type: "string", default: "8" },
+      fsync: { type: "string", default: "batch" },
+      tokens: { type: "string" },
+      "payload-bytes-max": { type: "string", default: String(DEFAULT_LIMITS.payloadBytesMax) },
+      "snapshot-every": { type: "string", default: "200000" },
+      repair: { type: "boolean", default: false },
+      "log-level": { type: "string", default: process.env.CRONWHEEL_LOG_LEVEL ?? "info" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SERVER_USAGE);
+    return;
+  }
+  const [host, port] = parseHostPort(values.listen!, "--listen");
+  const fsync = values.fsync as FsyncMode;
+  if (!FSYNC_MODES.includes(fsync)) throw new UsageError(`--fsync must be one of ${FSYNC_MODES.join(", ")}`);
+  const shardCount = positiveInt(values.shards!, "--shards");
+  const logger = pino({ level: values["log-level"]!, base: { node: values["node-id"] } });
+  const clock = new SystemClock(Number(process.env.CRONWHEEL_CLOCK_OFFSET_MS ?? 0));
+  const dataDir = path.resolve(values["data-dir"]!);
+
+  const node = await CronwheelNode.start({
+    nodeId: values["node-id"]!,
+    dataDir,
+    shardCount,
+    fsync,
+    clock,
+    logger,
+    snapshotEveryRecords: positiveInt(values["snapshot-every"]!, "--snapshot-every"),
+    repair: values.repair!,
+  });
+  const server = await HttpServer.listen({
+    host,
+    port,
+    node,
+    auth: values.tokens ? Auth.fromFile(values.tokens) : Auth.open(),
+    limits: { payloadBytesMax: positiveInt(values["payload-bytes-max"]!, "--payload-bytes-max") },
+    bodyBytesMax: 64 * 1024 * 1024,
+    logger,
+    advertise: values.advertise ?? `${host}:${port}`,
+  });
+  const base = `http://${host}:${server.port}`;
+  logger.info({ listen: `${host}:${server.port}`, dataDir, shards: shardCount, fsync }, "cronwheel node ready");
+  process.stdout.write(
+    `\nCronwheel is running (standalone, ${shardCount} shards, data in ${dataDir}).\n` +
+      `  API:     ${base}/v1   health: ${base}/healthz   metrics: ${base}/metrics\n` +
+      `  Try:     curl -X PUT ${base}/v1/jobs/hello -H 'content-type: application/json' \\\n` +
+      `             -d '{"queue":"demo","cron":"*/10 * * * * *","payload":{"hi":1}}'\n` +
+      `           curl '${base}/v1/executions?jobId=hello'\n` +
+      `  Stop with Ctrl-C (a clean stop snapshots every shard for a fast restart).\n\n`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "stopping");
+    server.close();
+    node.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "error while stopping");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+export class UsageError extends Error {}
+
+export function parseHostPort(value: string, flag: string): [string, number] {
+  const i = value.lastIndexOf(":");
+  const host = value.slice(0, i);
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${flag}: expected HOST:PORT, got '${value}'`);
+  return [host, port];
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got '${value}'`);
+  return n;
+}

@@ -1,0 +1,82 @@
+/**
+ * The closed set of shard log records. Every change to a shard's state is exactly one of these,
+ * appended to the shard's log and then applied by `ShardState.apply`. Records carry intent, not
+ * outcome: `JobFired`-style decisions (misfire, overlap, idempotency) are made inside `apply`, so
+ * every replica that applies the same records reaches the same state and the same answers.
+ *
+ * `at` is the proposing leader's clock (ms since epoch), never decreasing within a shard.
+ */
+import type { EnqueueSpec, JobSpec } from "./types.js";
+
+export interface RecordBase {
+  at: number;
+}
+
+export interface JobPutRecord extends RecordBase {
+  type: "job.put";
+  tenant: string;
+  jobId: string;
+  spec: JobSpec;
+  /** If-Match: the version the client expects; null for an unconditional put. */
+  ifMatch: number | null;
+}
+
+export interface JobDeleteRecord extends RecordBase {
+  type: "job.delete";
+  tenant: string;
+  jobId: string;
+  cancelRunning: boolean;
+}
+
+export interface JobPauseRecord extends RecordBase {
+  type: "job.pause" | "job.resume";
+  tenant: string;
+  jobId: string;
+}
+
+export interface JobTriggerRecord extends RecordBase {
+  type: "job.trigger";
+  tenant: string;
+  jobId: string;
+  /** Chosen by the leader so that the id is the same on every replica. */
+  executionId: string;
+  payload: unknown;
+  hasPayload: boolean;
+  idempotencyKey: string | null;
+}
+
+export interface JobBackfillRecord extends RecordBase {
+  type: "job.backfill";
+  tenant: string;
+  jobId: string;
+  fromMs: number;
+  toMs: number;
+}
+
+export interface EnqueueRecord extends RecordBase {
+  type: "exec.enqueue";
+  tenant: string;
+  executionId: string;
+  spec: EnqueueSpec;
+}
+
+export interface CancelRecord extends RecordBase {
+  type: "exec.cancel";
+  tenant: string;
+  executionId: string;
+}
+
+/** Time passes: fire due jobs, make due executions ready, expire old history. Bounded work each. */
+export interface TickRecord extends RecordBase {
+  type: "tick";
+}
+
+export type ShardRecord =
+  | JobPutRecord
+  | JobDeleteRecord
+  | JobPauseRecord
+  | JobTriggerRecord
+  | JobBackfillRecord
+  | EnqueueRecord
+  | CancelRecord
+  | TickRecord;

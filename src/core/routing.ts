@@ -1,0 +1,50 @@
+/**
+ * Where a key lives. The key space is 2^16 slots; a shard owns a contiguous range of slots
+ * (`[lo, hi]`), so shards can later move between nodes without rehashing anything.
+ *
+ * - a job, and every execution of it, lives at slot(tenant/jobId);
+ * - an ad-hoc execution lives at slot(tenant/orderingKey) when it has an ordering key (one shard
+ *   keeps the order), else slot(tenant/idempotencyKey) (one shard dedupes), else anywhere; its id
+ *   carries the slot (`x` + 4 hex digits + unique part), so reads find it without a directory.
+ */
+import { hash32 } from "./hash.js";
+
+export const SLOT_COUNT = 65_536;
+
+export function slotOf(tenant: string, key: string): number {
+  return hash32(`${tenant}/${key}`) & (SLOT_COUNT - 1);
+}
+
+/** The slot ranges of `shardCount` equal shards: shard i owns [lo, hi]. */
+export function shardRanges(shardCount: number): Array<[number, number]> {
+  if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 4096) {
+    throw new Error(`shard count must be an integer in 1..4096, got ${shardCount}`);
+  }
+  const ranges: Array<[number, number]> = [];
+  for (let i = 0; i < shardCount; i++) {
+    ranges.push([Math.floor((i * SLOT_COUNT) / shardCount), Math.floor(((i + 1) * SLOT_COUNT) / shardCount) - 1]);
+  }
+  return ranges;
+}
+
+const AD_HOC_PREFIX = "x";
+
+/** An ad-hoc execution id that routes to `slot`. `unique` must be unique within the slot's shard. */
+export function adHocExecutionId(slot: number, unique: string): string {
+  return `${AD_HOC_PREFIX}${slot.toString(16).padStart(4, "0")}${unique}`;
+}
+
+/**
+ * The slot of an execution id: ad-hoc ids carry it; job executions (`{jobId}:{…}`) live with
+ * their job. Job ids cannot contain ':' and cannot start with 'x' followed by 4 hex digits and
+ * no ':' — ad-hoc ids never contain ':'. Returns null for an id that is neither.
+ */
+export function slotOfExecution(tenant: string, executionId: string): number | null {
+  const colon = executionId.indexOf(":");
+  if (colon > 0) return slotOf(tenant, executionId.slice(0, colon));
+  if (executionId.startsWith(AD_HOC_PREFIX) && executionId.length > 5) {
+    const slot = Number.parseInt(executionId.slice(1, 5), 16);
+    if (Number.isInteger(slot) && /^[0-9a-f]{4}$/.test(executionId.slice(1, 5))) return slot;
+  }
+  return null;
+}

@@ -1,0 +1,822 @@
+/**
+ * The shard state machine: `apply(record) → result`. The only code that changes a shard's jobs and
+ * executions. Deterministic: given the same records in the same order, every replica reaches the
+ * same state and returns the same results (time comes from `record.at`, randomness from hashes of
+ * ids). The driver in `src/node/` appends a record to the log, waits until it is committed, then
+ * calls `apply` and hands the result to whoever proposed it.
+ *
+ * Decisions made here, and only here:
+ * - misfire: a fire found more than `misfire.graceMs` late is run, skipped, or (run-once) only the
+ *   latest of a run of missed fires is run; every dropped fire becomes a `skipped` execution;
+ * - overlap: a fire that finds its job at its concurrency limit is allowed, skipped, queued,
+ *   buffered (only the newest waits) or replaces the running ones;
+ * - idempotency: an enqueue or trigger whose key was seen within the window returns the first
+ *   execution instead of creating another;
+ * - retention: finished executions are forgotten after `finishedRetentionMs` or beyond a count.
+ *
+ * Time passes only through `tick` records: a tick at `at` hands the timing wheel's due entries to
+ * `fireJob` (jobs) and `makeDue` (scheduled executions), at most `tickWorkMax` units per tick so a
+ * burst cannot stall the event loop; the rest stays due and the driver proposes another tick.
+ */
+import { CronwheelError, conflict, invalidArgument, notFound } from "./errors.js";
+import { Execution, isTerminal, type ExecutionInit } from "./execution.js";
+import { Job } from "./job.js";
+import { ReadyQueue } from "./ready-queue.js";
+import type {
+  EnqueueRecord,
+  JobBackfillRecord,
+  JobPutRecord,
+  JobTriggerRecord,
+  ShardRecord,
+} from "./records.js";
+import { TenantMap } from "./tenant-map.js";
+import { nextFire } from "./trigger.js";
+import { TimingWheel } from "./timing-wheel.js";
+import type { JobSpec } from "./types.js";
+
+export interface ShardLimits {
+  /** Fires, skips and promotions one tick record may perform. */
+  tickWorkMax: number;
+  /** How long finished executions stay queryable by id. */
+  finishedRetentionMs: number;
+  /** At most this many finished executions are kept per shard (oldest forgotten first). */
+  finishedPerShardMax: number;
+  /** An idempotency key returns the first execution for this long. */
+  idempotencyWindowMs: number;
+  /** Fires a job may hold waiting for a concurrency slot (overlap `queue`); more are skipped. */
+  jobWaitingMax: number;
+  /** Fires one backfill may create. */
+  backfillFiresMax: number;
+  /** A deleted job's tombstone (for 409 on resume, and version continuity) is kept this long. */
+  tombstoneRetentionMs: number;
+}
+
+export const DEFAULT_SHARD_LIMITS: ShardLimits = Object.freeze({
+  tickWorkMax: 20_000,
+  finishedRetentionMs: 24 * 3_600_000,
+  finishedPerShardMax: 250_000,
+  idempotencyWindowMs: 24 * 3_600_000,
+  jobWaitingMax: 1_000,
+  backfillFiresMax: 10_000,
+  tombstoneRetentionMs: 24 * 3_600_000,
+});
+
+/** Hooks for metrics and (later) dispatch; called synchronously during apply. */
+export interface ShardObserver {
+  /** A job fire was decided: an execution was created (maybe skipped) for a fire due at `fireAtMs`. */
+  fired(execution: Execution, fireAtMs: number, atMs: number): void;
+  /** An execution became ready for a worker. */
+  ready(execution: Execution): void;
+  /** An execution reached a terminal state. */
+  finished(execution: Execution): void;
+}
+
+const NO_OBSERVER: ShardObserver = { fired() {}, ready() {}, finished() {} };
+
+export type ApplyResult = unknown;
+
+export interface JobPutResult {
+  job: Job;
+  created: boolean;
+}
+export interface ExecutionResult {
+  execution: Execution;
+  created: boolean;
+}
+export interface BackfillResult {
+  created: number;
+  skipped: number;
+  existing: number;
+  truncated: boolean;
+}
+
+interface Tombstone {
+  tenant: string;
+  id: string;
+  version: number;
+  deletedAt: number;
+}
+
+interface IdempotencyEntry {
+  tenant: string;
+  key: string;
+  executionId: string;
+  at: number;
+}
+
+export interface ListJobsQuery {
+  queue?: string | undefined;
+  label?: [string, string] | undefined;
+  afterId?: string | undefined;
+  limit: number;
+}
+
+export interface ListExecutionsQuery {
+  jobId?: string | undefined;
+  queue?: string | undefined;
+  state?: string | undefined;
+  fromMs?: number | undefined;
+  toMs?: number | undefined;
+  limit: number;
+}
+
+type WheelEntry = Job | Execution;
+
+export class ShardState {
+  readonly jobs = new TenantMap<Job>();
+  readonly executions = new TenantMap<Execution>();
+  private readonly tombstones = new TenantMap<Tombstone>();
+  private readonly tombstoneOrder: Tombstone[] = [];
+  private readonly idempotency = new TenantMap<IdempotencyEntry>();
+  private readonly idempotencyOrder: IdempotencyEntry[] = [];
+  /** Finished executions in the order they finished, for retention. */
+  private finishedOrder: Execution[] = [];
+  private finishedHead = 0;
+  private readonly readyQueues = new Map<string, ReadyQueue<Execution>>();
+  private readonly specs = new SpecInterner();
+  private readonly wheel: TimingWheel<WheelEntry>;
+  private readySeq = 0;
+  /** Time of the last applied record; records never move it backwards. */
+  lastAt: number;
+  /** Work left in the tick being applied. */
+  private tickBudget = 0;
+
+  constructor(
+    startMs: number,
+    readonly limits: ShardLimits = DEFAULT_SHARD_LIMITS,
+    private observer: ShardObserver = NO_OBSERVER,
+  ) {
+    this.wheel = new TimingWheel<WheelEntry>(startMs);
+    this.lastAt = startMs;
+  }
+
+  /** Replay uses a silent observer; the live one is set once the shard has caught up. */
+  setObserver(observer: ShardObserver): void {
+    this.observer = observer;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // apply
+
+  /** Apply one committed record. Returns the proposer's result, or a CronwheelError (never throws for bad requests). */
+  apply(record: ShardRecord): ApplyResult {
+    const at = Math.max(this.lastAt, record.at);
+    this.lastAt = at;
+    switch (record.type) {
+      case "tick":
+        return this.tick(at);
+      case "job.put":
+        return this.putJob(record, at);
+      case "job.delete":
+        return this.deleteJob(record.tenant, record.jobId, record.cancelRunning, at);
+      case "job.pause":
+        return this.pauseJob(record.tenant, record.jobId, at);
+      case "job.resume":
+        return this.resumeJob(record.tenant, record.jobId, at);
+      case "job.trigger":
+        return this.triggerJob(record, at);
+      case "job.backfill":
+        return this.backfillJob(record, at);
+      case "exec.enqueue":
+        return this.enqueue(record, at);
+      case "exec.cancel":
+        return this.cancel(record.tenant, record.executionId, at);
+    }
+  }
+
+  /** When the driver should next propose a tick; null when nothing waits in the wheel. */
+  nextDueAt(): number | null {
+    return this.wheel.nextDueAt();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // jobs
+
+  private putJob(r: JobPutRecord, at: number): ApplyResult {
+    const existing = this.jobs.get(r.tenant, r.jobId);
+    const tombstone = this.tombstones.get(r.tenant, r.jobId);
+    const currentVersion = existing?.version ?? tombstone?.version ?? 0;
+    if (r.ifMatch !== null && (existing === undefined || existing.version !== r.ifMatch)) {
+      return conflict(`job '${r.jobId}' is at version ${existing ? currentVersion : "none"}, not ${r.ifMatch}`, {
+        currentVersion: existing ? currentVersion : null,
+      });
+    }
+    if (existing) {
+      this.wheel.cancel(existing);
+      existing.spec = this.specs.intern(r.spec);
+      existing.version++;
+      existing.updatedAt = at;
+      if (existing.state === "completed") existing.state = "active";
+      this.setNextFire(existing, existing.firstFire(at));
+      return { job: existing, created: false } satisfies JobPutResult;
+    }
+    if (tombstone) this.tombstones.delete(r.tenant, r.jobId);
+    const job = new Job(r.tenant, r.jobId, this.specs.intern(r.spec), at, at);
+    job.version = currentVersion + 1;
+    this.jobs.set(r.tenant, r.jobId, job);
+    this.setNextFire(job, job.firstFire(at));
+    return { job, created: true } satisfies JobPutResult;
+  }
+
+  /** Point the job at its next nominal fire, (un)scheduling it in the wheel; completes it when none is left. */
+  private setNextFire(job: Job, nominal: number | null): void {
+    if (job.runsExhausted) nominal = null;
+    job.nextFireAt = nominal;
+    if (nominal === null) {
+      this.wheel.cancel(job);
+      if (job.state === "active") job.state = "completed";
+      return;
+    }
+    if (job.state === "active") this.wheel.schedule(job, job.fireAt(nominal));
+  }
+
+  private requireJob(tenant: string, jobId: string): Job | CronwheelError {
+    const job = this.jobs.get(tenant, jobId);
+    if (job) return job;
+    if (this.tombstones.has(tenant, jobId)) return conflict(`job '${jobId}' was deleted`);
+    return notFound(`job '${jobId}' not found`);
+  }
+
+  private deleteJob(tenant: string, jobId: string, cancelRunning: boolean, at: number): ApplyResult {
+    const job = this.jobs.get(tenant, jobId);
+    if (!job) return notFound(`job '${jobId}' not found`);
+    this.wheel.cancel(job);
+    this.jobs.delete(tenant, jobId);
+    for (const id of job.waiting ?? []) this.finishById(tenant, id, "canceled", at, "job-deleted");
+    job.waiting = null;
+    if (cancelRunning) {
+      for (const e of this.executions.valuesOf(tenant)) {
+        if (e.jobId === jobId && !e.terminal) this.finish(e, "canceled", at, "job-deleted");
+      }
+    }
+    const tombstone: Tombstone = { tenant, id: jobId, version: job.version, deletedAt: at };
+    this.tombstones.set(tenant, jobId, tombstone);
+    this.tombstoneOrder.push(tombstone);
+    return { job, created: false } satisfies JobPutResult;
+  }
+
+  private pauseJob(tenant: string, jobId: string, at: number): ApplyResult {
+    const job = this.requireJob(tenant, jobId);
+    if (job instanceof CronwheelError) return job;
+    if (job.state === "completed") return conflict(`job '${jobId}' is completed`);
+    if (job.state === "active") {
+      job.state = "paused";
+      job.updatedAt = at;
+      this.wheel.cancel(job);
+    }
+    return { job, created: false } satisfies JobPutResult;
+  }
+
+  private resumeJob(tenant: string, jobId: string, at: number): ApplyResult {
+    const job = this.requireJob(tenant, jobId);
+    if (job instanceof CronwheelError) return job;
+    if (job.state === "completed") return conflict(`job '${jobId}' is completed`);
+    if (job.state === "paused") {
+      job.state = "active";
+      job.updatedAt = at;
+      // Fires missed while paused are now overdue: the next tick's misfire policy decides them.
+      this.setNextFire(job, job.nextFireAt);
+    }
+    return { job, created: false } satisfies JobPutResult;
+  }
+
+  private triggerJob(r: JobTriggerRecord, at: number): ApplyResult {
+    const job = this.requireJob(r.tenant, r.jobId);
+    if (job instanceof CronwheelError) return job;
+    const seen = this.lookupIdempotent(r.tenant, r.idempotencyKey, at);
+    if (seen) return { execution: seen, created: false } satisfies ExecutionResult;
+    const payload = r.hasPayload ? r.payload : job.spec.payload;
+    const execution = this.createJobExecution(job, r.executionId, at, at, payload, r.idempotencyKey);
+    this.rememberIdempotent(r.tenant, r.idempotencyKey, execution.id, at);
+    return { execution, created: true } satisfies ExecutionResult;
+  }
+
+  private backfillJob(r: JobBackfillRecord, at: number): ApplyResult {
+    const job = this.requireJob(r.tenant, r.jobId);
+    if (job instanceof CronwheelError) return job;
+    if (job.spec.schedule.trigger.kind === "none") return invalidArgument(`job '${r.jobId}' has no trigger to backfill`);
+    const result: BackfillResult = { created: 0, skipped: 0, existing: 0, truncated: false };
+    for (let nominal = nextFire(job.spec.schedule, r.fromMs - 1); nominal !== null && nominal < r.toMs; ) {
+      if (result.created + result.skipped >= this.limits.backfillFiresMax) {
+        result.truncated = true;
+        break;
+      }
+      const id = job.fireId(nominal);
+      if (this.executions.has(job.tenant, id)) {
+        result.existing++;
+      } else {
+        const e = this.createJobExecution(job, id, nominal, at, job.spec.payload, null);
+        if (e.state === "skipped") result.skipped++;
+        else result.created++;
+      }
+      nominal = nextFire(job.spec.schedule, nominal);
+    }
+    return result;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // time
+
+  private tick(at: number): ApplyResult {
+    this.tickBudget = this.limits.tickWorkMax;
+    while (this.tickBudget > 0) {
+      const handed = this.wheel.advance(at, Math.min(this.tickBudget, 1024), (entry) => this.onDue(entry, at));
+      if (handed === 0) break;
+    }
+    this.forgetExpired(at);
+    return null;
+  }
+
+  private onDue(entry: WheelEntry, at: number): void {
+    if (this.tickBudget <= 0) {
+      // Out of budget for this tick: put it back as due; the next tick takes it.
+      this.wheel.schedule(entry, entry.dueAt);
+      return;
+    }
+    if (entry instanceof Job) this.fireJob(entry, at);
+    else this.makeDue(entry, at);
+  }
+
+  /** Fire every due fire of `job` up to `at`, within the tick budget, applying its misfire policy. */
+  private fireJob(job: Job, at: number): void {
+    while (job.nextFireAt !== null && this.tickBudget > 0) {
+      const nominal = job.nextFireAt;
+      const fireAt = job.fireAt(nominal);
+      if (fireAt > at) break;
+      this.tickBudget--;
+      const next = job.fireAfter(nominal);
+      const id = job.fireId(nominal);
+      if (!this.executions.has(job.tenant, id)) {
+        const misfired = at - fireAt > job.spec.misfire.graceMs;
+        if (misfired && this.dropsMissedFire(job, next, at)) {
+          this.observer.fired(this.recordSkipped(job, id, nominal, at, "misfire"), fireAt, at);
+        } else {
+          this.observer.fired(this.createJobExecution(job, id, nominal, at, job.spec.payload, null), fireAt, at);
+        }
+      }
+      job.nextFireAt = job.runsExhausted ? null : next;
+    }
+    this.setNextFire(job, job.nextFireAt);
+  }
+
+  /** Whether the misfire policy drops a missed fire whose successor is `next`. */
+  private dropsMissedFire(job: Job, next: number | null, at: number): boolean {
+    switch (job.spec.misfire.policy) {
+      case "run-all":
+        return false;
+      case "skip":
+        return true;
+      case "run-once":
+        // Run only the latest of the missed fires: drop this one if the next is also already due.
+        return next !== null && job.fireAt(next) <= at;
+    }
+  }
+
+  /** A scheduled execution's time has come. */
+  private makeDue(e: Execution, at: number): void {
+    this.tickBudget--;
+    if (e.state !== "scheduled") return;
+    this.makeReady(e, at);
+  }
+
+  private makeReady(e: Execution, at: number): void {
+    e.state = "ready";
+    e.readyAt = at;
+    e.readySeq = ++this.readySeq;
+    this.readyQueue(e.queue).push(e);
+    this.observer.ready(e);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // executions
+
+  /** A new execution of `job`, under its concurrency limit and overlap policy. */
+  private createJobExecution(
+    job: Job,
+    id: string,
+    scheduledAt: number,
+    at: number,
+    payload: unknown,
+    idempotencyKey: string | null,
+  ): Execution {
+    const spec = job.spec;
+    const e = this.newExecution(jobExecutionInit(job.tenant, job.id, id, spec, scheduledAt, at, payload, idempotencyKey));
+    const { limit, overlap } = spec.concurrency;
+    const atLimit = limit !== null && job.activeCount >= limit;
+    if (atLimit && overlap === "skip") return this.markSkipped(e, at, "overlap");
+    if (atLimit && (overlap === "queue" || overlap === "buffer-one")) {
+      const waiting = (job.waiting ??= []);
+      if (overlap === "buffer-one") {
+        for (const older of waiting.splice(0)) this.finishById(job.tenant, older, "skipped", at, "superseded");
+      } else if (waiting.length >= this.limits.jobWaitingMax) {
+        return this.markSkipped(e, at, "overlap");
+      }
+      e.waitingForSlot = true;
+      waiting.push(e.id);
+      job.runs++;
+      return e;
+    }
+    if (atLimit && overlap === "replace") {
+      for (const other of this.executions.valuesOf(job.tenant)) {
+        if (other.jobId === job.id && !other.terminal && !other.waitingForSlot) this.finish(other, "canceled", at, "replaced");
+      }
+    }
+    job.activeCount++;
+    job.runs++;
+    this.makeReady(e, at);
+    return e;
+  }
+
+  private recordSkipped(job: Job, id: string, nominal: number, at: number, reason: string): Execution {
+    const e = this.newExecution(jobExecutionInit(job.tenant, job.id, id, job.spec, nominal, at, job.spec.payload, null));
+    return this.markSkipped(e, at, reason);
+  }
+
+  private markSkipped(e: Execution, at: number, reason: string): Execution {
+    e.state = "skipped";
+    e.reason = reason;
+    e.finishedAt = at;
+    this.finishedOrder.push(e);
+    this.observer.finished(e);
+    return e;
+  }
+
+  private newExecution(init: ExecutionInit): Execution {
+    const e = new Execution(init);
+    this.executions.set(e.tenant, e.id, e);
+    return e;
+  }
+
+  private enqueue(r: EnqueueRecord, at: number): ApplyResult {
+    const seen = this.lookupIdempotent(r.tenant, r.spec.idempotencyKey, at);
+    if (seen) return { execution: seen, created: false } satisfies ExecutionResult;
+    if (this.executions.has(r.tenant, r.executionId)) {
+      return conflict(`execution '${r.executionId}' already exists`);
+    }
+    const s = r.spec;
+    const runAt = s.runAtMs ?? at;
+    const e = this.newExecution({
+      id: r.executionId,
+      tenant: r.tenant,
+      jobId: null,
+      queue: s.queue,
+      scheduledAt: runAt,
+      createdAt: at,
+      payload: s.payload,
+      priority: s.priority,
+      retry: s.retry,
+      timeoutMs: s.timeoutMs,
+      leaseMs: s.leaseMs,
+      orderingKey: s.orderingKey,
+      idempotencyKey: s.idempotencyKey,
+    });
+    if (runAt > at) this.wheel.schedule(e, runAt);
+    else this.makeReady(e, at);
+    this.rememberIdempotent(r.tenant, s.idempotencyKey, e.id, at);
+    return { execution: e, created: true } satisfies ExecutionResult;
+  }
+
+  private cancel(tenant: string, executionId: string, at: number): ApplyResult {
+    const e = this.executions.get(tenant, executionId);
+    if (!e) return notFound(`execution '${executionId}' not found`);
+    if (e.terminal) return conflict(`execution '${executionId}' is already ${e.state}`, { state: e.state });
+    this.finish(e, "canceled", at, "canceled");
+    return { execution: e, created: false } satisfies ExecutionResult;
+  }
+
+  private finishById(tenant: string, id: string, state: "canceled" | "skipped", at: number, reason: string): void {
+    const e = this.executions.get(tenant, id);
+    if (e && !e.terminal) this.finish(e, state, at, reason);
+  }
+
+  /** Move a live execution to a terminal state and release what it held. */
+  private finish(e: Execution, state: "succeeded" | "failed" | "canceled" | "skipped", at: number, reason: string | null): void {
+    if (e.terminal) throw new Error(`finish: execution ${e.id} is already ${e.state}`);
+    const wasReady = e.state === "ready";
+    this.wheel.cancel(e);
+    e.state = state;
+    e.reason = reason;
+    e.finishedAt = at;
+    if (wasReady) this.readyQueue(e.queue).forget();
+    if (e.jobId !== null) this.releaseSlot(e, at);
+    this.finishedOrder.push(e);
+    this.observer.finished(e);
+  }
+
+  /** A job execution ended: give its slot (or its place in the waiting line) to the next one. */
+  private releaseSlot(e: Execution, at: number): void {
+    const job = this.jobs.get(e.tenant, e.jobId!);
+    if (!job) return;
+    if (e.waitingForSlot) {
+      e.waitingForSlot = false;
+      const i = job.waiting?.indexOf(e.id) ?? -1;
+      if (i >= 0) job.waiting!.splice(i, 1);
+      return;
+    }
+    job.activeCount--;
+    if (job.activeCount < 0) throw new Error(`job ${job.id}: active count below zero`);
+    const limit = job.spec.concurrency.limit;
+    while (job.waiting && job.waiting.length > 0 && (limit === null || job.activeCount < limit)) {
+      const next = this.executions.get(job.tenant, job.waiting.shift()!);
+      if (!next || next.terminal) continue;
+      next.waitingForSlot = false;
+      job.activeCount++;
+      this.makeReady(next, at);
+    }
+  }
+
+  private readyQueue(queue: string): ReadyQueue<Execution> {
+    let q = this.readyQueues.get(queue);
+    if (!q) {
+      q = new ReadyQueue<Execution>(isLiveReady);
+      this.readyQueues.set(queue, q);
+    }
+    return q;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // idempotency and retention
+
+  private lookupIdempotent(tenant: string, key: string | null, at: number): Execution | undefined {
+    if (key === null) return undefined;
+    const entry = this.idempotency.get(tenant, key);
+    if (!entry || at - entry.at >= this.limits.idempotencyWindowMs) return undefined;
+    return this.executions.get(tenant, entry.executionId);
+  }
+
+  private rememberIdempotent(tenant: string, key: string | null, executionId: string, at: number): void {
+    if (key === null) return;
+    const entry: IdempotencyEntry = { tenant, key, executionId, at };
+    this.idempotency.set(tenant, key, entry);
+    this.idempotencyOrder.push(entry);
+  }
+
+  /** Forget finished executions, idempotency keys and tombstones past their windows. */
+  private forgetExpired(at: number): void {
+    const limits = this.limits;
+    while (this.finishedHead < this.finishedOrder.length) {
+      const e = this.finishedOrder[this.finishedHead]!;
+      const live = this.finishedOrder.length - this.finishedHead;
+      if (at - e.finishedAt! < limits.finishedRetentionMs && live <= limits.finishedPerShardMax) break;
+      if (this.executions.get(e.tenant, e.id) === e) this.executions.delete(e.tenant, e.id);
+      this.finishedHead++;
+    }
+    if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finishedOrder.length) {
+      this.finishedOrder = this.finishedOrder.slice(this.finishedHead);
+      this.finishedHead = 0;
+    }
+    expireFifo(this.idempotencyOrder, at, limits.idempotencyWindowMs, (e) => e.at, (e) => {
+      if (this.idempotency.get(e.tenant, e.key) === e) this.idempotency.delete(e.tenant, e.key);
+    });
+    expireFifo(this.tombstoneOrder, at, limits.tombstoneRetentionMs, (t) => t.deletedAt, (t) => {
+      if (this.tombstones.get(t.tenant, t.id) === t) this.tombstones.delete(t.tenant, t.id);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // reads (no record needed)
+
+  getJob(tenant: string, jobId: string): Job | undefined {
+    return this.jobs.get(tenant, jobId);
+  }
+
+  getExecution(tenant: string, id: string): Execution | undefined {
+    return this.executions.get(tenant, id);
+  }
+
+  /** Jobs of a tenant in id order, after `afterId`, filtered. */
+  listJobs(tenant: string, q: ListJobsQuery): Job[] {
+    const matches: Job[] = [];
+    for (const job of this.jobs.valuesOf(tenant)) {
+      if (q.afterId !== undefined && job.id <= q.afterId) continue;
+      if (q.queue !== undefined && job.spec.queue !== q.queue) continue;
+      if (q.label !== undefined && job.spec.labels[q.label[0]] !== q.label[1]) continue;
+      matches.push(job);
+    }
+    matches.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return matches.slice(0, q.limit);
+  }
+
+  /** Executions of a tenant, newest first (by createdAt, then id), filtered. */
+  listExecutions(tenant: string, q: ListExecutionsQuery, before?: { createdAt: number; id: string }): Execution[] {
+    const matches: Execution[] = [];
+    for (const e of this.executions.valuesOf(tenant)) {
+      if (q.jobId !== undefined && e.jobId !== q.jobId) continue;
+      if (q.queue !== undefined && e.queue !== q.queue) continue;
+      if (q.state !== undefined && e.state !== q.state) continue;
+      if (q.fromMs !== undefined && e.scheduledAt < q.fromMs) continue;
+      if (q.toMs !== undefined && e.scheduledAt >= q.toMs) continue;
+      if (before && compareNewestFirst(e, before) <= 0) continue;
+      matches.push(e);
+    }
+    matches.sort((a, b) => -compareNewestFirst(a, b));
+    return matches.slice(0, q.limit);
+  }
+
+  /** Ready depth and oldest ready time per queue, for metrics. */
+  readyStats(): Array<{ queue: string; depth: number; oldestReadyAt: number | null }> {
+    const out = [];
+    for (const [queue, q] of this.readyQueues) out.push({ queue, depth: q.size, oldestReadyAt: q.oldestReadyAt() });
+    return out;
+  }
+
+  get scheduledCount(): number {
+    return this.wheel.size;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // snapshots
+
+  toSnapshot(): ShardSnapshot {
+    const jobs: JobSnapshot[] = [];
+    const specs: JobSpec[] = [];
+    const specIndex = new Map<JobSpec, number>();
+    for (const j of this.jobs.values()) {
+      let index = specIndex.get(j.spec);
+      if (index === undefined) {
+        index = specs.push(j.spec) - 1;
+        specIndex.set(j.spec, index);
+      }
+      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting]);
+    }
+    const executions: ExecutionSnapshot[] = [];
+    for (const e of this.executions.values()) executions.push(executionToSnapshot(e));
+    return {
+      v: 1,
+      lastAt: this.lastAt,
+      readySeq: this.readySeq,
+      specs,
+      jobs,
+      executions,
+      finishedOrder: this.finishedOrder.slice(this.finishedHead).map((e) => [e.tenant, e.id] as [string, string]),
+      idempotency: this.idempotencyOrder.map((e) => [e.tenant, e.key, e.executionId, e.at] as [string, string, string, number]),
+      tombstones: this.tombstoneOrder.map((t) => [t.tenant, t.id, t.version, t.deletedAt] as [string, string, number, number]),
+    };
+  }
+
+  static fromSnapshot(s: ShardSnapshot, limits: ShardLimits = DEFAULT_SHARD_LIMITS, observer: ShardObserver = NO_OBSERVER): ShardState {
+    if (s.v !== 1) throw new Error(`shard snapshot: unknown version ${String(s.v)}`);
+    const state = new ShardState(s.lastAt, limits, observer);
+    state.readySeq = s.readySeq;
+    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting] of s.jobs) {
+      const job = new Job(tenant, id, state.specs.intern(s.specs[specIndex]!), createdAt, updatedAt);
+      job.version = version;
+      job.state = jobState;
+      job.runs = runs;
+      job.activeCount = activeCount;
+      job.waiting = waiting;
+      job.nextFireAt = nextFireAt;
+      state.jobs.set(tenant, id, job);
+      if (jobState === "active" && nextFireAt !== null) state.wheel.schedule(job, job.fireAt(nextFireAt));
+    }
+    const byReadySeq: Execution[] = [];
+    for (const snap of s.executions) {
+      const e = executionFromSnapshot(snap);
+      state.executions.set(e.tenant, e.id, e);
+      if (e.state === "scheduled" && !e.waitingForSlot) state.wheel.schedule(e, e.scheduledAt);
+      if (e.state === "ready") byReadySeq.push(e);
+    }
+    byReadySeq.sort((a, b) => a.readySeq - b.readySeq);
+    for (const e of byReadySeq) state.readyQueue(e.queue).push(e);
+    for (const [tenant, id] of s.finishedOrder) {
+      const e = state.executions.get(tenant, id);
+      if (e) state.finishedOrder.push(e);
+    }
+    for (const [tenant, key, executionId, at] of s.idempotency) state.rememberIdempotent(tenant, key, executionId, at);
+    for (const [tenant, id, version, deletedAt] of s.tombstones) {
+      const t: Tombstone = { tenant, id, version, deletedAt };
+      state.tombstones.set(tenant, id, t);
+      state.tombstoneOrder.push(t);
+    }
+    return state;
+  }
+}
+
+function isLiveReady(e: Execution): boolean {
+  return e.state === "ready";
+}
+
+function compareNewestFirst(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function jobExecutionInit(
+  tenant: string,
+  jobId: string,
+  id: string,
+  spec: JobSpec,
+  scheduledAt: number,
+  at: number,
+  payload: unknown,
+  idempotencyKey: string | null,
+): ExecutionInit {
+  return {
+    id,
+    tenant,
+    jobId,
+    queue: spec.queue,
+    scheduledAt,
+    createdAt: at,
+    payload,
+    priority: spec.priority,
+    retry: spec.retry,
+    timeoutMs: spec.timeoutMs,
+    leaseMs: spec.leaseMs,
+    orderingKey: null,
+    idempotencyKey,
+  };
+}
+
+/** Drop entries from the front of a time-ordered FIFO once they are older than `windowMs`. */
+function expireFifo<T>(fifo: T[], at: number, windowMs: number, timeOf: (t: T) => number, drop: (t: T) => void): void {
+  let n = 0;
+  while (n < fifo.length && at - timeOf(fifo[n]!) >= windowMs) drop(fifo[n++]!);
+  if (n > 0) fifo.splice(0, n);
+}
+
+/**
+ * Jobs with equal definitions share one spec object: a million jobs made from a few templates
+ * cost a few specs, which is most of the per-job heap budget. Bounded, so a stream of unique
+ * definitions (distinct payloads) stops being interned instead of growing the table forever.
+ */
+class SpecInterner {
+  private static readonly distinctSpecsMax = 10_000;
+  private readonly byJson = new Map<string, JobSpec>();
+  intern(spec: JobSpec): JobSpec {
+    const key = JSON.stringify(spec);
+    const shared = this.byJson.get(key);
+    if (shared) return shared;
+    if (this.byJson.size < SpecInterner.distinctSpecsMax) this.byJson.set(key, spec);
+    return spec;
+  }
+}
+
+// Snapshots are positional tuples: a million jobs encode noticeably smaller and faster than objects.
+export type JobSnapshot = [
+  tenant: string,
+  id: string,
+  specIndex: number,
+  version: number,
+  state: Job["state"],
+  createdAt: number,
+  updatedAt: number,
+  nextFireAt: number | null,
+  runs: number,
+  activeCount: number,
+  waiting: string[] | null,
+];
+
+export type ExecutionSnapshot = [
+  init: ExecutionInit,
+  state: Execution["state"],
+  reason: string | null,
+  waitingForSlot: boolean,
+  readyAt: number,
+  readySeq: number,
+  startedAt: number | null,
+  finishedAt: number | null,
+  attempt: number,
+  attempts: Execution["attempts"],
+  result: unknown,
+];
+
+export interface ShardSnapshot {
+  v: 1;
+  lastAt: number;
+  readySeq: number;
+  /** Distinct job definitions; jobs refer to them by index. */
+  specs: JobSpec[];
+  jobs: JobSnapshot[];
+  executions: ExecutionSnapshot[];
+  finishedOrder: Array<[string, string]>;
+  idempotency: Array<[string, string, string, number]>;
+  tombstones: Array<[string, string, number, number]>;
+}
+
+function executionToSnapshot(e: Execution): ExecutionSnapshot {
+  const init: ExecutionInit = {
+    id: e.id,
+    tenant: e.tenant,
+    jobId: e.jobId,
+    queue: e.queue,
+    scheduledAt: e.scheduledAt,
+    createdAt: e.createdAt,
+    payload: e.payload,
+    priority: e.priority,
+    retry: e.retry,
+    timeoutMs: e.timeoutMs,
+    leaseMs: e.leaseMs,
+    orderingKey: e.orderingKey,
+    idempotencyKey: e.idempotencyKey,
+  };
+  return [init, e.state, e.reason, e.waitingForSlot, e.readyAt, e.readySeq, e.startedAt, e.finishedAt, e.attempt, e.attempts, e.result];
+}
+
+function executionFromSnapshot(s: ExecutionSnapshot): Execution {
+  const e = new Execution(s[0]);
+  [, e.state, e.reason, e.waitingForSlot, e.readyAt, e.readySeq, e.startedAt, e.finishedAt, e.attempt, e.attempts, e.result] = s;
+  return e;
+}
+
+export { isTerminal };

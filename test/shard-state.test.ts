@@ -1,0 +1,320 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseEnqueueBody, parseJobBody, DEFAULT_LIMITS } from "../src/api/validation.js";
+import { CronwheelError } from "../src/core/errors.js";
+import type { Execution } from "../src/core/execution.js";
+import type { ShardRecord } from "../src/core/records.js";
+import { DEFAULT_SHARD_LIMITS, ShardState, type ExecutionResult, type JobPutResult } from "../src/core/shard-state.js";
+
+const T0 = Date.UTC(2025, 0, 1);
+const MIN = 60_000;
+const HOUR = 3_600_000;
+
+function put(s: ShardState, jobId: string, body: Record<string, unknown>, at: number, ifMatch: number | null = null): JobPutResult {
+  const r = s.apply({ type: "job.put", at, tenant: "t", jobId, spec: parseJobBody(body, at, DEFAULT_LIMITS), ifMatch });
+  if (r instanceof CronwheelError) throw r;
+  return r as JobPutResult;
+}
+
+function tick(s: ShardState, at: number): void {
+  s.apply({ type: "tick", at });
+}
+
+/** Tick until nothing more is due at `at` (a tick is bounded; the driver repeats it). */
+function tickAll(s: ShardState, at: number): void {
+  for (let i = 0; i < 1000; i++) {
+    tick(s, at);
+    const due = s.nextDueAt();
+    if (due === null || due > at) return;
+  }
+  throw new Error("tick never drained");
+}
+
+function executionsOf(s: ShardState, jobId: string): Execution[] {
+  return [...s.executions.valuesOf("t")].filter((e) => e.jobId === jobId).sort((a, b) => a.scheduledAt - b.scheduledAt);
+}
+
+describe("shard state: fires", () => {
+  it("runs a year of an hourly job in one pass, each fire once, with deterministic ids", () => {
+    const s = new ShardState(T0);
+    put(s, "hourly", { queue: "q", every: "1h" }, T0);
+    for (let t = T0; t <= T0 + 365 * 24 * HOUR; t += HOUR) tick(s, t);
+    const fires = executionsOf(s, "hourly");
+    expect(fires).toHaveLength(365 * 24);
+    expect(fires[0]!.id).toBe(`hourly:${T0 + HOUR}`);
+    expect(new Set(fires.map((e) => e.id)).size).toBe(fires.length);
+    expect(fires.every((e) => e.state === "ready")).toBe(true);
+  });
+
+  it("ticking the same time twice creates nothing twice", () => {
+    const s = new ShardState(T0);
+    put(s, "j", { queue: "q", every: "1m" }, T0);
+    tick(s, T0 + MIN);
+    tick(s, T0 + MIN);
+    expect(executionsOf(s, "j")).toHaveLength(1);
+  });
+
+  it("completes a job after maxRuns fires and after its one-time `at`", () => {
+    const s = new ShardState(T0);
+    put(s, "three", { queue: "q", every: "1m", maxRuns: 3 }, T0);
+    put(s, "once", { queue: "q", at: T0 + 5 * MIN }, T0);
+    for (let t = T0; t <= T0 + 10 * MIN; t += MIN) tick(s, t);
+    expect(executionsOf(s, "three")).toHaveLength(3);
+    expect(s.getJob("t", "three")!.state).toBe("completed");
+    expect(executionsOf(s, "once").map((e) => e.scheduledAt)).toEqual([T0 + 5 * MIN]);
+    expect(s.getJob("t", "once")!.state).toBe("completed");
+  });
+
+  it("a tick does bounded work; the rest stays due for the next tick", () => {
+    const s = new ShardState(T0, { ...DEFAULT_SHARD_LIMITS, tickWorkMax: 100 });
+    for (let i = 0; i < 250; i++) put(s, `j${i}`, { queue: "q", at: T0 + MIN }, T0);
+    tick(s, T0 + MIN);
+    expect([...s.executions.values()]).toHaveLength(100);
+    expect(s.nextDueAt()).toBeLessThanOrEqual(T0 + MIN);
+    tick(s, T0 + MIN);
+    tick(s, T0 + MIN);
+    expect([...s.executions.values()]).toHaveLength(250);
+  });
+});
+
+describe("shard state: misfire policies", () => {
+  const missTenMinutes = (policy: string) => {
+    const s = new ShardState(T0);
+    put(s, "j", { queue: "q", every: "1m", misfire: { policy, graceMs: 5_000 } }, T0);
+    tickAll(s, T0 + 10 * MIN + 30_000);
+    return executionsOf(s, "j");
+  };
+
+  it("run-once runs only the latest missed fire and records the others as skipped", () => {
+    const fires = missTenMinutes("run-once");
+    expect(fires).toHaveLength(10);
+    expect(fires.filter((e) => e.state === "skipped").every((e) => e.reason === "misfire")).toBe(true);
+    expect(fires.filter((e) => e.state === "ready").map((e) => e.scheduledAt)).toEqual([T0 + 10 * MIN]);
+  });
+
+  it("skip records every missed fire as skipped", () => {
+    const fires = missTenMinutes("skip");
+    expect(fires).toHaveLength(10);
+    expect(fires.every((e) => e.state === "skipped" && e.reason === "misfire")).toBe(true);
+  });
+
+  it("run-all runs every missed fire", () => {
+    const fires = missTenMinutes("run-all");
+    expect(fires.map((e) => e.state)).toEqual(new Array(10).fill("ready"));
+  });
+
+  it("a fire within graceMs is not a misfire", () => {
+    const s = new ShardState(T0);
+    put(s, "j", { queue: "q", every: "1m", misfire: { policy: "skip", graceMs: 5_000 } }, T0);
+    tick(s, T0 + MIN + 4_999);
+    expect(executionsOf(s, "j").map((e) => e.state)).toEqual(["ready"]);
+  });
+
+  it("fires missed while paused are decided by the misfire policy on resume", () => {
+    const s = new ShardState(T0);
+    put(s, "j", { queue: "q", every: "1m", misfire: { policy: "run-once", graceMs: 0 } }, T0);
+    s.apply({ type: "job.pause", at: T0 + 1, tenant: "t", jobId: "j" });
+    tickAll(s, T0 + 5 * MIN);
+    expect(executionsOf(s, "j")).toHaveLength(0);
+    s.apply({ type: "job.resume", at: T0 + 5 * MIN + 10, tenant: "t", jobId: "j" });
+    tickAll(s, T0 + 5 * MIN + 10);
+    const fires = executionsOf(s, "j");
+    expect(fires.filter((e) => e.state === "ready").map((e) => e.scheduledAt)).toEqual([T0 + 5 * MIN]);
+    expect(fires.filter((e) => e.state === "skipped")).toHaveLength(4);
+  });
+});
+
+describe("shard state: overlap policies at the concurrency limit", () => {
+  const threeFires = (overlap: string) => {
+    const s = new ShardState(T0);
+    put(s, "j", { queue: "q", every: "1m", concurrency: { limit: 1, overlap } }, T0);
+    for (let i = 1; i <= 3; i++) tick(s, T0 + i * MIN);
+    return { s, fires: executionsOf(s, "j") };
+  };
+
+  it("skip records later fires as skipped while one is active", () => {
+    const { fires } = threeFires("skip");
+    expect(fires.map((e) => [e.state, e.reason])).toEqual([
+      ["ready", null],
+      ["skipped", "overlap"],
+      ["skipped", "overlap"],
+    ]);
+  });
+
+  it("queue keeps later fires waiting and releases one per freed slot, in order", () => {
+    const { s, fires } = threeFires("queue");
+    expect(fires.map((e) => e.state)).toEqual(["ready", "scheduled", "scheduled"]);
+    s.apply({ type: "exec.cancel", at: T0 + 3 * MIN + 1, tenant: "t", executionId: fires[0]!.id });
+    expect(executionsOf(s, "j").map((e) => e.state)).toEqual(["canceled", "ready", "scheduled"]);
+  });
+
+  it("buffer-one keeps only the newest waiting fire", () => {
+    const { fires } = threeFires("buffer-one");
+    expect(fires.map((e) => [e.state, e.reason])).toEqual([
+      ["ready", null],
+      ["skipped", "superseded"],
+      ["scheduled", null],
+    ]);
+  });
+
+  it("replace cancels the active execution for the new fire", () => {
+    const { fires } = threeFires("replace");
+    expect(fires.map((e) => [e.state, e.reason])).toEqual([
+      ["canceled", "replaced"],
+      ["canceled", "replaced"],
+      ["ready", null],
+    ]);
+  });
+
+  it("allow lets fires pile up past the limit (the limit binds at dispatch)", () => {
+    const { fires } = threeFires("allow");
+    expect(fires.map((e) => e.state)).toEqual(["ready", "ready", "ready"]);
+  });
+});
+
+describe("shard state: jobs and executions", () => {
+  it("If-Match guards replaces; versions continue across delete", () => {
+    const s = new ShardState(T0);
+    expect(put(s, "j", { queue: "q" }, T0).job.version).toBe(1);
+    expect(put(s, "j", { queue: "q2" }, T0, 1).job.version).toBe(2);
+    const stale = s.apply({ type: "job.put", at: T0, tenant: "t", jobId: "j", spec: parseJobBody({ queue: "q" }, T0, DEFAULT_LIMITS), ifMatch: 1 });
+    expect((stale as CronwheelError).code).toBe("conflict");
+    s.apply({ type: "job.delete", at: T0, tenant: "t", jobId: "j", cancelRunning: false });
+    expect((s.apply({ type: "job.resume", at: T0, tenant: "t", jobId: "j" }) as CronwheelError).code).toBe("conflict");
+    expect(put(s, "j", { queue: "q" }, T0).job.version).toBe(3);
+  });
+
+  it("an idempotency key returns the first execution within the window, and a new one after", () => {
+    const s = new ShardState(T0);
+    const enqueue = (id: string, at: number) =>
+      s.apply({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", payload: 1, idempotencyKey: "k" }, at, DEFAULT_LIMITS) }) as ExecutionResult;
+    const first = enqueue("x0001a", T0);
+    const again = enqueue("x0001b", T0 + HOUR);
+    expect(first.created).toBe(true);
+    expect(again.created).toBe(false);
+    expect(again.execution.id).toBe("x0001a");
+    tick(s, T0 + 25 * HOUR);
+    expect(enqueue("x0001c", T0 + 25 * HOUR).execution.id).toBe("x0001c");
+  });
+
+  it("a delayed enqueue is scheduled, then ready at its time", () => {
+    const s = new ShardState(T0);
+    const r = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q", delayMs: 5000 }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
+    // delayMs is resolved to runAtMs by the node before proposing.
+    expect(r.execution.state).toBe("ready");
+    const r2 = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001b", spec: parseEnqueueBody({ queue: "q", runAt: T0 + 5000 }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
+    expect(r2.execution.state).toBe("scheduled");
+    tick(s, T0 + 4999);
+    expect(r2.execution.state).toBe("scheduled");
+    tick(s, T0 + 5000);
+    expect(r2.execution.state).toBe("ready");
+  });
+
+  it("finished executions are forgotten after the retention window", () => {
+    const s = new ShardState(T0, { ...DEFAULT_SHARD_LIMITS, finishedRetentionMs: HOUR });
+    s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q" }, T0, DEFAULT_LIMITS) });
+    s.apply({ type: "exec.cancel", at: T0, tenant: "t", executionId: "x0001a" });
+    tick(s, T0 + HOUR - 1);
+    expect(s.getExecution("t", "x0001a")?.state).toBe("canceled");
+    tick(s, T0 + HOUR);
+    expect(s.getExecution("t", "x0001a")).toBeUndefined();
+  });
+});
+
+describe("shard state: determinism and snapshots", () => {
+  const jobBodies = [
+    { queue: "a", every: "1m" },
+    { queue: "a", every: "90s", concurrency: { limit: 1, overlap: "queue" } },
+    { queue: "b", cron: "*/2 * * * *", timezone: "Europe/Berlin" },
+    { queue: "b", every: "5m", misfire: { policy: "skip", graceMs: 1000 }, maxRuns: 4 },
+    { queue: "c", every: "30s", concurrency: { limit: 2, overlap: "buffer-one" }, jitterMs: 5000 },
+  ];
+  const recordArb = fc.oneof(
+    fc.record({ kind: fc.constant("put"), job: fc.integer({ min: 0, max: 5 }), body: fc.integer({ min: 0, max: jobBodies.length - 1 }) }),
+    fc.record({ kind: fc.constantFrom("pause", "resume", "delete", "trigger"), job: fc.integer({ min: 0, max: 5 }) }),
+    fc.record({ kind: fc.constant("enqueue"), key: fc.option(fc.constantFrom("k1", "k2")), delay: fc.integer({ min: 0, max: 10 * MIN }) }),
+    fc.record({ kind: fc.constant("cancel"), pick: fc.nat() }),
+    fc.record({ kind: fc.constant("tick"), advance: fc.integer({ min: 0, max: 20 * MIN }) }),
+  );
+
+  function toRecords(ops: Array<Record<string, unknown>>): ShardRecord[] {
+    let at = T0;
+    let n = 0;
+    const ids: string[] = [];
+    const out: ShardRecord[] = [];
+    for (const op of ops) {
+      const jobId = `j${String(op.job)}`;
+      switch (op.kind) {
+        case "put":
+          out.push({ type: "job.put", at, tenant: "t", jobId, spec: parseJobBody(jobBodies[op.body as number]!, at, DEFAULT_LIMITS), ifMatch: null });
+          break;
+        case "pause":
+        case "resume":
+          out.push({ type: op.kind === "pause" ? "job.pause" : "job.resume", at, tenant: "t", jobId });
+          break;
+        case "delete":
+          out.push({ type: "job.delete", at, tenant: "t", jobId, cancelRunning: n % 2 === 0 });
+          break;
+        case "trigger":
+          out.push({ type: "job.trigger", at, tenant: "t", jobId, executionId: `${jobId}:m${n++}`, payload: null, hasPayload: false, idempotencyKey: null });
+          break;
+        case "enqueue": {
+          const id = `x0000e${n++}`;
+          ids.push(id);
+          const body = { queue: "q", runAt: at + (op.delay as number), ...(op.key ? { idempotencyKey: op.key } : {}) };
+          out.push({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody(body, at, DEFAULT_LIMITS) });
+          break;
+        }
+        case "cancel":
+          if (ids.length > 0) out.push({ type: "exec.cancel", at, tenant: "t", executionId: ids[(op.pick as number) % ids.length]! });
+          break;
+        case "tick":
+          at += op.advance as number;
+          out.push({ type: "tick", at });
+          break;
+      }
+    }
+    return out;
+  }
+
+  const clone = <T>(v: T): T => structuredClone(v);
+  const outcome = (r: unknown) => (r instanceof CronwheelError ? r.code : JSON.stringify(r, (_k, v) => (typeof v === "object" && v !== null && "wheelSlot" in v ? (v as { id: string }).id : v)));
+
+  it("two replicas applying the same records agree, also when one restarts from a snapshot midway", () => {
+    fc.assert(
+      fc.property(fc.array(recordArb, { maxLength: 80 }), fc.nat(), (ops, cut) => {
+        const records = toRecords(ops);
+        const a = new ShardState(T0);
+        let b = new ShardState(T0);
+        const split = records.length === 0 ? 0 : cut % records.length;
+        records.forEach((r, i) => {
+          if (i === split) b = ShardState.fromSnapshot(clone(b.toSnapshot()));
+          expect(outcome(b.apply(clone(r)))).toEqual(outcome(a.apply(clone(r))));
+        });
+        expect(clone(b.toSnapshot())).toEqual(clone(a.toSnapshot()));
+        expect(b.nextDueAt()).toEqual(a.nextDueAt());
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("every execution is created at most once and active counts never go negative", () => {
+    fc.assert(
+      fc.property(fc.array(recordArb, { maxLength: 120 }), (ops) => {
+        const s = new ShardState(T0);
+        for (const r of toRecords(ops)) s.apply(r);
+        // Executions of a deleted job keep running; a job re-put under the same id starts counting afresh.
+        const deleted = new Set(ops.filter((o) => o.kind === "delete").map((o) => `j${String(o.job)}`));
+        for (const job of s.jobs.values()) {
+          if (deleted.has(job.id)) continue;
+          expect(job.activeCount).toBeGreaterThanOrEqual(0);
+          const limit = job.spec.concurrency.limit;
+          const active = [...s.executions.valuesOf("t")].filter((e) => e.jobId === job.id && !e.terminal && !e.waitingForSlot);
+          expect(active.length).toBe(job.activeCount);
+          if (limit !== null && job.spec.concurrency.overlap !== "allow") expect(active.length).toBeLessThanOrEqual(limit);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * Starts a real `cronwheel server` process (the compiled binary, as an operator would) on a free
+ * loopback port, and stops or kills it. Tests talk to it over real HTTP.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const BIN = path.join(ROOT, "bin", "cronwheel.js");
+
+export interface ServerProcess {
+  child: ChildProcess;
+  port: number;
+  base: string;
+  dataDir: string;
+  /** Everything the process printed, for failure messages. */
+  output(): string;
+  kill9(): Promise<void>;
+  stop(): Promise<number | null>;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `cronwheel-${prefix}-`));
+}
+
+export async function startServer(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, "server", "--standalone", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...extraArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let output = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const line of output.split("\n")) {
+        if (!line.startsWith("{")) continue;
+        try {
+          const entry = JSON.parse(line) as { msg?: string; listen?: string };
+          if (entry.msg === "cronwheel node ready" && entry.listen) resolve(Number(entry.listen.split(":").pop()));
+        } catch {
+          // a partial line; wait for the rest
+        }
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready:\n${output}`)));
+  });
+  return {
+    child,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    dataDir,
+    output: () => output,
+    kill9: async () => {
+      child.kill("SIGKILL");
+      await exited;
+    },
+    stop: async () => {
+      child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+export interface JsonResponse {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  headers: Headers;
+}
+
+export async function request(base: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse> {
+  const res = await fetch(`${base}${urlPath}`, {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text === "" ? null : JSON.parse(text);
+  } catch {
+    // not JSON: keep the text so the assertion shows it
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
