@@ -79,16 +79,22 @@ describe("jobs", () => {
     const t = await call("POST", "/v1/jobs/manual/trigger", { payload: { b: 2 }, idempotencyKey: "once" });
     expect(t.status).toBe(201);
     expect(t.body).toMatchObject({ jobId: "manual", state: "ready", payload: { b: 2 } });
-    const again = await call("POST", "/v1/jobs/manual/trigger", { idempotencyKey: "once" });
-    expect(again.status).toBe(200);
-    expect(again.body.id).toBe(t.body.id);
+    const repeated = await call("POST", "/v1/jobs/manual/trigger", { idempotencyKey: "once" });
+    expect(repeated.status).toBe(200);
+    expect(repeated.body.id).toBe(t.body.id);
 
     const preview = await call("GET", "/v1/jobs/manual/preview?count=3");
     expect(preview.body.fires).toHaveLength(3);
 
-    const backfill = await call("POST", "/v1/jobs/manual/backfill", { from: now - 10 * 60_000, to: now });
+    // An interval's schedule begins at its anchor (creation here): nothing to backfill before it.
+    expect((await call("POST", "/v1/jobs/manual/backfill", { from: now - 10 * 60_000, to: now })).body.created).toBe(0);
+    await call("PUT", "/v1/jobs/minutely", { queue: "m", cron: "* * * * *" });
+    const backfill = await call("POST", "/v1/jobs/minutely/backfill", { from: now - 10 * 60_000, to: now });
     expect(backfill.status).toBe(200);
-    expect(backfill.body.created + backfill.body.existing).toBeGreaterThanOrEqual(9);
+    expect(backfill.body).toMatchObject({ skipped: 0, truncated: false });
+    expect(backfill.body.created).toBeGreaterThanOrEqual(9);
+    const again = await call("POST", "/v1/jobs/minutely/backfill", { from: now - 10 * 60_000, to: now });
+    expect(again.body).toMatchObject({ created: 0, existing: backfill.body.created });
   });
 });
 

@@ -200,8 +200,9 @@ describe("shard state: jobs and executions", () => {
   it("a delayed enqueue is scheduled, then ready at its time", () => {
     const s = new ShardState(T0);
     const r = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q", delayMs: 5000 }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
-    // delayMs is resolved to runAtMs by the node before proposing.
-    expect(r.execution.state).toBe("ready");
+    // delayMs is resolved to runAtMs at the edge.
+    expect(r.execution.state).toBe("scheduled");
+    expect(r.execution.scheduledAt).toBe(T0 + 5000);
     const r2 = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001b", spec: parseEnqueueBody({ queue: "q", runAt: T0 + 5000 }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
     expect(r2.execution.state).toBe("scheduled");
     tick(s, T0 + 4999);
@@ -292,7 +293,10 @@ describe("shard state: determinism and snapshots", () => {
           expect(outcome(b.apply(clone(r)))).toEqual(outcome(a.apply(clone(r))));
         });
         expect(clone(b.toSnapshot())).toEqual(clone(a.toSnapshot()));
-        expect(b.nextDueAt()).toEqual(a.nextDueAt());
+        // The wheels may differ inside (a restored wheel is built afresh) but must hand out the same work.
+        const later: ShardRecord = { type: "tick", at: (records.at(-1)?.at ?? T0) + 30 * MIN };
+        expect(outcome(b.apply(clone(later)))).toEqual(outcome(a.apply(clone(later))));
+        expect(clone(b.toSnapshot())).toEqual(clone(a.toSnapshot()));
       }),
       { numRuns: 200 },
     );
@@ -304,14 +308,15 @@ describe("shard state: determinism and snapshots", () => {
         const s = new ShardState(T0);
         for (const r of toRecords(ops)) s.apply(r);
         // Executions of a deleted job keep running; a job re-put under the same id starts counting afresh.
-        const deleted = new Set(ops.filter((o) => o.kind === "delete").map((o) => `j${String(o.job)}`));
+        const deleted = new Set(ops.filter((o) => o.kind === "delete").map((o) => `j${String((o as { job: number }).job)}`));
         for (const job of s.jobs.values()) {
           if (deleted.has(job.id)) continue;
           expect(job.activeCount).toBeGreaterThanOrEqual(0);
           const limit = job.spec.concurrency.limit;
           const active = [...s.executions.valuesOf("t")].filter((e) => e.jobId === job.id && !e.terminal && !e.waitingForSlot);
           expect(active.length).toBe(job.activeCount);
-          if (limit !== null && job.spec.concurrency.overlap !== "allow") expect(active.length).toBeLessThanOrEqual(limit);
+          // A replace that lowers the limit does not evict what the old limit admitted.
+          if (limit !== null && job.spec.concurrency.overlap !== "allow" && job.version === 1) expect(active.length).toBeLessThanOrEqual(limit);
         }
       }),
       { numRuns: 200 },

@@ -82,6 +82,8 @@ interface ScanState {
   entries: LogEntry[];
   tornTailBytes: number;
   repairedAt?: { file: string; offset: number };
+  /** A segment already truncated and fsynced during this recovery. */
+  syncedPath?: string;
 }
 
 export async function recoverLog(dir: string, repair: boolean, logger: WalLogger, packr: Packr): Promise<RecoveredLog> {
@@ -130,8 +132,9 @@ export async function recoverLog(dir: string, repair: boolean, logger: WalLogger
     await unlinkNewestFirst(toDelete);
     await fsyncDir(dir);
   }
+  // What we report as the log must be durable, even if the process that wrote it never fsynced.
   const last = scan.segments.at(-1);
-  if (last) await fsyncFile(last.path);
+  if (last && last.path !== scan.syncedPath) await fsyncFile(last.path);
   const report: RecoveryReport = {
     segments: scan.segments.length,
     entries: scan.entries.length,
@@ -210,6 +213,7 @@ async function scanSegment(
         scan.tornTailBytes = buf.length - off;
         logger.warn({ file: file.path, offset: off, bytes: buf.length - off, reason }, "wal: cutting torn tail");
         await truncateFile(file.path, off);
+        scan.syncedPath = file.path;
       } else if (!repair) {
         throw new WalCorruptionError(file.path, off, reason);
       } else {
@@ -250,7 +254,10 @@ async function repairCut(
   const file = files[k]!;
   const later = files.slice(k + 1).map((f) => f.path);
   await unlinkNewestFirst(dropWhole ? [file.path, ...later] : later);
-  if (!dropWhole) await truncateFile(file.path, offset);
+  if (!dropWhole) {
+    await truncateFile(file.path, offset);
+    scan.syncedPath = file.path;
+  }
   await fsyncDir(path.dirname(file.path));
   scan.repairedAt = { file: file.path, offset };
   logger.warn({ file: file.path, offset, reason, deletedSegments: later.length }, "wal: repair cut the log at corruption");

@@ -418,7 +418,7 @@ export class ShardState {
     }
     if (atLimit && overlap === "replace") {
       for (const other of this.executions.valuesOf(job.tenant)) {
-        if (other.jobId === job.id && !other.terminal && !other.waitingForSlot) this.finish(other, "canceled", at, "replaced");
+        if (other !== e && other.jobId === job.id && !other.terminal && !other.waitingForSlot) this.finish(other, "canceled", at, "replaced");
       }
     }
     job.activeCount++;

@@ -76,7 +76,13 @@ const CRON_SEARCH_YEARS_MAX = 400;
 const SEGMENT_MS = 366 * DAY_MS;
 /** Largest change of a zone's offset we allow for when jumping ahead (Samoa 2011 was 24 h). */
 const OFFSET_CHANGE_MS_MAX = 26 * HOUR_MS;
-/** Bound on segments one nextFire walks (each ends at a transition, or jumps close to a matching wall). */
+/**
+ * How far past afterMs a search in a zone with DST looks before it answers null. Any calendar
+ * pattern recurs within 40 years; what can need longer is a cron whose every match falls in a DST
+ * gap with `missing: skip` (e.g. `30 2 * 3 0#2` in America/New_York), which never fires.
+ */
+const CRON_HORIZON_MS = 100 * 366 * DAY_MS;
+/** Bound on segments one search walks (about two per year of the horizon, plus jumps). */
 const SEARCH_SEGMENTS_MAX = 10_000;
 /** Largest preview we compute. */
 const PREVIEW_COUNT_MAX = 10_000;
@@ -394,7 +400,7 @@ interface CompiledCron {
 
 const specMemo = new Map<string, CronSpec>();
 const cronMemo = new Map<string, CompiledCron>();
-const byTrigger = new WeakMap<object, CompiledCron>();
+let byTrigger = new WeakMap<object, CompiledCron>();
 
 function remember<V>(memo: Map<string, V>, key: string, value: V): V {
   if (memo.size >= CRON_MEMO_ENTRIES_MAX) memo.delete(memo.keys().next().value as string);
@@ -491,7 +497,9 @@ function nextCronInstant(c: CompiledCron, after: number): number | null {
   if (spec.never) return null;
   let s = Math.floor(after) + 1; // the fire is the smallest instant ≥ s (fires are whole seconds)
   if (zone.isUtc) return nextWall(spec, s - 1);
+  const horizon = s + CRON_HORIZON_MS;
   for (let segments = 0; segments < SEARCH_SEGMENTS_MAX; segments++) {
+    if (s > horizon) return null;
     if (c.missing === "shift" && isShiftInstant(c, s)) return s;
     const o = zone.offsetAt(s);
     const transition = zone.transitionIn(s, s + SEGMENT_MS);
@@ -507,7 +515,7 @@ function nextCronInstant(c: CompiledCron, after: number): number | null {
     // before w − o − OFFSET_CHANGE_MS_MAX would need a matching wall before w.
     s = transition === null ? Math.max(e, w - o - OFFSET_CHANGE_MS_MAX) : e;
   }
-  throw new Error(`cron '${c.expr}' in ${c.timezone}: no fire found within ${SEARCH_SEGMENTS_MAX} segments`);
+  throw new Error(`cron '${c.expr}' in ${c.timezone}: search walked ${SEARCH_SEGMENTS_MAX} segments`);
 }
 
 function nextCron(t: CronTrigger, after: number): number | null {
@@ -664,8 +672,9 @@ export function parseDuration(input: string): number | null {
   return rounded;
 }
 
-/** For tests and benchmarks: drop every memo (compiled crons, parsed specs). */
+/** For tests and benchmarks: drop every memo of compiled crons and parsed expressions. */
 export function clearTriggerMemo(): void {
   specMemo.clear();
   cronMemo.clear();
+  byTrigger = new WeakMap<object, CompiledCron>();
 }

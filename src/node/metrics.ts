@@ -83,7 +83,8 @@ export class NodeMetrics {
   /** The observer the shards report live events to. */
   observer(clock: Clock): ShardObserver {
     return {
-      fired: (_e: Execution, fireAtMs: number) => {
+      fired: (e: Execution, fireAtMs: number) => {
+        if (e.state === "skipped") return;
         this.fireLateness.observe(Math.max(0, clock.now() - fireAtMs) / 1000);
       },
       ready: () => this.executionsReady.inc(),

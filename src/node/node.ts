@@ -42,6 +42,8 @@ export interface NodeOptions {
   limits?: ShardLimits;
   snapshotEveryRecords?: number;
   repair?: boolean;
+  /** Extra live observer (benchmarks and tests); metrics always observe. */
+  observer?: ShardObserver;
 }
 
 const SILENT: ShardObserver = { fired() {}, ready() {}, finished() {} };
@@ -63,7 +65,7 @@ export class CronwheelNode {
     const coordinator = StaticCoordinator.open(opts.dataDir, opts.nodeId, opts.shardCount);
     const shards: ShardReplica[] = [];
     const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => s.state.readyStats()));
-    const observer = metrics.observer(opts.clock);
+    const observer = composeObservers(metrics.observer(opts.clock), opts.observer);
     for (const shard of coordinator.shards) {
       const dir = path.join(opts.dataDir, "shards", String(shard.id));
       fs.mkdirSync(dir, { recursive: true });
@@ -184,7 +186,7 @@ export class CronwheelNode {
       at,
       tenant,
       executionId: adHocExecutionId(slot, uniquePart(at)),
-      spec: spec.delayMs !== null ? { ...spec, runAtMs: at + spec.delayMs } : spec,
+      spec,
     };
     return this.propose(this.shardAt(slot), record) as Promise<ExecutionResult>;
   }
@@ -235,6 +237,15 @@ export class CronwheelNode {
     this.closed = true;
     await Promise.all(this.shards.map((s) => s.close()));
   }
+}
+
+function composeObservers(a: ShardObserver, b: ShardObserver | undefined): ShardObserver {
+  if (!b) return a;
+  return {
+    fired: (e, fireAtMs, atMs) => (a.fired(e, fireAtMs, atMs), b.fired(e, fireAtMs, atMs)),
+    ready: (e) => (a.ready(e), b.ready(e)),
+    finished: (e) => (a.finished(e), b.finished(e)),
+  };
 }
 
 /** Unique within a node and sortable by time: base-36 ms plus 48 random bits. */

@@ -1,0 +1,165 @@
+/**
+ * Node-level benchmarks, in process (no HTTP in the way, so the figures are the scheduler's own):
+ *
+ * - jobs: 1,000,000 active jobs in one node — heap bytes per job, creation rate;
+ * - restart: the same node restarted from its snapshot (clean stop) and from its log alone (crash);
+ * - lateness: N jobs firing every second with fsync batch — fires per second and lateness
+ *   (due time → execution committed and ready) p50/p99/max.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { parseJobBody, DEFAULT_LIMITS } from "../src/api/validation.js";
+import type { ShardObserver } from "../src/core/shard-state.js";
+import { SystemClock } from "../src/node/clock.js";
+import { CronwheelNode } from "../src/node/node.js";
+
+const logger = pino({ level: "warn" });
+
+function gcHeap(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with node --expose-gc");
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+function tempDir(name: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `cronwheel-bench-${name}-`));
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function startNode(dataDir: string, observer?: ShardObserver, snapshotEveryRecords = 10_000_000): Promise<CronwheelNode> {
+  return CronwheelNode.start({
+    nodeId: "bench",
+    dataDir,
+    shardCount: 8,
+    fsync: "batch",
+    clock: new SystemClock(),
+    logger,
+    snapshotEveryRecords,
+    ...(observer ? { observer } : {}),
+  });
+}
+
+/** A realistic spread of definitions: 100 templates over 10 queues, hourly-or-slower triggers so nothing fires during the run. */
+function templates(now: number) {
+  const out = [];
+  for (let i = 0; i < 100; i++) {
+    const body =
+      i % 2 === 0
+        ? { queue: `q${i % 10}`, cron: `${i % 60} ${i % 24} * * *`, timezone: i % 4 === 0 ? "Europe/Berlin" : "UTC", labels: { team: `t${i % 5}` } }
+        : { queue: `q${i % 10}`, every: `${1 + (i % 12)}h`, retry: { maxAttempts: 1 + (i % 5) } };
+    out.push(parseJobBody(body, now, DEFAULT_LIMITS));
+  }
+  return out;
+}
+
+export async function runJobsAndRestartBench(jobCount = 1_000_000): Promise<Record<string, unknown>> {
+  const dataDir = tempDir("jobs");
+  const crashCopy = `${dataDir}-crash`;
+  const node = await startNode(dataDir);
+  const specs = templates(Date.now());
+  const heapBefore = gcHeap();
+  const started = performance.now();
+  const inFlightMax = 5_000;
+  for (let i = 0; i < jobCount; i += inFlightMax) {
+    const batch = [];
+    for (let j = i; j < Math.min(jobCount, i + inFlightMax); j++) {
+      batch.push(node.putJob("default", `job-${j}`, specs[j % specs.length]!, null));
+    }
+    await Promise.all(batch);
+  }
+  const createSec = (performance.now() - started) / 1000;
+  const heapAfter = gcHeap();
+  const bytesPerJob = (heapAfter - heapBefore) / jobCount;
+
+  // The log alone, as a crash would leave it (no snapshot was taken: snapshotEveryRecords is huge).
+  fs.cpSync(dataDir, crashCopy, { recursive: true });
+  const stopStarted = performance.now();
+  await node.close();
+  const cleanStopSec = (performance.now() - stopStarted) / 1000;
+
+  const timedRestart = async (dir: string) => {
+    const t = performance.now();
+    const n = await startNode(dir);
+    const sec = (performance.now() - t) / 1000;
+    const jobs = n.shards.reduce((sum, s) => sum + s.state.jobs.size, 0);
+    await n.close();
+    return { sec, jobs };
+  };
+  const fromSnapshot = await timedRestart(dataDir);
+  const fromLog = await timedRestart(crashCopy);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(crashCopy, { recursive: true, force: true });
+  return {
+    jobs: jobCount,
+    createPerSec: Math.round(jobCount / createSec),
+    heapBytesPerJob: Math.round(bytesPerJob),
+    cleanStopWithSnapshotSec: round(cleanStopSec),
+    restartFromSnapshotSec: round(fromSnapshot.sec),
+    restartFromSnapshotJobs: fromSnapshot.jobs,
+    restartFromLogOnlySec: round(fromLog.sec),
+    restartFromLogOnlyJobs: fromLog.jobs,
+  };
+}
+
+export async function runLatenessBench(jobCount = 20_000, seconds = 15): Promise<Record<string, unknown>> {
+  const dataDir = tempDir("lateness");
+  const lateness: number[] = [];
+  const clock = new SystemClock();
+  let measuring = false;
+  const observer: ShardObserver = {
+    fired: (e, fireAtMs) => {
+      if (measuring && e.state !== "skipped") lateness.push(clock.now() - fireAtMs);
+    },
+    ready() {},
+    finished() {},
+  };
+  const node = await startNode(dataDir, observer);
+  // Spread the jobs' phases over the second, as real interval jobs created over time are.
+  const spec = parseJobBody({ queue: "lateness", every: 1000 }, Date.now(), DEFAULT_LIMITS);
+  const base = Math.ceil(Date.now() / 1000) * 1000 + 2000;
+  const puts = [];
+  for (let i = 0; i < jobCount; i++) {
+    const startAtMs = base + Math.floor((i * 1000) / jobCount);
+    puts.push(node.putJob("default", `late-${i}`, { ...spec, schedule: { ...spec.schedule, startAtMs, anchorMs: startAtMs } }, null));
+  }
+  await Promise.all(puts);
+  await new Promise((r) => setTimeout(r, Math.max(0, base + 1000 - Date.now())));
+  measuring = true;
+  const loopDelays: number[] = [];
+  let last = performance.now();
+  const probe = setInterval(() => {
+    const now = performance.now();
+    loopDelays.push(now - last - 10);
+    last = now;
+  }, 10);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  measuring = false;
+  clearInterval(probe);
+  const elapsed = (performance.now() - t0) / 1000;
+  await node.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  lateness.sort((a, b) => a - b);
+  loopDelays.sort((a, b) => a - b);
+  return {
+    jobs: jobCount,
+    seconds,
+    firesPerSec: Math.round(lateness.length / elapsed),
+    latenessMsP50: percentile(lateness, 50),
+    latenessMsP99: percentile(lateness, 99),
+    latenessMsMax: lateness[lateness.length - 1],
+    eventLoopDelayMsP99: round(percentile(loopDelays, 99)),
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
