@@ -122,6 +122,29 @@ describe("executions", () => {
   });
 });
 
+describe("operations", () => {
+  it("serves health, readiness, cluster view and Prometheus metrics", async () => {
+    expect((await call("GET", "/healthz")).status).toBe(200);
+    expect((await call("GET", "/readyz")).body).toEqual({ ready: true });
+    const cluster = await call("GET", "/v1/cluster");
+    expect(cluster.body.shards).toHaveLength(4);
+    expect(cluster.body.shards.map((s: { range: number[] }) => s.range)).toEqual([[0, 16383], [16384, 32767], [32768, 49151], [49152, 65535]]);
+    await call("POST", "/v1/executions", { queue: "metered" });
+    const res = await fetch(`${server.base}/metrics`);
+    const text = await res.text();
+    for (const name of [
+      "cronwheel_fire_lateness_seconds_bucket",
+      'cronwheel_ready_depth{queue="metered"}',
+      'cronwheel_oldest_ready_age_seconds{queue="metered"}',
+      "cronwheel_executions_finished_total",
+      "cronwheel_wal_batch_records_bucket",
+      "cronwheel_wal_fsync_seconds_bucket",
+    ]) {
+      expect(text).toContain(name);
+    }
+  });
+});
+
 describe("bad input", () => {
   it("answers the contract's errors", async () => {
     expectError(await call("PUT", "/v1/jobs/x", "{not json"), 400, "invalid_argument");
