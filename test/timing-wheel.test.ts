@@ -115,6 +115,7 @@ function runScenario(s: Scenario, exactCounts: boolean): number[] {
     const handedDueAt: number[] = [];
     const later: Array<[Job, number]> = [];
     const n = wheel.advance(nowMs, limit, (job) => {
+      if (handed.length > jobCount) throw new Error("runaway advance: a timer was handed out twice in one call");
       expect(wheel.isScheduled(job)).toBe(false);
       expect(job.dueAt).toBe(model.get(job.id));
       handed.push(job);

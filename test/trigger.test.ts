@@ -143,19 +143,25 @@ describe("nextFire: none, at, every", () => {
     expect(nextFire({ ...at, endAtMs: 5_000 }, 0)).toBe(5_000);
   });
 
-  it("every fires at anchor + k·every, k ≥ 0, strictly after afterMs", () => {
+  it("every fires at anchor + k·every strictly after afterMs; anchored at creation, the first fire is one interval later", () => {
     const every = schedule({ kind: "every", everyMs: 500 }, { anchorMs: 1_000 });
-    expect(nextFire(every, 0)).toBe(1_000); // the anchor itself is a fire
-    expect(nextFire(every, 999)).toBe(1_000);
+    expect(nextFire(every, 0)).toBe(1_500);
+    expect(nextFire(every, 999)).toBe(1_500);
     expect(nextFire(every, 1_000)).toBe(1_500);
-    expect(nextFire(every, 1_200)).toBe(1_500);
     expect(nextFire(every, 1_499.5)).toBe(1_500);
+    expect(nextFire(every, 1_500)).toBe(2_000);
     expect(nextFire(every, 1_000_000_000_000)).toBe(1_000_000_000_500);
     expect(nextFire({ ...every, startAtMs: 2_200 }, 0)).toBe(2_500);
-    expect(nextFire({ ...every, startAtMs: 2_500 }, 0)).toBe(2_500);
     expect(nextFire({ ...every, endAtMs: 2_000 }, 1_600)).toBe(2_000);
     expect(nextFire({ ...every, endAtMs: 1_999 }, 1_600)).toBeNull();
     expect(nextFire(schedule({ kind: "every", everyMs: 0 }), 0)).toBeNull();
+  });
+
+  it("every anchored at startAt fires at startAt itself", () => {
+    const every = schedule({ kind: "every", everyMs: 500 }, { anchorMs: 1_000, startAtMs: 1_000 });
+    expect(nextFire(every, 0)).toBe(1_000);
+    expect(nextFire(every, 999)).toBe(1_000);
+    expect(nextFire(every, 1_000)).toBe(1_500);
   });
 
   it("every: successive fires are exactly every everyMs apart (property)", () => {
@@ -164,13 +170,15 @@ describe("nextFire: none, at, every", () => {
         fc.integer({ min: 0, max: 2e12 }),
         fc.integer({ min: 1, max: 1e9 }),
         fc.integer({ min: -1e12, max: 3e12 }),
-        (anchorMs, everyMs, after) => {
-          const s = schedule({ kind: "every", everyMs }, { anchorMs });
+        fc.boolean(),
+        (anchorMs, everyMs, after, fromStart) => {
+          const s = schedule({ kind: "every", everyMs }, { anchorMs, startAtMs: fromStart ? anchorMs : null });
+          const first = fromStart ? anchorMs : anchorMs + everyMs;
           const a = nextFire(s, after)!;
           expect(a).toBeGreaterThan(after);
-          expect(a).toBeGreaterThanOrEqual(anchorMs);
+          expect(a).toBeGreaterThanOrEqual(first);
           expect((a - anchorMs) % everyMs).toBe(0);
-          expect(a - everyMs <= after || a === anchorMs).toBe(true);
+          expect(a - everyMs <= after || a === first).toBe(true);
           expect(nextFire(s, a)).toBe(a + everyMs);
         },
       ),

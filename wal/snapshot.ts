@@ -91,7 +91,7 @@ export async function readSnapshotFile(file: string, expectedIndex: number): Pro
   if (crc32c(buf, SNAPSHOT_HEADER_BYTES) !== buf.readUInt32LE(32)) fail(SNAPSHOT_HEADER_BYTES, "body checksum mismatch");
   let state: unknown;
   try {
-    state = new Packr({ useRecords: true }).unpack(buf.subarray(SNAPSHOT_HEADER_BYTES));
+    state = new Packr({ useRecords: true, copyBuffers: true }).unpack(buf.subarray(SNAPSHOT_HEADER_BYTES));
   } catch (err) {
     fail(SNAPSHOT_HEADER_BYTES, `undecodable body: ${(err as Error).message}`);
   }

@@ -37,6 +37,10 @@
  *   not match the disk, so the only safe continuation is reopening, which re-reads the disk.
  * - fsync "off" skips every fsync of appends and truncations (snapshots are still fsynced): a
  *   process crash loses nothing, an OS crash may need `repair: true`.
+ *
+ * Records are plain data: msgpack has no Map or Set, so they come back from disk as an object and
+ * an array (Dates, Uint8Arrays and bigints round-trip). One process per directory: there is no
+ * lock file, the node that owns the shard must ensure it.
  */
 
 import { promises as fsp } from "node:fs";
@@ -228,7 +232,9 @@ export class Wal {
     const logger = opts.logger ?? SILENT_LOGGER;
     const started = performance.now();
     await ensureDirDurable(opts.dir);
-    const packr = new Packr({ useRecords: false });
+    // Plain msgpack (no records extension): a frame decodes on its own. copyBuffers: binary
+    // fields of recovered records must not pin whole segment reads in memory.
+    const packr = new Packr({ useRecords: false, copyBuffers: true });
     const recovered = await recoverLog(opts.dir, opts.repair ?? false, logger, packr);
     const wal = new Wal(opts, logger, packr, recovered);
     logger.info(

@@ -499,7 +499,7 @@ export class TimingWheel<T extends WheelTimer> {
   /** The highest level whose slot boundary is at timeMs (0 if only level 0's is). */
   private cascadeLevelAt(timeMs: number): number {
     let k = 0;
-    while (k + 1 < this.levels.length - 1 && timeMs % this.levels[k + 1]!.tickMs === 0) k++;
+    while (k + 1 < this.levels.length && timeMs % this.levels[k + 1]!.tickMs === 0) k++;
     return k;
   }
 
@@ -512,8 +512,11 @@ export class TimingWheel<T extends WheelTimer> {
     let best = Infinity;
     for (let k = 0; k < this.levels.length; k++) {
       const level = this.levels[k]!;
-      this.work++;
       const cursorTick = Math.floor(this.cursorMs / level.tickMs);
+      // Level k's stops are at or after its next boundary, and boundaries only get later with k:
+      // once a finer level has a stop that early, no coarser level can beat it.
+      if (k > 0 && best <= (cursorTick + 1) * level.tickMs) break;
+      this.work++;
       const cursorIndex = cursorTick % slots;
       let index = this.nextOccupied(level.occupied, cursorIndex + 1, slots);
       if (index < 0) index = this.nextOccupied(level.occupied, 0, cursorIndex);

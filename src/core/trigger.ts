@@ -1,9 +1,10 @@
 /**
  * Triggers: when does a job fire next? Pure and deterministic — time comes in as an argument.
  *
- * Four kinds (see Trigger in types.ts): `cron` (+ zone + DST policy), `every` (anchorMs + k·everyMs,
- * k ≥ 0), `at` (one instant) and `none`. A schedule adds a window (startAtMs ≤ fire ≤ endAtMs) and
- * jitter (added after the nominal time, deterministic per execution id). maxRuns is the caller's.
+ * Four kinds (see Trigger in types.ts): `cron` (+ zone + DST policy), `every` (anchorMs + k·everyMs:
+ * from startAt inclusive, else from one interval after the creation time), `at` (one instant) and
+ * `none`. A schedule adds a window (startAtMs ≤ fire ≤ endAtMs) and jitter (added after the
+ * nominal time, deterministic per execution id). maxRuns is counted by the caller.
  *
  * ## Cron
  * cron-parser (v5) parses and validates the expression; its parsed field sets drive a small matcher
@@ -36,10 +37,13 @@
  * iterating `t = nextFire(s, t)` is strictly increasing and never yields an instant twice.
  *
  * How: the search walks segments of instants with a constant offset o (a segment ends at the zone's
- * next transition, or after a year). Inside [s, e) the fires are the matching
- * walls W in [s + o, e + o) at t = W − o, filtered by the repeated-time policy; at a segment that
- * starts with a spring transition, `shift` adds the transition instant if any wall in the gap
- * matches. Far-apart walls (a yearly cron) are reached by a jump instead of walking segments.
+ * next transition, or after a year). Inside [s, e) the fires are the matching walls W in
+ * [s + o, e + o) at t = W − o, filtered by the repeated-time policy (W's other instant, if any, is
+ * W − o' for the offset o' a day before or after W); at a segment that starts with a spring
+ * transition, `shift` adds the transition instant if any wall time in the gap matches. Far-apart
+ * walls (a yearly cron) are reached by a jump instead of walking segments. A zone with DST is
+ * searched 100 years ahead at most (null beyond: e.g. a cron that only ever matches inside a gap,
+ * with `skip`).
  * Example, Europe/Berlin, `30 2 * * *`, 2024-10-27 (02:00–02:59 happen twice):
  *   first → 00:30Z, last → 01:30Z, both → 00:30Z and 01:30Z.
  *
@@ -82,6 +86,8 @@ const OFFSET_CHANGE_MS_MAX = 26 * HOUR_MS;
  * gap with `missing: skip` (e.g. `30 2 * 3 0#2` in America/New_York), which never fires.
  */
 const CRON_HORIZON_MS = 100 * 366 * DAY_MS;
+/** |afterMs| beyond which a cron search answers null (Date ends at 8.64e15; year 255,000 or so). */
+const SEARCH_FROM_MS_MAX = 8e15;
 /** Bound on segments one search walks (about two per year of the horizon, plus jumps). */
 const SEARCH_SEGMENTS_MAX = 10_000;
 /** Largest preview we compute. */
@@ -458,8 +464,8 @@ function compiledCron(t: CronTrigger): CompiledCron {
 // Cron: from wall times to instants
 
 /**
- * The other instant at which wall time w happens, besides t (offset o), or null. Offsets are
- * sampled a day either side of w, which brackets any one transition near it.
+ * The other instant at which wall time w happens, besides t, or null. Offsets are sampled a day
+ * either side of w, which brackets any one transition near it.
  */
 function otherInstant(zone: Zone, w: number, t: number): number | null {
   // Fast path: the offset is the same for a day either side of t, so no other instant can map to w.
@@ -495,6 +501,8 @@ function isShiftInstant(c: CompiledCron, t: number): boolean {
 function nextCronInstant(c: CompiledCron, after: number): number | null {
   const { spec, zone } = c;
   if (spec.never) return null;
+  // Keep the search (and Intl) inside the range of Date, horizon included.
+  if (!(Math.abs(after) < SEARCH_FROM_MS_MAX)) return null;
   let s = Math.floor(after) + 1; // the fire is the smallest instant ≥ s (fires are whole seconds)
   if (zone.isUtc) return nextWall(spec, s - 1);
   const horizon = s + CRON_HORIZON_MS;
@@ -537,11 +545,8 @@ function nextCron(t: CronTrigger, after: number): number | null {
  */
 export function cronError(expr: string): string | null {
   try {
-    if (specMemo.has(expr)) return null;
-    const spec = specFromFields(parseCronFields(expr));
-    if (spec.never) return "cron: the expression never matches a date";
-    remember(specMemo, expr, spec);
-    return null;
+    const spec = specMemo.get(expr) ?? remember(specMemo, expr, specFromFields(parseCronFields(expr)));
+    return spec.never ? "cron: the expression never matches a date" : null;
   } catch (err) {
     if (err instanceof CronSyntaxError) return err.message;
     return `cron: invalid expression: ${clip((err as Error).message)}`;
@@ -551,8 +556,10 @@ export function cronError(expr: string): string | null {
 /**
  * The nominal fire time strictly after afterMs (before jitter), honoring the trigger, startAtMs
  * (no fire before it) and endAtMs (no fire after it); null if there is none.
- * - at: atMs if it is after afterMs; every: anchorMs + k·everyMs, k ≥ 0 (the anchor itself fires);
- *   cron: see the module header; none: null.
+ * - at: atMs if it is after afterMs and in the window;
+ * - every: anchorMs + k·everyMs; k ≥ 0 when the anchor is startAtMs (the window start fires),
+ *   else k ≥ 1 (anchored at the creation time, the first fire is one interval after it);
+ * - cron: see the module header; none: null.
  * Throws on an invalid cron or zone (the API edge has checked both). A non-finite afterMs gives null.
  */
 export function nextFire(schedule: Schedule, afterMs: number): number | null {
@@ -566,7 +573,7 @@ export function nextFire(schedule: Schedule, afterMs: number): number | null {
       t = trigger.atMs > afterMs && (startAtMs === null || trigger.atMs >= startAtMs) ? trigger.atMs : null;
       break;
     case "every":
-      t = nextEvery(schedule.anchorMs, trigger.everyMs, afterMs, startAtMs);
+      t = nextEvery(schedule, trigger.everyMs, afterMs);
       break;
     case "cron": {
       const from = startAtMs !== null && Math.ceil(startAtMs) - 1 > afterMs ? Math.ceil(startAtMs) - 1 : afterMs;
@@ -578,10 +585,16 @@ export function nextFire(schedule: Schedule, afterMs: number): number | null {
   return t;
 }
 
-/** anchor + k·every (k ≥ 0) strictly after `after` and not before startAt; null if every is not > 0. */
-function nextEvery(anchor: number, every: number, after: number, startAt: number | null): number | null {
+/**
+ * anchor + k·every strictly after `after` and not before startAt; null if every is not > 0.
+ * k ≥ 0 when the anchor is the window start (startAt given: "every hour from 09:00" fires at
+ * 09:00), else k ≥ 1 (the anchor is the creation time: the first fire is one interval later).
+ */
+function nextEvery(schedule: Schedule, every: number, after: number): number | null {
+  const { anchorMs: anchor, startAtMs: startAt } = schedule;
   if (!(every > 0) || !Number.isFinite(every) || !Number.isFinite(anchor)) return null;
-  let k = after < anchor ? 0 : Math.floor((after - anchor) / every) + 1;
+  const kMin = startAt !== null && anchor === startAt ? 0 : 1;
+  let k = Math.max(kMin, Math.floor((after - anchor) / every) + 1);
   if (startAt !== null && anchor + k * every < startAt) k = Math.max(k, Math.ceil((startAt - anchor) / every));
   const ok = (j: number): boolean => {
     const t = anchor + j * every;
@@ -589,7 +602,7 @@ function nextEvery(anchor: number, every: number, after: number, startAt: number
   };
   // Guard against floating-point error in the divisions above.
   while (!ok(k)) k++;
-  while (k > 0 && ok(k - 1)) k--;
+  while (k > kMin && ok(k - 1)) k--;
   return anchor + k * every;
 }
 
