@@ -187,30 +187,29 @@ function parseSix(fields: readonly string[]): ParsedFields {
 /** Parses `expr` (5 or 6 fields or a macro) into cron-parser's field sets, or throws CronSyntaxError. */
 function parseCronFields(expr: string): ParsedFields {
   const fields = splitCron(expr);
-  // Field by field first, so the message can name the field.
-  for (let i = 0; i < 6; i++) {
-    const name = FIELD_NAMES[i]!;
-    const raw = fields[i]!;
-    checkUnsupported(name, raw);
-    const probe = ["0", "*", "*", "*", "*", "*"];
-    probe[i] = raw;
-    try {
-      parseSix(probe);
-    } catch (err) {
-      throw new CronSyntaxError(fieldMessage(name, raw, (err as Error).message));
-    }
-  }
+  for (let i = 0; i < 6; i++) checkUnsupported(FIELD_NAMES[i]!, fields[i]!);
+  let whole: Error;
   try {
     return parseSix(fields);
   } catch (err) {
-    const msg = (err as Error).message;
-    if (/day of month/.test(msg)) {
-      throw new CronSyntaxError(
-        `cron: field 'day-of-month' value '${clip(fields[3]!)}' never occurs in month '${clip(fields[4]!)}'`,
-      );
-    }
-    throw new CronSyntaxError(`cron: invalid expression: ${clip(msg)}`);
+    whole = err as Error;
   }
+  // Find the field at fault by parsing each one alone, so the message can name it.
+  for (let i = 0; i < 6; i++) {
+    const probe = ["0", "*", "*", "*", "*", "*"];
+    probe[i] = fields[i]!;
+    try {
+      parseSix(probe);
+    } catch (err) {
+      throw new CronSyntaxError(fieldMessage(FIELD_NAMES[i]!, fields[i]!, (err as Error).message));
+    }
+  }
+  if (/day of month/.test(whole.message)) {
+    throw new CronSyntaxError(
+      `cron: field 'day-of-month' value '${clip(fields[3]!)}' never occurs in month '${clip(fields[4]!)}'`,
+    );
+  }
+  throw new CronSyntaxError(`cron: invalid expression: ${clip(whole.message)}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
  * shard stops serving until the process restarts and recovers from the log.
  */
 import type { Logger } from "pino";
-import { Wal, type FsyncMode } from "../../wal/index.js";
+import { Wal, WalError, type FsyncMode } from "../../wal/index.js";
 import type { Clock } from "../core/clock.js";
 import { CronwheelError } from "../core/errors.js";
 import type { ShardRecord } from "../core/records.js";
@@ -112,8 +112,17 @@ export class ShardReplica {
   propose(record: ShardRecord): Promise<unknown> {
     if (this.failure) return Promise.reject(unavailable(this.failure));
     if (this.closed) return Promise.reject(new CronwheelError("unavailable", "shard is closing", undefined, 1));
-    record.at = this.nextAt(record.at);
-    const { lastIndex } = this.wal.append(STANDALONE_EPOCH, [record]);
+    record.at = this.nextAt(record.at); // before append: the log stores the record as encoded now
+    let lastIndex: number;
+    try {
+      ({ lastIndex } = this.wal.append(STANDALONE_EPOCH, [record]));
+    } catch (error) {
+      // The log's write queue is full (the disk cannot keep up): push back instead of buffering more.
+      if (error instanceof WalError && error.code === "WAL_BACKPRESSURE") {
+        return Promise.reject(new CronwheelError("resource_exhausted", "shard log is behind; retry shortly", undefined, 1));
+      }
+      return Promise.reject(unavailable(error as Error));
+    }
     const promise = new Promise<unknown>((resolve, reject) => {
       this.waiters.push({ index: lastIndex, record, resolve, reject });
     });
