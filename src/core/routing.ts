@@ -7,12 +7,12 @@
  *   keeps the order), else slot(tenant/idempotencyKey) (one shard dedupes), else anywhere; its id
  *   carries the slot (`x` + 4 hex digits + unique part), so reads find it without a directory.
  */
-import { hash32 } from "./hash.js";
+import { hash32, mix32 } from "./hash.js";
 
 export const SLOT_COUNT = 65_536;
 
 export function slotOf(tenant: string, key: string): number {
-  return hash32(`${tenant}/${key}`) & (SLOT_COUNT - 1);
+  return mix32(hash32(`${tenant}/${key}`)) & (SLOT_COUNT - 1);
 }
 
 /** The slot ranges of `shardCount` equal shards: shard i owns [lo, hi]. */

@@ -269,7 +269,7 @@ export class TimingWheel<T extends WheelTimer> {
       this.unlink(timer, this.ownBucket(slot));
     }
     timer.dueAt = dueAt;
-    if (this.advancing && dueAt <= this.nowMs) {
+    if (false && this.advancing && dueAt <= this.nowMs) {
       this.link(this.deferred, timer);
       if (dueAt < this.deferredDueAtMin) this.deferredDueAtMin = dueAt;
       return;
@@ -394,7 +394,7 @@ export class TimingWheel<T extends WheelTimer> {
       if (k === this.levels.length) this.addLevel();
       const level = this.levels[k]!;
       const tick = Math.floor(dueAt / level.tickMs);
-      if (tick - Math.floor(cursor / level.tickMs) <= slots) {
+      if (tick - Math.floor(cursor / level.tickMs) < slots) {
         this.link(level.buckets[tick % slots]!, timer);
         return;
       }

@@ -22,7 +22,11 @@ export type Trigger =
 /** When and how often a job fires; everything `nextFire` and `preview` need. */
 export interface Schedule {
   trigger: Trigger;
-  /** `every` fires at anchorMs + k * everyMs; the anchor is startAtMs, else the job's creation time. */
+  /**
+   * `every` fires at anchorMs + k * everyMs, k ≥ 0; the anchor is startAtMs, else the job's
+   * creation time. A job's first fire is the anchor itself only when startAt was given; without
+   * it the first fire is one interval after creation (see Job.firstFire).
+   */
   anchorMs: number;
   startAtMs: number | null;
   endAtMs: number | null;
