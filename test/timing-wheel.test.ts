@@ -401,6 +401,7 @@ describe("TimingWheel", () => {
     let calls = 0;
     const reschedule = (j: Job): void => {
       calls++;
+      if (calls > 10) throw new Error("runaway advance");
       wheel.schedule(j, wheel.currentMs - 5); // due, even in the past
     };
     expect(wheel.advance(20, Infinity, reschedule)).toBe(2); // terminates with limit = Infinity

@@ -91,8 +91,23 @@ export type FrameParse =
    * when a checksummed body does not decode into an entry, which no torn write can produce. */
   | { ok: false; torn: boolean; reason: string };
 
-/** Reads and verifies the frame starting at `off`. Never throws. */
-export function parseFrameAt(buf: Buffer, off: number, packr: Packr): FrameParse {
+/** Reads a msgpack non-negative integer written by `writeUint`; [value, next position], or null. */
+function readUint(buf: Buffer, pos: number, end: number): [number, number] | null {
+  if (pos >= end) return null;
+  const tag = buf[pos]!;
+  if (tag < 0x80) return [tag, pos + 1];
+  const width = tag === 0xcc ? 1 : tag === 0xcd ? 2 : tag === 0xce ? 4 : tag === 0xcf ? 8 : 0;
+  if (width === 0 || pos + 1 + width > end) return null;
+  if (width === 8) return [buf.readUInt32BE(pos + 1) * TWO_POW_32 + buf.readUInt32BE(pos + 5), pos + 9];
+  return [buf.readUIntBE(pos + 1, width), pos + 1 + width];
+}
+
+/**
+ * Reads and verifies the frame starting at `off`. Never throws. A frame whose index is at most
+ * `skipRecordsThrough` (covered by a snapshot) is checksummed but its record is not decoded:
+ * recovery only needs its position, and decoding it would dominate a restart.
+ */
+export function parseFrameAt(buf: Buffer, off: number, packr: Packr, skipRecordsThrough = 0): FrameParse {
   if (buf.length - off < FRAME_HEADER_BYTES) {
     return { ok: false, torn: true, reason: `partial frame header (${buf.length - off} bytes)` };
   }
@@ -108,6 +123,13 @@ export function parseFrameAt(buf: Buffer, off: number, packr: Packr): FrameParse
   const expectedCrc = buf.readUInt32LE(off + 4);
   if (crc32c(buf, bodyStart, end) !== expectedCrc) {
     return { ok: false, torn: true, reason: "checksum mismatch" };
+  }
+  if (skipRecordsThrough > 0 && buf[bodyStart] === BODY_ARRAY3) {
+    const index = readUint(buf, bodyStart + 1, end);
+    const epoch = index && readUint(buf, index[1], end);
+    if (index && epoch && index[0] >= 1 && index[0] <= skipRecordsThrough) {
+      return { ok: true, end, entry: { index: index[0], epoch: epoch[0], record: undefined } };
+    }
   }
   let body: unknown;
   try {

@@ -197,7 +197,7 @@ async function scanSegment(
   const seg: RecoveredSegment = { firstIndex: file.firstIndex, path: file.path, frameOffsets: [], sizeBytes: 0 };
   let off = 0;
   while (off < buf.length) {
-    const parsed = parseFrameAt(buf, off, packr);
+    const parsed = parseFrameAt(buf, off, packr, snapshotIndex);
     let reason: string | null = null;
     let torn = false;
     if (!parsed.ok) {

@@ -769,9 +769,11 @@ export class Wal {
     this.snapshotFile = file;
     this._snapshotIndex = index;
     this.snapshotEpoch = epoch;
-    // The last segment stays even when covered: it is where the next append goes.
+    // Every covered segment goes, the last one too when nothing was appended after `index`: the
+    // next append then starts a new segment at index + 1, and a restart reads no covered frame.
     const covered: Segment[] = [];
-    while (this.segments.length > 1 && segmentLastIndex(this.segments[0]!) <= index) covered.push(this.segments.shift()!);
+    while (this.segments.length > 0 && segmentLastIndex(this.segments[0]!) <= index) covered.push(this.segments.shift()!);
+    if (this.openChunk !== null && covered.includes(this.openChunk.seg)) this.openChunk = null;
     this.trimEpochRuns();
     await this.enqueueOp(() => this.execCompact(covered, oldFile));
   }

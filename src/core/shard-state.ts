@@ -658,8 +658,9 @@ export class ShardState {
     if (s.v !== 1) throw new Error(`shard snapshot: unknown version ${String(s.v)}`);
     const state = new ShardState(s.lastAt, limits, observer);
     state.readySeq = s.readySeq;
+    const specs = s.specs.map((spec) => state.specs.intern(spec));
     for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting] of s.jobs) {
-      const job = new Job(tenant, id, state.specs.intern(s.specs[specIndex]!), createdAt, updatedAt);
+      const job = new Job(tenant, id, specs[specIndex]!, createdAt, updatedAt);
       job.version = version;
       job.state = jobState;
       job.runs = runs;

@@ -269,7 +269,7 @@ export class TimingWheel<T extends WheelTimer> {
       this.unlink(timer, this.ownBucket(slot));
     }
     timer.dueAt = dueAt;
-    if (false && this.advancing && dueAt <= this.nowMs) {
+    if (this.advancing && dueAt <= this.nowMs) {
       this.link(this.deferred, timer);
       if (dueAt < this.deferredDueAtMin) this.deferredDueAtMin = dueAt;
       return;
@@ -363,6 +363,7 @@ export class TimingWheel<T extends WheelTimer> {
         this.cursorMs = this.nowMs;
         break;
       }
+      assert(stop > this.cursorMs, "cursor must move forward");
       this.cursorMs = stop;
       this.cascadeLevel = this.cascadeLevelAt(stop);
     }
@@ -502,7 +503,7 @@ export class TimingWheel<T extends WheelTimer> {
   /** The highest level whose slot boundary is at timeMs (0 if only level 0's is). */
   private cascadeLevelAt(timeMs: number): number {
     let k = 0;
-    while (k + 1 < this.levels.length && timeMs % this.levels[k + 1]!.tickMs === 0) k++;
+    while (k + 1 < this.levels.length - 1 && timeMs % this.levels[k + 1]!.tickMs === 0) k++;
     return k;
   }
 
