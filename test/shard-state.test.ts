@@ -11,7 +11,7 @@ const MIN = 60_000;
 const HOUR = 3_600_000;
 
 function put(s: ShardState, jobId: string, body: Record<string, unknown>, at: number, ifMatch: number | null = null): JobPutResult {
-  const r = s.apply({ type: "job.put", at, tenant: "t", jobId, spec: parseJobBody(body, at, DEFAULT_LIMITS), ifMatch });
+  const r = s.apply({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(body, at, DEFAULT_LIMITS)), ifMatch });
   if (r instanceof CronwheelError) throw r;
   return r as JobPutResult;
 }
@@ -177,7 +177,7 @@ describe("shard state: jobs and executions", () => {
     const s = new ShardState(T0);
     expect(put(s, "j", { queue: "q" }, T0).job.version).toBe(1);
     expect(put(s, "j", { queue: "q2" }, T0, 1).job.version).toBe(2);
-    const stale = s.apply({ type: "job.put", at: T0, tenant: "t", jobId: "j", spec: parseJobBody({ queue: "q" }, T0, DEFAULT_LIMITS), ifMatch: 1 });
+    const stale = s.apply({ type: "job.put", at: T0, tenant: "t", jobId: "j", specJson: JSON.stringify(parseJobBody({ queue: "q" }, T0, DEFAULT_LIMITS)), ifMatch: 1 });
     expect((stale as CronwheelError).code).toBe("conflict");
     s.apply({ type: "job.delete", at: T0, tenant: "t", jobId: "j", cancelRunning: false });
     expect((s.apply({ type: "job.resume", at: T0, tenant: "t", jobId: "j" }) as CronwheelError).code).toBe("conflict");
@@ -247,7 +247,7 @@ describe("shard state: determinism and snapshots", () => {
       const jobId = `j${String(op.job)}`;
       switch (op.kind) {
         case "put":
-          out.push({ type: "job.put", at, tenant: "t", jobId, spec: parseJobBody(jobBodies[op.body as number]!, at, DEFAULT_LIMITS), ifMatch: null });
+          out.push({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(jobBodies[op.body as number]!, at, DEFAULT_LIMITS)), ifMatch: null });
           break;
         case "pause":
         case "resume":

@@ -6,7 +6,7 @@
  *
  * `at` is the proposing leader's clock (ms since epoch), never decreasing within a shard.
  */
-import type { EnqueueSpec, JobSpec } from "./types.js";
+import type { EnqueueSpec } from "./types.js";
 
 export interface RecordBase {
   at: number;
@@ -16,7 +16,12 @@ export interface JobPutRecord extends RecordBase {
   type: "job.put";
   tenant: string;
   jobId: string;
-  spec: JobSpec;
+  /**
+   * The normalized JobSpec as JSON. A string, not an object: equal definitions are interned by
+   * this text, and replaying a log of a million puts decodes a million short strings instead of
+   * a million nested maps (restart time).
+   */
+  specJson: string;
   /** If-Match: the version the client expects; null for an unconditional put. */
   ifMatch: number | null;
 }

@@ -203,7 +203,7 @@ export class ShardState {
     }
     if (existing) {
       this.wheel.cancel(existing);
-      existing.spec = this.specs.intern(r.spec);
+      existing.spec = this.specs.fromJson(r.specJson);
       existing.version++;
       existing.updatedAt = at;
       if (existing.state === "completed") existing.state = "active";
@@ -211,7 +211,7 @@ export class ShardState {
       return { job: existing, created: false } satisfies JobPutResult;
     }
     if (tombstone) this.tombstones.delete(r.tenant, r.jobId);
-    const job = new Job(r.tenant, r.jobId, this.specs.intern(r.spec), at, at);
+    const job = new Job(r.tenant, r.jobId, this.specs.fromJson(r.specJson), at, at);
     job.version = currentVersion + 1;
     this.jobs.set(r.tenant, r.jobId, job);
     this.setNextFire(job, job.firstFire(at));
@@ -744,12 +744,17 @@ function expireFifo<T>(fifo: T[], at: number, windowMs: number, timeOf: (t: T) =
 class SpecInterner {
   private static readonly distinctSpecsMax = 10_000;
   private readonly byJson = new Map<string, JobSpec>();
-  intern(spec: JobSpec): JobSpec {
-    const key = JSON.stringify(spec);
-    const shared = this.byJson.get(key);
+
+  fromJson(json: string): JobSpec {
+    const shared = this.byJson.get(json);
     if (shared) return shared;
-    if (this.byJson.size < SpecInterner.distinctSpecsMax) this.byJson.set(key, spec);
+    const spec = JSON.parse(json) as JobSpec;
+    if (this.byJson.size < SpecInterner.distinctSpecsMax) this.byJson.set(json, spec);
     return spec;
+  }
+
+  intern(spec: JobSpec): JobSpec {
+    return this.fromJson(JSON.stringify(spec));
   }
 }
 

@@ -114,7 +114,7 @@ export class CronwheelNode {
   // jobs
 
   putJob(tenant: string, jobId: string, spec: JobSpec, ifMatch: number | null): Promise<JobPutResult> {
-    const record: ShardRecord = { type: "job.put", at: this.clock.now(), tenant, jobId, spec, ifMatch };
+    const record: ShardRecord = { type: "job.put", at: this.clock.now(), tenant, jobId, specJson: JSON.stringify(spec), ifMatch };
     return this.propose(this.jobShard(tenant, jobId), record) as Promise<JobPutResult>;
   }
 
