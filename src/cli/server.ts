@@ -10,7 +10,7 @@ import { HttpServer } from "../api/http-server.js";
 import { DEFAULT_LIMITS } from "../api/validation.js";
 import type { FsyncMode } from "../../wal/index.js";
 import { SystemClock } from "../node/clock.js";
-import { CronwheelNode } from "../node/node.js";
+import { CronwheelNode, SNAPSHOT_EVERY_RECORDS_DEFAULT } from "../node/node.js";
 
 const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
 
@@ -25,7 +25,7 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --fsync MODE            always | batch | off (default batch: one fsync per group commit)
   --tokens FILE           bearer tokens (JSON); without it auth is off and the tenant is 'default'
   --payload-bytes-max N   largest payload (default 262144)
-  --snapshot-every N      records between snapshots of a shard (default 200000)
+  --snapshot-every N      records between snapshots of a shard (default ${SNAPSHOT_EVERY_RECORDS_DEFAULT})
   --repair                cut a log at a corrupt record instead of refusing to start
   --log-level LEVEL       pino level (default info)
 `;
@@ -44,7 +44,7 @@ export async function runServer(argv: string[]): Promise<void> {
       fsync: { type: "string", default: "batch" },
       tokens: { type: "string" },
       "payload-bytes-max": { type: "string", default: String(DEFAULT_LIMITS.payloadBytesMax) },
-      "snapshot-every": { type: "string", default: "200000" },
+      "snapshot-every": { type: "string", default: String(SNAPSHOT_EVERY_RECORDS_DEFAULT) },
       repair: { type: "boolean", default: false },
       "log-level": { type: "string", default: process.env.CRONWHEEL_LOG_LEVEL ?? "info" },
       help: { type: "boolean", default: false },

@@ -503,7 +503,7 @@ export class TimingWheel<T extends WheelTimer> {
   /** The highest level whose slot boundary is at timeMs (0 if only level 0's is). */
   private cascadeLevelAt(timeMs: number): number {
     let k = 0;
-    while (k + 1 < this.levels.length - 1 && timeMs % this.levels[k + 1]!.tickMs === 0) k++;
+    while (k + 1 < this.levels.length && timeMs % this.levels[k + 1]!.tickMs === 0) k++;
     return k;
   }
 

@@ -46,6 +46,9 @@ export interface NodeOptions {
   observer?: ShardObserver;
 }
 
+/** Records a shard applies between snapshots: bounds what a crash restart replays. */
+export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 100_000;
+
 const SILENT: ShardObserver = { fired() {}, ready() {}, finished() {} };
 
 export class CronwheelNode {
@@ -79,7 +82,7 @@ export class CronwheelNode {
             logger: opts.logger,
             limits: opts.limits ?? DEFAULT_SHARD_LIMITS,
             observer,
-            snapshotEveryRecords: opts.snapshotEveryRecords ?? 200_000,
+            snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
             repair: opts.repair ?? false,
             onBatch: (records, fsyncMs) => metrics.onWalBatch(records, fsyncMs),
           },
