@@ -349,6 +349,7 @@ export class TimingWheel<T extends WheelTimer> {
         this.work++;
         this.unlink(timer, bucket);
         this.place(timer);
+        assert(timer.wheelSlot !== bucket, "a cascaded timer must move to a finer level");
         continue;
       }
       const current = level0.buckets[this.cursorMs % this.slots]!;
