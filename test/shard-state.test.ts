@@ -65,15 +65,26 @@ describe("shard state: fires", () => {
     expect(s.getJob("t", "once")!.state).toBe("completed");
   });
 
-  it("a tick does bounded work; the rest stays due for the next tick", () => {
+  it("a tick does bounded work; the rest stays due for the next tick, earliest first", () => {
+    const s = new ShardState(T0, { ...DEFAULT_SHARD_LIMITS, tickWorkMax: 100 });
+    for (let i = 0; i < 250; i++) put(s, `j${i}`, { queue: "q", at: T0 + MIN + i }, T0);
+    tick(s, T0 + MIN + 1000);
+    const fired = () => [...s.executions.values()].map((e) => e.scheduledAt - T0 - MIN).sort((a, b) => a - b);
+    expect(fired()).toEqual([...Array(100).keys()]);
+    expect(s.nextDueAt()).toBeLessThanOrEqual(T0 + MIN + 1000);
+    tick(s, T0 + MIN + 1000);
+    tick(s, T0 + MIN + 1000);
+    expect(fired()).toEqual([...Array(250).keys()]);
+  });
+
+  it("fires due at the same ms are never split across ticks (replicas' wheels may order ties differently)", () => {
     const s = new ShardState(T0, { ...DEFAULT_SHARD_LIMITS, tickWorkMax: 100 });
     for (let i = 0; i < 250; i++) put(s, `j${i}`, { queue: "q", at: T0 + MIN }, T0);
-    tick(s, T0 + MIN);
-    expect([...s.executions.values()]).toHaveLength(100);
-    expect(s.nextDueAt()).toBeLessThanOrEqual(T0 + MIN);
-    tick(s, T0 + MIN);
-    tick(s, T0 + MIN);
+    put(s, "later", { queue: "q", at: T0 + MIN + 1 }, T0);
+    tick(s, T0 + MIN + 1);
     expect([...s.executions.values()]).toHaveLength(250);
+    tick(s, T0 + MIN + 1);
+    expect([...s.executions.values()]).toHaveLength(251);
   });
 });
 

@@ -318,28 +318,43 @@ export class ShardState {
   // time
 
   private tick(at: number): ApplyResult {
+    const due = this.collectDue(at, this.limits.tickWorkMax);
+    due.sort(compareWheelEntries);
     this.tickBudget = this.limits.tickWorkMax;
-    while (this.tickBudget > 0) {
-      const handed = this.wheel.advance(at, Math.min(this.tickBudget, 1024), (entry) => this.onDue(entry, at));
-      if (handed === 0) break;
+    for (const entry of due) {
+      if (entry instanceof Job) this.fireJob(entry, at);
+      else this.makeDue(entry, at);
     }
     this.forgetExpired(at);
     return null;
   }
 
-  private onDue(entry: WheelEntry, at: number): void {
-    if (this.tickBudget <= 0) {
-      // Out of budget for this tick: put it back as due; the next tick takes it.
-      this.wheel.schedule(entry, entry.dueAt);
-      return;
+  /**
+   * The `max` earliest due wheel entries, plus every entry due at the same ms as the last of them.
+   * Which of several equal-time entries a wheel hands out first depends on the wheel's history,
+   * and a replica restored from a snapshot has another history: completing the tie group (and
+   * sorting it by key) makes the set and order of a tick's work a function of state alone.
+   */
+  private collectDue(at: number, max: number): WheelEntry[] {
+    const due: WheelEntry[] = [];
+    if (this.wheel.advance(at, max, (e) => due.push(e)) < max) return due;
+    const tieAt = due[due.length - 1]!.dueAt;
+    const putBack: WheelEntry[] = [];
+    const chunk = 1024;
+    while (putBack.length === 0) {
+      const handed = this.wheel.advance(at, chunk, (e) => (e.dueAt === tieAt && putBack.length === 0 ? due.push(e) : putBack.push(e)));
+      if (handed < chunk) break;
     }
-    if (entry instanceof Job) this.fireJob(entry, at);
-    else this.makeDue(entry, at);
+    for (const e of putBack) this.wheel.schedule(e, e.dueAt);
+    return due;
   }
 
-  /** Fire every due fire of `job` up to `at`, within the tick budget, applying its misfire policy. */
+  /**
+   * Fire every due fire of `job` up to `at`, applying its misfire policy. The first due fire always
+   * happens; catching up further stops when the tick's budget is spent (the job stays due).
+   */
   private fireJob(job: Job, at: number): void {
-    while (job.nextFireAt !== null && this.tickBudget > 0) {
+    for (let first = true; job.nextFireAt !== null && (first || this.tickBudget > 0); first = false) {
       const nominal = job.nextFireAt;
       const fireAt = job.fireAt(nominal);
       if (fireAt > at) break;
@@ -691,6 +706,15 @@ export class ShardState {
     }
     return state;
   }
+}
+
+/** Tick order: by due time, then jobs before executions, then tenant and id. */
+function compareWheelEntries(a: WheelEntry, b: WheelEntry): number {
+  if (a.dueAt !== b.dueAt) return a.dueAt - b.dueAt;
+  const aJob = a instanceof Job;
+  if (aJob !== b instanceof Job) return aJob ? -1 : 1;
+  if (a.tenant !== b.tenant) return a.tenant < b.tenant ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 function isLiveReady(e: Execution): boolean {
