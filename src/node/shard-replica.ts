@@ -22,6 +22,12 @@ import { ShardState, type ShardLimits, type ShardObserver, type ShardSnapshot } 
 /** Node's setTimeout overflows past 2^31-1 ms; far timers are re-armed in steps of this. */
 const TIMER_DELAY_MAX_MS = 3_600_000;
 
+/**
+ * Segment size for shard logs. Smaller than the WAL's default: a restart scans the segment a
+ * snapshot covers only partly, so this bounds the bytes read past the snapshot per shard.
+ */
+const SHARD_SEGMENT_BYTES_MAX = 16 * 1024 * 1024;
+
 /** The leader's epoch on a single node; cluster mode (etcd) replaces it. */
 const STANDALONE_EPOCH = 1;
 
@@ -77,6 +83,7 @@ export class ShardReplica {
     const { wal, snapshot, entries, report } = await Wal.open({
       dir: opts.dir,
       fsync: opts.fsync,
+      segmentBytesMax: SHARD_SEGMENT_BYTES_MAX,
       repair: opts.repair,
       logger: opts.logger,
     });
