@@ -77,6 +77,19 @@ describe("shard state: fires", () => {
     expect(fired()).toEqual([...Array(250).keys()]);
   });
 
+  it("a tick with a horizon commits fires ahead of time; each is ready at its own due time", () => {
+    const s = new ShardState(T0);
+    put(s, "soon", { queue: "q", at: T0 + 5 }, T0);
+    put(s, "later", { queue: "q", at: T0 + 11 }, T0);
+    s.apply({ type: "tick", at: T0, horizon: T0 + 10 });
+    const [soon] = executionsOf(s, "soon");
+    expect(soon).toMatchObject({ state: "ready", createdAt: T0, readyAt: T0 + 5, scheduledAt: T0 + 5 });
+    expect(executionsOf(s, "later")).toHaveLength(0);
+    // A fire handled late is ready when it was handled.
+    s.apply({ type: "tick", at: T0 + 30, horizon: T0 + 40 });
+    expect(executionsOf(s, "later")[0]).toMatchObject({ readyAt: T0 + 30 });
+  });
+
   it("fires due at the same ms are never split across ticks (replicas' wheels may order ties differently)", () => {
     const s = new ShardState(T0, { ...DEFAULT_SHARD_LIMITS, tickWorkMax: 100 });
     for (let i = 0; i < 250; i++) put(s, `j${i}`, { queue: "q", at: T0 + MIN }, T0);

@@ -63,6 +63,7 @@ export function executionView(e: Execution): Record<string, unknown> {
     payload: e.payload,
     priority: e.priority,
   });
+  if (e.readyAt !== 0) view.readyAt = iso(e.readyAt);
   if (e.startedAt !== null) view.startedAt = iso(e.startedAt);
   if (e.finishedAt !== null) view.finishedAt = iso(e.finishedAt);
   if (e.result !== undefined) view.result = e.result;

@@ -71,9 +71,13 @@ export interface CancelRecord extends RecordBase {
   executionId: string;
 }
 
-/** Time passes: fire due jobs, make due executions ready, expire old history. Bounded work each. */
+/**
+ * Time passes: fire what is due by `horizon`, make due executions ready, expire old history.
+ * Bounded work each. `horizon` ≥ `at` lets the leader commit fires a few ms before they are due.
+ */
 export interface TickRecord extends RecordBase {
   type: "tick";
+  horizon?: number;
 }
 
 export type ShardRecord =

@@ -164,7 +164,7 @@ export class ShardState {
     this.lastAt = at;
     switch (record.type) {
       case "tick":
-        return this.tick(at);
+        return this.tick(at, Math.max(at, record.horizon ?? at));
       case "job.put":
         return this.putJob(record, at);
       case "job.delete":
@@ -317,12 +317,17 @@ export class ShardState {
   // ---------------------------------------------------------------------------------------------
   // time
 
-  private tick(at: number): ApplyResult {
-    const due = this.collectDue(at, this.limits.tickWorkMax);
+  /**
+   * Hand out the wheel's entries due by `horizon` (≥ at). A horizon past `at` commits fires a few
+   * ms ahead of their time (the driver's lookahead), so they are durable when they are due; each
+   * becomes ready at its own due time (`readyAt`), and nothing is handed to a worker before that.
+   */
+  private tick(at: number, horizon: number): ApplyResult {
+    const due = this.collectDue(horizon, this.limits.tickWorkMax);
     due.sort(compareWheelEntries);
     this.tickBudget = this.limits.tickWorkMax;
     for (const entry of due) {
-      if (entry instanceof Job) this.fireJob(entry, at);
+      if (entry instanceof Job) this.fireJob(entry, at, horizon);
       else this.makeDue(entry, at);
     }
     this.forgetExpired(at);
@@ -330,19 +335,19 @@ export class ShardState {
   }
 
   /**
-   * The `max` earliest due wheel entries, plus every entry due at the same ms as the last of them.
+   * The `max` earliest wheel entries due by `until`, plus every entry due at the same ms as the last of them.
    * Which of several equal-time entries a wheel hands out first depends on the wheel's history,
    * and a replica restored from a snapshot has another history: completing the tie group (and
    * sorting it by key) makes the set and order of a tick's work a function of state alone.
    */
-  private collectDue(at: number, max: number): WheelEntry[] {
+  private collectDue(until: number, max: number): WheelEntry[] {
     const due: WheelEntry[] = [];
-    if (this.wheel.advance(at, max, (e) => due.push(e)) < max) return due;
+    if (this.wheel.advance(until, max, (e) => due.push(e)) < max) return due;
     const tieAt = due[due.length - 1]!.dueAt;
     const putBack: WheelEntry[] = [];
     const chunk = 1024;
     while (putBack.length === 0) {
-      const handed = this.wheel.advance(at, chunk, (e) => (e.dueAt === tieAt && putBack.length === 0 ? due.push(e) : putBack.push(e)));
+      const handed = this.wheel.advance(until, chunk, (e) => (e.dueAt === tieAt && putBack.length === 0 ? due.push(e) : putBack.push(e)));
       if (handed < chunk) break;
     }
     for (const e of putBack) this.wheel.schedule(e, e.dueAt);
@@ -353,20 +358,21 @@ export class ShardState {
    * Fire every due fire of `job` up to `at`, applying its misfire policy. The first due fire always
    * happens; catching up further stops when the tick's budget is spent (the job stays due).
    */
-  private fireJob(job: Job, at: number): void {
+  private fireJob(job: Job, at: number, horizon: number): void {
     for (let first = true; job.nextFireAt !== null && (first || this.tickBudget > 0); first = false) {
       const nominal = job.nextFireAt;
       const fireAt = job.fireAt(nominal);
-      if (fireAt > at) break;
+      if (fireAt > horizon) break;
       this.tickBudget--;
       const next = job.fireAfter(nominal);
       const id = job.fireId(nominal);
       if (!this.executions.has(job.tenant, id)) {
         const misfired = at - fireAt > job.spec.misfire.graceMs;
-        if (misfired && this.dropsMissedFire(job, next, at)) {
+        if (misfired && this.dropsMissedFire(job, next, horizon)) {
           this.observer.fired(this.recordSkipped(job, id, nominal, at, "misfire"), fireAt, at);
         } else {
-          this.observer.fired(this.createJobExecution(job, id, nominal, at, job.spec.payload, null), fireAt, at);
+          const e = this.createJobExecution(job, id, nominal, at, job.spec.payload, null, Math.max(at, fireAt));
+          this.observer.fired(e, fireAt, at);
         }
       }
       job.nextFireAt = job.runsExhausted ? null : next;
@@ -375,7 +381,7 @@ export class ShardState {
   }
 
   /** Whether the misfire policy drops a missed fire whose successor is `next`. */
-  private dropsMissedFire(job: Job, next: number | null, at: number): boolean {
+  private dropsMissedFire(job: Job, next: number | null, horizon: number): boolean {
     switch (job.spec.misfire.policy) {
       case "run-all":
         return false;
@@ -383,7 +389,7 @@ export class ShardState {
         return true;
       case "run-once":
         // Run only the latest of the missed fires: drop this one if the next is also already due.
-        return next !== null && job.fireAt(next) <= at;
+        return next !== null && job.fireAt(next) <= horizon;
     }
   }
 
@@ -391,12 +397,13 @@ export class ShardState {
   private makeDue(e: Execution, at: number): void {
     this.tickBudget--;
     if (e.state !== "scheduled") return;
-    this.makeReady(e, at);
+    this.makeReady(e, Math.max(at, e.dueAt));
   }
 
-  private makeReady(e: Execution, at: number): void {
+  /** `readyAt` may be a few ms ahead (see tick): a worker gets it no earlier. */
+  private makeReady(e: Execution, readyAt: number): void {
     e.state = "ready";
-    e.readyAt = at;
+    e.readyAt = readyAt;
     e.readySeq = ++this.readySeq;
     this.readyQueue(e.queue).push(e);
     this.observer.ready(e);
@@ -413,6 +420,7 @@ export class ShardState {
     at: number,
     payload: unknown,
     idempotencyKey: string | null,
+    readyAt = at,
   ): Execution {
     const spec = job.spec;
     const e = this.newExecution(jobExecutionInit(job.tenant, job.id, id, spec, scheduledAt, at, payload, idempotencyKey));
@@ -438,7 +446,7 @@ export class ShardState {
     }
     job.activeCount++;
     job.runs++;
-    this.makeReady(e, at);
+    this.makeReady(e, readyAt);
     return e;
   }
 

@@ -75,7 +75,7 @@ export class NodeMetrics {
       collect() {
         this.reset();
         const now = clock.now();
-        for (const [queue, m] of perQueue()) this.set({ queue }, m.oldest === null ? 0 : (now - m.oldest) / 1000);
+        for (const [queue, m] of perQueue()) this.set({ queue }, m.oldest === null ? 0 : Math.max(0, now - m.oldest) / 1000);
       },
     });
   }
