@@ -2,15 +2,17 @@
  * Node-level benchmarks, in process (no HTTP in the way, so the figures are the scheduler's own):
  *
  * - jobs: 1,000,000 active jobs in one node — heap bytes per job, creation rate;
- * - restart: the same node restarted after a clean stop (from the final snapshot) and from the
+ * - restart (in a fresh process, as an operator sees it): the same node restarted after a clean stop (from the final snapshot) and from the
  *   directory as a crash leaves it (periodic snapshots plus the log after them);
  * - lateness: N jobs firing every second with fsync batch — fires per second and lateness: from a
  *   fire's due time to its execution being available to workers, i.e. max(0, committed − due),
  *   since a fire committed ahead of time (the tick lookahead) becomes ready exactly at its time.
  */
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { parseJobBody, DEFAULT_LIMITS } from "../src/api/validation.js";
 import type { ShardObserver } from "../src/core/shard-state.js";
@@ -18,6 +20,7 @@ import { SystemClock } from "../src/node/clock.js";
 import { CronwheelNode } from "../src/node/node.js";
 
 const logger = pino({ level: "warn" });
+const SHARDS = 8;
 
 function gcHeap(): number {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -40,7 +43,7 @@ async function startNode(dataDir: string, observer?: ShardObserver): Promise<Cro
   return CronwheelNode.start({
     nodeId: "bench",
     dataDir,
-    shardCount: 8,
+    shardCount: SHARDS,
     fsync: "batch",
     clock: new SystemClock(),
     logger,
@@ -86,16 +89,13 @@ export async function runJobsAndRestartBench(jobCount = 1_000_000): Promise<Reco
   await node.close();
   const cleanStopSec = (performance.now() - stopStarted) / 1000;
 
-  const timedRestart = async (dir: string) => {
-    const t = performance.now();
-    const n = await startNode(dir);
-    const sec = (performance.now() - t) / 1000;
-    const jobs = n.shards.reduce((sum, s) => sum + s.state.jobs.size, 0);
-    await n.close();
-    return { sec, jobs };
+  const timedRestart = (dir: string) => {
+    const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "restart-child.js");
+    const out = execFileSync(process.execPath, [child, dir, String(SHARDS)], { encoding: "utf8" });
+    return JSON.parse(out) as { sec: number; jobs: number };
   };
-  const fromSnapshot = await timedRestart(dataDir);
-  const fromLog = await timedRestart(crashCopy);
+  const fromSnapshot = timedRestart(dataDir);
+  const fromLog = timedRestart(crashCopy);
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.rmSync(crashCopy, { recursive: true, force: true });
   return {
