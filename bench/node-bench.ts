@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { parseJobBody, DEFAULT_LIMITS } from "../src/api/validation.js";
-import type { ShardObserver } from "../src/core/shard-state.js";
+import { NO_OBSERVER, type ShardObserver } from "../src/core/shard-state.js";
 import { SystemClock } from "../src/node/clock.js";
 import { CronwheelNode } from "../src/node/node.js";
 
@@ -116,11 +116,10 @@ export async function runLatenessBench(jobCount = 20_000, seconds = 15): Promise
   const clock = new SystemClock();
   let measuring = false;
   const observer: ShardObserver = {
+    ...NO_OBSERVER,
     fired: (e, fireAtMs) => {
       if (measuring && e.state !== "skipped") lateness.push(clock.now() - fireAtMs); // < 0: committed early
     },
-    ready() {},
-    finished() {},
   };
   const node = await startNode(dataDir, observer);
   // Spread the jobs' phases over the second, as real interval jobs created over time are.

@@ -29,6 +29,11 @@ export function isTerminal(state: ExecutionState): boolean {
   return TERMINAL.has(state);
 }
 
+/** Held by a worker under a lease. */
+export function isLeased(state: ExecutionState): boolean {
+  return state === "claimed" || state === "running";
+}
+
 export interface AttemptInfo {
   attempt: number;
   workerId: string;
@@ -80,8 +85,17 @@ export class Execution implements WheelTimer {
   reason: string | null = null;
   /** When its time comes, it still waits for a slot under its job's concurrency limit. */
   waitingForSlot = false;
+  /** It waits behind an earlier execution with the same ordering key. */
+  waitingForOrder = false;
   readyAt = 0;
+  /** Ready-queue bookkeeping (see ready-queue.ts); not part of the replicated state. */
   readySeq = 0;
+  queued = false;
+  /** The current attempt's holder, its fence, and when its lease and its run time end. */
+  workerId: string | null = null;
+  fence = 0;
+  leaseDeadline = 0;
+  attemptDeadline = 0;
   startedAt: number | null = null;
   finishedAt: number | null = null;
   attempt = 0;
@@ -106,5 +120,9 @@ export class Execution implements WheelTimer {
 
   get terminal(): boolean {
     return isTerminal(this.state);
+  }
+
+  get leased(): boolean {
+    return isLeased(this.state);
   }
 }

@@ -23,6 +23,8 @@ export class Job implements WheelTimer {
   runs = 0;
   /** Executions of this job that hold a concurrency slot (ready, claimed, running). */
   activeCount = 0;
+  /** Executions of this job held by workers (claimed, running): what the limit bounds at claim time. */
+  leasedCount = 0;
   /** Executions waiting for a slot (overlap `queue` or `buffer-one`), oldest first. */
   waiting: string[] | null = null;
 

@@ -71,6 +71,49 @@ export interface CancelRecord extends RecordBase {
   executionId: string;
 }
 
+/** An execution (tenant + id) as records name it. */
+export interface ExecutionRef {
+  tenant: string;
+  executionId: string;
+}
+
+/**
+ * The leader hands ready executions to a worker. Each item is checked again at apply (still
+ * ready, due, under its job's limit); those that pass become `claimed` with a new fence and a
+ * lease. Only then does the assignment leave the node.
+ */
+export interface ClaimRecord extends RecordBase {
+  type: "exec.claim";
+  workerId: string;
+  items: ExecutionRef[];
+}
+
+export type ReportKind = "started" | "heartbeat" | "succeeded" | "failed";
+
+export interface ReportItem extends ExecutionRef {
+  fence: number;
+  kind: ReportKind;
+  result?: unknown;
+  error?: unknown;
+  /** For `failed`: false makes it a dead letter at once. */
+  retryable?: boolean;
+}
+
+/** Worker reports, batched. Each is accepted only with the attempt's current fence. */
+export interface ReportRecord extends RecordBase {
+  type: "exec.report";
+  workerId: string;
+  items: ReportItem[];
+}
+
+/** A dead letter becomes a new execution. */
+export interface ReplayRecord extends RecordBase {
+  type: "exec.replay";
+  tenant: string;
+  executionId: string;
+  newExecutionId: string;
+}
+
 /**
  * Time passes: fire what is due by `horizon`, make due executions ready, expire old history.
  * Bounded work each. `horizon` ≥ `at` lets the leader commit fires a few ms before they are due.
@@ -88,4 +131,7 @@ export type ShardRecord =
   | JobBackfillRecord
   | EnqueueRecord
   | CancelRecord
+  | ClaimRecord
+  | ReportRecord
+  | ReplayRecord
   | TickRecord;

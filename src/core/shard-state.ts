@@ -19,14 +19,19 @@
  * burst cannot stall the event loop; the rest stays due and the driver proposes another tick.
  */
 import { CronwheelError, conflict, invalidArgument, notFound } from "./errors.js";
-import { Execution, isTerminal, type ExecutionInit } from "./execution.js";
+import { backoffDelayMs } from "./backoff.js";
+import { Execution, isTerminal, type AttemptInfo, type ExecutionInit } from "./execution.js";
 import { Job } from "./job.js";
 import { ReadyQueue } from "./ready-queue.js";
 import type {
+  ClaimRecord,
   EnqueueRecord,
   JobBackfillRecord,
   JobPutRecord,
   JobTriggerRecord,
+  ReplayRecord,
+  ReportItem,
+  ReportRecord,
   ShardRecord,
 } from "./records.js";
 import { TenantMap } from "./tenant-map.js";
@@ -61,7 +66,15 @@ export const DEFAULT_SHARD_LIMITS: ShardLimits = Object.freeze({
   tombstoneRetentionMs: 24 * 3_600_000,
 });
 
-/** Hooks for metrics and (later) dispatch; called synchronously during apply. */
+/**
+ * A lease (or an attempt's timeout) is enforced this long after its deadline: the worker was told
+ * the deadline, and clocks and networks are not exact. It also bounds how far ahead a tick's
+ * horizon may reach (`TICK_HORIZON_MAX_MS`), so a lease can never be expired before its deadline.
+ */
+export const LEASE_EXPIRY_GRACE_MS = 1_000;
+export const TICK_HORIZON_MAX_MS = 100;
+
+/** Hooks for metrics and dispatch; called synchronously during apply. */
 export interface ShardObserver {
   /** A job fire was decided: an execution was created (maybe skipped) for a fire due at `fireAtMs`. */
   fired(execution: Execution, fireAtMs: number, atMs: number): void;
@@ -69,9 +82,11 @@ export interface ShardObserver {
   ready(execution: Execution): void;
   /** An execution reached a terminal state. */
   finished(execution: Execution): void;
+  /** A worker's attempt ended without its report (canceled, lease lost, timed out): tell the worker. */
+  revoked(execution: Execution, workerId: string, fence: number, reason: string): void;
 }
 
-const NO_OBSERVER: ShardObserver = { fired() {}, ready() {}, finished() {} };
+export const NO_OBSERVER: ShardObserver = { fired() {}, ready() {}, finished() {}, revoked() {} };
 
 export type ApplyResult = unknown;
 
@@ -83,6 +98,12 @@ export interface ExecutionResult {
   execution: Execution;
   created: boolean;
 }
+export type ClaimOutcome =
+  | { ok: true; execution: Execution }
+  | { ok: false; reason: "not-found" | "not-ready" | "not-due" | "job-limit" };
+
+export type ReportOutcome = { ok: true; leaseDeadline: number } | { ok: false; reason: "stale" | "not-found" };
+
 export interface BackfillResult {
   created: number;
   skipped: number;
@@ -122,6 +143,9 @@ export interface ListExecutionsQuery {
 
 type WheelEntry = Job | Execution;
 
+/** takeReady puts back at most this many skipped executions per call (bounds one dispatch pass). */
+const TAKE_SKIPPED_MAX = 1_000;
+
 export class ShardState {
   readonly jobs = new TenantMap<Job>();
   readonly executions = new TenantMap<Execution>();
@@ -135,7 +159,10 @@ export class ShardState {
   private readonly readyQueues = new Map<string, ReadyQueue<Execution>>();
   private readonly specs = new SpecInterner();
   private readonly wheel: TimingWheel<WheelEntry>;
-  private readySeq = 0;
+  /** Executions sharing an ordering key, in enqueue order; the head is the one that may run. */
+  private readonly orderingLines = new TenantMap<string[]>();
+  /** Fences only grow: each claim in this shard takes the next one. */
+  private fenceSeq = 0;
   /** Time of the last applied record; records never move it backwards. */
   lastAt: number;
   /** Work left in the tick being applied. */
@@ -164,7 +191,7 @@ export class ShardState {
     this.lastAt = at;
     switch (record.type) {
       case "tick":
-        return this.tick(at, Math.max(at, record.horizon ?? at));
+        return this.tick(at, Math.min(Math.max(at, record.horizon ?? at), at + TICK_HORIZON_MAX_MS));
       case "job.put":
         return this.putJob(record, at);
       case "job.delete":
@@ -181,6 +208,12 @@ export class ShardState {
         return this.enqueue(record, at);
       case "exec.cancel":
         return this.cancel(record.tenant, record.executionId, at);
+      case "exec.claim":
+        return this.claim(record, at);
+      case "exec.report":
+        return this.report(record, at);
+      case "exec.replay":
+        return this.replay(record, at);
     }
   }
 
@@ -328,6 +361,7 @@ export class ShardState {
     this.tickBudget = this.limits.tickWorkMax;
     for (const entry of due) {
       if (entry instanceof Job) this.fireJob(entry, at, horizon);
+      else if (entry.leased) this.expireAttempt(entry, at);
       else this.makeDue(entry, at);
     }
     this.forgetExpired(at);
@@ -404,9 +438,18 @@ export class ShardState {
   private makeReady(e: Execution, readyAt: number): void {
     e.state = "ready";
     e.readyAt = readyAt;
-    e.readySeq = ++this.readySeq;
     this.readyQueue(e.queue).push(e);
     this.observer.ready(e);
+  }
+
+  /** Ready now, or at its time if that is still ahead. */
+  private readyOrSchedule(e: Execution, at: number): void {
+    if (e.scheduledAt > at) {
+      e.state = "scheduled";
+      this.wheel.schedule(e, e.scheduledAt);
+    } else {
+      this.makeReady(e, at);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -493,8 +536,7 @@ export class ShardState {
       orderingKey: s.orderingKey,
       idempotencyKey: s.idempotencyKey,
     });
-    if (runAt > at) this.wheel.schedule(e, runAt);
-    else this.makeReady(e, at);
+    if (this.joinOrderingLine(e)) this.readyOrSchedule(e, at);
     this.rememberIdempotent(r.tenant, s.idempotencyKey, e.id, at);
     return { execution: e, created: true } satisfies ExecutionResult;
   }
@@ -515,13 +557,16 @@ export class ShardState {
   /** Move a live execution to a terminal state and release what it held. */
   private finish(e: Execution, state: "succeeded" | "failed" | "canceled" | "skipped", at: number, reason: string | null): void {
     if (e.terminal) throw new Error(`finish: execution ${e.id} is already ${e.state}`);
-    const wasReady = e.state === "ready";
+    const wasLeased = e.leased;
+    if (wasLeased) this.endLease(e, at, state === "succeeded" ? "succeeded" : state === "failed" ? "failed" : "canceled", reason);
+    if (wasLeased && state === "canceled") this.observer.revoked(e, e.workerId!, e.fence, reason ?? "canceled");
     this.wheel.cancel(e);
+    this.readyQueue(e.queue).forget(e);
     e.state = state;
     e.reason = reason;
     e.finishedAt = at;
-    if (wasReady) this.readyQueue(e.queue).forget();
     if (e.jobId !== null) this.releaseSlot(e, at);
+    if (e.orderingKey !== null) this.leaveOrderingLine(e, at);
     this.finishedOrder.push(e);
     this.observer.finished(e);
   }
@@ -551,10 +596,240 @@ export class ShardState {
   private readyQueue(queue: string): ReadyQueue<Execution> {
     let q = this.readyQueues.get(queue);
     if (!q) {
-      q = new ReadyQueue<Execution>(isLiveReady);
+      q = new ReadyQueue<Execution>();
       this.readyQueues.set(queue, q);
     }
     return q;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // ordering keys
+
+  /** Put `e` at the back of its ordering key's line; true when it is the head (it may run). */
+  private joinOrderingLine(e: Execution): boolean {
+    if (e.orderingKey === null) return true;
+    let line = this.orderingLines.get(e.tenant, e.orderingKey);
+    if (!line) {
+      line = [];
+      this.orderingLines.set(e.tenant, e.orderingKey, line);
+    }
+    line.push(e.id);
+    if (line.length === 1) return true;
+    e.waitingForOrder = true;
+    return false;
+  }
+
+  /** `e` ended: take it out of its line; when it was the head, the next one may run. */
+  private leaveOrderingLine(e: Execution, at: number): void {
+    const line = this.orderingLines.get(e.tenant, e.orderingKey!);
+    if (!line) return;
+    const i = line.indexOf(e.id);
+    if (i < 0) return;
+    line.splice(i, 1);
+    e.waitingForOrder = false;
+    if (line.length === 0) {
+      this.orderingLines.delete(e.tenant, e.orderingKey!);
+      return;
+    }
+    if (i !== 0) return;
+    const next = this.executions.get(e.tenant, line[0]!);
+    if (!next || !next.waitingForOrder) return;
+    next.waitingForOrder = false;
+    this.readyOrSchedule(next, at);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // workers: claims, reports, leases, retries
+
+  private claim(r: ClaimRecord, at: number): ClaimOutcome[] {
+    return r.items.map((item) => this.claimOne(item.tenant, item.executionId, r.workerId, at));
+  }
+
+  private claimOne(tenant: string, id: string, workerId: string, at: number): ClaimOutcome {
+    const e = this.executions.get(tenant, id);
+    if (!e) return { ok: false, reason: "not-found" };
+    if (e.state !== "ready") return { ok: false, reason: "not-ready" };
+    if (e.readyAt > at) return { ok: false, reason: "not-due" };
+    const job = e.jobId !== null ? this.jobs.get(tenant, e.jobId) : undefined;
+    const limit = job?.spec.concurrency.limit ?? null;
+    if (job && limit !== null && job.leasedCount >= limit) return { ok: false, reason: "job-limit" };
+    this.readyQueue(e.queue).forget(e);
+    e.state = "claimed";
+    e.attempt++;
+    e.fence = ++this.fenceSeq;
+    e.workerId = workerId;
+    e.leaseDeadline = at + e.leaseMs;
+    e.attemptDeadline = at + e.timeoutMs;
+    const info: AttemptInfo = { attempt: e.attempt, workerId, claimedAt: at, finishedAt: null, outcome: null, error: null };
+    (e.attempts ??= []).push(info);
+    if (job) job.leasedCount++;
+    this.scheduleExpiry(e);
+    return { ok: true, execution: e };
+  }
+
+  /** The wheel wakes a leased execution when its lease or its run time ends, whichever is first. */
+  private scheduleExpiry(e: Execution): void {
+    this.wheel.schedule(e, Math.min(e.leaseDeadline, e.attemptDeadline) + LEASE_EXPIRY_GRACE_MS);
+  }
+
+  private report(r: ReportRecord, at: number): ReportOutcome[] {
+    return r.items.map((item) => this.reportOne(item, at));
+  }
+
+  private reportOne(item: ReportItem, at: number): ReportOutcome {
+    const e = this.executions.get(item.tenant, item.executionId);
+    if (!e) return { ok: false, reason: "not-found" };
+    if (!e.leased || e.fence !== item.fence) return { ok: false, reason: "stale" };
+    switch (item.kind) {
+      case "started":
+        if (e.state === "claimed") e.state = "running";
+        e.startedAt ??= at;
+        break;
+      case "heartbeat":
+        e.leaseDeadline = at + e.leaseMs;
+        this.scheduleExpiry(e);
+        break;
+      case "succeeded":
+        e.result = item.result ?? null;
+        this.finish(e, "succeeded", at, null);
+        break;
+      case "failed":
+        this.failAttempt(e, at, "failed", item.error ?? null, item.retryable !== false);
+        break;
+    }
+    return { ok: true, leaseDeadline: e.leaseDeadline };
+  }
+
+  /** A leased attempt's lease or run time ran out. */
+  private expireAttempt(e: Execution, at: number): void {
+    this.tickBudget--;
+    const timedOut = e.attemptDeadline <= e.leaseDeadline;
+    const deadline = Math.min(e.leaseDeadline, e.attemptDeadline);
+    if (deadline + LEASE_EXPIRY_GRACE_MS > at) {
+      this.scheduleExpiry(e); // reached through the horizon only; leases end on real time
+      return;
+    }
+    const outcome = timedOut ? "timed-out" : "lease-expired";
+    this.observer.revoked(e, e.workerId!, e.fence, outcome);
+    this.failAttempt(e, at, outcome, { message: timedOut ? `attempt ran past timeoutMs (${e.timeoutMs})` : `no heartbeat within leaseMs (${e.leaseMs})` }, true);
+  }
+
+  /** An attempt failed: retry after the backoff, or make the execution a dead letter. */
+  private failAttempt(e: Execution, at: number, outcome: "failed" | "timed-out" | "lease-expired", error: unknown, retryable: boolean): void {
+    const attempt = e.attempt;
+    if (!retryable || attempt >= e.retry.maxAttempts) {
+      this.endLease(e, at, outcome, error);
+      this.finish(e, "failed", at, outcome);
+      this.pauseOnFailure(e, at);
+      return;
+    }
+    this.endLease(e, at, outcome, error);
+    this.wheel.cancel(e);
+    e.state = "scheduled";
+    this.wheel.schedule(e, at + backoffDelayMs(e.retry, attempt, e.id));
+  }
+
+  /** Close the current attempt's record and give back what the lease held. */
+  private endLease(e: Execution, at: number, outcome: NonNullable<AttemptInfo["outcome"]>, error: unknown): void {
+    if (!e.leased) return;
+    const info = e.attempts?.[e.attempts.length - 1];
+    if (info && info.finishedAt === null) {
+      info.finishedAt = at;
+      info.outcome = outcome;
+      if (outcome !== "succeeded") info.error = error;
+    }
+    const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
+    if (job) job.leasedCount--;
+    e.state = "scheduled"; // not leased any more; the caller sets the real next state
+  }
+
+  private pauseOnFailure(e: Execution, at: number): void {
+    if (e.jobId === null) return;
+    const job = this.jobs.get(e.tenant, e.jobId);
+    if (job && job.spec.pauseOnFailure && job.state === "active") {
+      job.state = "paused";
+      job.updatedAt = at;
+      this.wheel.cancel(job);
+    }
+  }
+
+  private replay(r: ReplayRecord, at: number): ApplyResult {
+    const old = this.executions.get(r.tenant, r.executionId);
+    if (!old) return notFound(`execution '${r.executionId}' not found`);
+    if (old.state !== "failed") return conflict(`only a dead letter (state failed) can be replayed; '${r.executionId}' is ${old.state}`, { state: old.state });
+    if (this.executions.has(r.tenant, r.newExecutionId)) return conflict(`execution '${r.newExecutionId}' already exists`);
+    const job = old.jobId !== null ? this.jobs.get(r.tenant, old.jobId) : undefined;
+    if (job) {
+      const execution = this.createJobExecution(job, r.newExecutionId, at, at, old.payload, null);
+      return { execution, created: true } satisfies ExecutionResult;
+    }
+    const e = this.newExecution({
+      id: r.newExecutionId,
+      tenant: r.tenant,
+      jobId: old.jobId,
+      queue: old.queue,
+      scheduledAt: at,
+      createdAt: at,
+      payload: old.payload,
+      priority: old.priority,
+      retry: old.retry,
+      timeoutMs: old.timeoutMs,
+      leaseMs: old.leaseMs,
+      orderingKey: old.orderingKey,
+      idempotencyKey: null,
+    });
+    if (this.joinOrderingLine(e)) this.readyOrSchedule(e, at);
+    return { execution: e, created: true } satisfies ExecutionResult;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // dispatch (leader only; changes no replicated state)
+
+  /**
+   * Take up to `max` ready executions of `queue` for a worker (of `tenant`, or of every tenant when
+   * null), in ready-queue order, skipping those not due yet or whose job is at its limit (they are
+   * put back). The leader proposes a claim record for what it took and puts back what the record
+   * refuses. `retryAt` is the earliest readyAt of a skipped not-yet-due execution.
+   */
+  takeReady(queue: string, tenant: string | null, max: number, now: number): { items: Execution[]; retryAt: number | null } {
+    const q = this.readyQueues.get(queue);
+    const items: Execution[] = [];
+    let retryAt: number | null = null;
+    if (!q) return { items, retryAt };
+    const skipped: Execution[] = [];
+    const pending = new Map<Job, number>();
+    while (items.length < max && skipped.length < TAKE_SKIPPED_MAX) {
+      const e = q.pop(tenant);
+      if (!e) break;
+      if (e.readyAt > now) {
+        retryAt = retryAt === null ? e.readyAt : Math.min(retryAt, e.readyAt);
+        skipped.push(e);
+        continue;
+      }
+      const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
+      const limit = job?.spec.concurrency.limit ?? null;
+      if (job && limit !== null) {
+        const taken = pending.get(job) ?? 0;
+        if (job.leasedCount + taken >= limit) {
+          skipped.push(e);
+          continue;
+        }
+        pending.set(job, taken + 1);
+      }
+      items.push(e);
+    }
+    for (const e of skipped) q.push(e);
+    return { items, retryAt };
+  }
+
+  /** Put back an execution the leader took but could not claim (still ready, not queued). */
+  requeue(e: Execution): void {
+    if (e.state === "ready" && !e.queued) this.readyQueue(e.queue).push(e);
+  }
+
+  /** Queue names with ready work. */
+  readyQueueNames(): IterableIterator<string> {
+    return this.readyQueues.keys();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -660,48 +935,59 @@ export class ShardState {
         index = specs.push(j.spec) - 1;
         specIndex.set(j.spec, index);
       }
-      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting]);
+      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting, j.leasedCount]);
     }
     const executions: ExecutionSnapshot[] = [];
-    for (const e of this.executions.values()) executions.push(executionToSnapshot(e));
+    const ready: Execution[] = [];
+    for (const e of this.executions.values()) {
+      executions.push(executionToSnapshot(e, this.wheel.isScheduled(e) ? e.dueAt : null));
+      if (e.state === "ready") ready.push(e);
+    }
+    // readySeq is stamped per queue: order within each queue is what a restart must keep.
+    ready.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.readySeq - b.readySeq));
+    const orderingLines = [...this.orderingLines.entries()];
     return {
       v: 1,
       lastAt: this.lastAt,
-      readySeq: this.readySeq,
+      fenceSeq: this.fenceSeq,
       specs,
       jobs,
       executions,
       finishedOrder: this.finishedOrder.slice(this.finishedHead).map((e) => [e.tenant, e.id] as [string, string]),
       idempotency: this.idempotencyOrder.map((e) => [e.tenant, e.key, e.executionId, e.at] as [string, string, string, number]),
       tombstones: this.tombstoneOrder.map((t) => [t.tenant, t.id, t.version, t.deletedAt] as [string, string, number, number]),
+      orderingLines,
+      readyOrder: ready.map((e) => [e.tenant, e.id]),
     };
   }
 
   static fromSnapshot(s: ShardSnapshot, limits: ShardLimits = DEFAULT_SHARD_LIMITS, observer: ShardObserver = NO_OBSERVER): ShardState {
     if (s.v !== 1) throw new Error(`shard snapshot: unknown version ${String(s.v)}`);
     const state = new ShardState(s.lastAt, limits, observer);
-    state.readySeq = s.readySeq;
+    state.fenceSeq = s.fenceSeq;
     const specs = s.specs.map((spec) => state.specs.intern(spec));
-    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting] of s.jobs) {
+    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount] of s.jobs) {
       const job = new Job(tenant, id, specs[specIndex]!, createdAt, updatedAt);
       job.version = version;
       job.state = jobState;
       job.runs = runs;
       job.activeCount = activeCount;
+      job.leasedCount = leasedCount;
       job.waiting = waiting;
       job.nextFireAt = nextFireAt;
       state.jobs.set(tenant, id, job);
       if (jobState === "active" && nextFireAt !== null) state.wheel.schedule(job, job.fireAt(nextFireAt));
     }
-    const byReadySeq: Execution[] = [];
     for (const snap of s.executions) {
       const e = executionFromSnapshot(snap);
       state.executions.set(e.tenant, e.id, e);
-      if (e.state === "scheduled" && !e.waitingForSlot) state.wheel.schedule(e, e.scheduledAt);
-      if (e.state === "ready") byReadySeq.push(e);
+      const wheelDueAt = snap[EXECUTION_WHEEL_DUE_AT];
+      if (wheelDueAt !== null) state.wheel.schedule(e, wheelDueAt);
     }
-    byReadySeq.sort((a, b) => a.readySeq - b.readySeq);
-    for (const e of byReadySeq) state.readyQueue(e.queue).push(e);
+    for (const [tenant, id] of s.readyOrder) {
+      const e = state.executions.get(tenant, id)!;
+      state.readyQueue(e.queue).push(e);
+    }
     for (const [tenant, id] of s.finishedOrder) {
       const e = state.executions.get(tenant, id);
       if (e) state.finishedOrder.push(e);
@@ -712,6 +998,7 @@ export class ShardState {
       state.tombstones.set(tenant, id, t);
       state.tombstoneOrder.push(t);
     }
+    for (const [tenant, key, line] of s.orderingLines) state.orderingLines.set(tenant, key, line);
     return state;
   }
 }
@@ -723,10 +1010,6 @@ function compareWheelEntries(a: WheelEntry, b: WheelEntry): number {
   if (aJob !== b instanceof Job) return aJob ? -1 : 1;
   if (a.tenant !== b.tenant) return a.tenant < b.tenant ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-function isLiveReady(e: Execution): boolean {
-  return e.state === "ready";
 }
 
 function compareNewestFirst(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
@@ -803,6 +1086,7 @@ export type JobSnapshot = [
   runs: number,
   activeCount: number,
   waiting: string[] | null,
+  leasedCount: number,
 ];
 
 export type ExecutionSnapshot = [
@@ -810,19 +1094,27 @@ export type ExecutionSnapshot = [
   state: Execution["state"],
   reason: string | null,
   waitingForSlot: boolean,
+  waitingForOrder: boolean,
   readyAt: number,
-  readySeq: number,
   startedAt: number | null,
   finishedAt: number | null,
   attempt: number,
   attempts: Execution["attempts"],
   result: unknown,
+  workerId: string | null,
+  fence: number,
+  leaseDeadline: number,
+  attemptDeadline: number,
+  /** Where it waits in the wheel (scheduled, retry backoff, lease expiry), or null. */
+  wheelDueAt: number | null,
 ];
+
+const EXECUTION_WHEEL_DUE_AT = 15;
 
 export interface ShardSnapshot {
   v: 1;
   lastAt: number;
-  readySeq: number;
+  fenceSeq: number;
   /** Distinct job definitions; jobs refer to them by index. */
   specs: JobSpec[];
   jobs: JobSnapshot[];
@@ -830,9 +1122,12 @@ export interface ShardSnapshot {
   finishedOrder: Array<[string, string]>;
   idempotency: Array<[string, string, string, number]>;
   tombstones: Array<[string, string, number, number]>;
+  orderingLines: Array<[tenant: string, orderingKey: string, ids: string[]]>;
+  /** Ready executions in ready-queue order (the order is not replicated state, but a restart keeps it). */
+  readyOrder: Array<[tenant: string, id: string]>;
 }
 
-function executionToSnapshot(e: Execution): ExecutionSnapshot {
+function executionToSnapshot(e: Execution, wheelDueAt: number | null): ExecutionSnapshot {
   const init: ExecutionInit = {
     id: e.id,
     tenant: e.tenant,
@@ -848,12 +1143,18 @@ function executionToSnapshot(e: Execution): ExecutionSnapshot {
     orderingKey: e.orderingKey,
     idempotencyKey: e.idempotencyKey,
   };
-  return [init, e.state, e.reason, e.waitingForSlot, e.readyAt, e.readySeq, e.startedAt, e.finishedAt, e.attempt, e.attempts, e.result];
+  return [
+    init, e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
+    e.attempt, e.attempts, e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline, wheelDueAt,
+  ];
 }
 
 function executionFromSnapshot(s: ExecutionSnapshot): Execution {
   const e = new Execution(s[0]);
-  [, e.state, e.reason, e.waitingForSlot, e.readyAt, e.readySeq, e.startedAt, e.finishedAt, e.attempt, e.attempts, e.result] = s;
+  [
+    , e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
+    e.attempt, e.attempts, e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline,
+  ] = s;
   return e;
 }
 

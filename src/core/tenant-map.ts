@@ -42,6 +42,10 @@ export class TenantMap<V> {
     return (this.byTenant.get(tenant) ?? new Map<string, V>()).values();
   }
 
+  *entries(): IterableIterator<[tenant: string, id: string, value: V]> {
+    for (const [tenant, inner] of this.byTenant) for (const [id, value] of inner) yield [tenant, id, value];
+  }
+
   *values(): IterableIterator<V> {
     for (const inner of this.byTenant.values()) yield* inner.values();
   }

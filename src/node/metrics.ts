@@ -26,6 +26,12 @@ export class NodeMetrics {
     help: "Executions that became ready for a worker",
     registers: [this.registry],
   });
+  readonly attemptsRevoked = new Counter({
+    name: "cronwheel_attempts_revoked_total",
+    help: "Attempts taken from their worker without its report, by reason (lease-expired, timed-out, canceled, replaced)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly walBatchRecords = new Histogram({
     name: "cronwheel_wal_batch_records",
     help: "Records per group-commit batch",
@@ -89,6 +95,7 @@ export class NodeMetrics {
       },
       ready: () => this.executionsReady.inc(),
       finished: (e: Execution) => this.executionsFinished.inc({ state: e.state, reason: e.reason ?? "" }),
+      revoked: (_e: Execution, _workerId: string, _fence: number, reason: string) => this.attemptsRevoked.inc({ reason }),
     };
   }
 

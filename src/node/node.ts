@@ -19,6 +19,7 @@ import type { ShardRecord } from "../core/records.js";
 import { adHocExecutionId, SLOT_COUNT, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
+  NO_OBSERVER,
   type BackfillResult,
   type ExecutionResult,
   type JobPutResult,
@@ -49,7 +50,6 @@ export interface NodeOptions {
 /** Records a shard applies between snapshots: bounds what a crash restart replays. */
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 100_000;
 
-const SILENT: ShardObserver = { fired() {}, ready() {}, finished() {} };
 
 export class CronwheelNode {
   readonly metrics: NodeMetrics;
@@ -86,7 +86,7 @@ export class CronwheelNode {
             repair: opts.repair ?? false,
             onBatch: (records, fsyncMs) => metrics.onWalBatch(records, fsyncMs),
           },
-          SILENT,
+          NO_OBSERVER,
         ),
       );
     }
@@ -248,6 +248,7 @@ function composeObservers(a: ShardObserver, b: ShardObserver | undefined): Shard
     fired: (e, fireAtMs, atMs) => (a.fired(e, fireAtMs, atMs), b.fired(e, fireAtMs, atMs)),
     ready: (e) => (a.ready(e), b.ready(e)),
     finished: (e) => (a.finished(e), b.finished(e)),
+    revoked: (e, workerId, fence, reason) => (a.revoked(e, workerId, fence, reason), b.revoked(e, workerId, fence, reason)),
   };
 }
 
