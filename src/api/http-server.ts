@@ -23,6 +23,8 @@ export interface HttpServerOptions {
   bodyBytesMax: number;
   logger: Logger;
   advertise: string;
+  /** Adds more routes (the worker WebSocket) before the server listens. */
+  configure?: (app: uWS.TemplatedApp) => void;
 }
 
 /** Seconds a client should wait before retrying a 503 with no better estimate. */
@@ -68,6 +70,7 @@ export class HttpServer {
         if (!aborted) res.cork(() => res.writeHeader("content-type", registry.contentType).end(text));
       });
     });
+    opts.configure?.(app);
     app.any("/*", (res, req) => handle(res, req, opts, ctx));
 
     return new Promise((resolve, reject) => {

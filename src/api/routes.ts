@@ -229,6 +229,13 @@ route("POST", "/v1/executions/:id/cancel", async (req, [id], ctx) => {
   return ok(executionView(r.execution));
 });
 
+route("POST", "/v1/executions/:id/replay", async (req, [id], ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  noBody(req);
+  const r: ExecutionResult = await ctx.node.replayExecution(req.principal.tenant, id!);
+  return { status: 201, body: executionView(r.execution) };
+});
+
 function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: string[], state?: string): ApiResponse {
   const q = parseListQuery(req.query, allowed);
   const limit = Number(q.limit);

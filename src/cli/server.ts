@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS } from "../api/validation.js";
 import type { FsyncMode } from "../../wal/index.js";
 import { SystemClock } from "../node/clock.js";
 import { CronwheelNode, SNAPSHOT_EVERY_RECORDS_DEFAULT } from "../node/node.js";
+import { WorkerGateway } from "../gateway/gateway.js";
 
 const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
 
@@ -72,11 +73,14 @@ export async function runServer(argv: string[]): Promise<void> {
     snapshotEveryRecords: positiveInt(values["snapshot-every"]!, "--snapshot-every"),
     repair: values.repair!,
   });
+  const auth = values.tokens ? Auth.fromFile(values.tokens) : Auth.open();
+  const gateway = new WorkerGateway(node, auth, logger);
   const server = await HttpServer.listen({
     host,
     port,
     node,
-    auth: values.tokens ? Auth.fromFile(values.tokens) : Auth.open(),
+    auth,
+    configure: (app) => gateway.attach(app),
     limits: { payloadBytesMax: positiveInt(values["payload-bytes-max"]!, "--payload-bytes-max") },
     bodyBytesMax: 64 * 1024 * 1024,
     logger,
@@ -98,7 +102,9 @@ export async function runServer(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
+    gateway.drainAll();
     server.close();
+    gateway.close();
     node.close().then(
       () => process.exit(0),
       (error: unknown) => {

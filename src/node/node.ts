@@ -54,6 +54,7 @@ export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 100_000;
 export class CronwheelNode {
   readonly metrics: NodeMetrics;
   private closed = false;
+  private extraObservers: ShardObserver[] = [];
 
   private constructor(
     readonly opts: NodeOptions,
@@ -68,7 +69,9 @@ export class CronwheelNode {
     const coordinator = StaticCoordinator.open(opts.dataDir, opts.nodeId, opts.shardCount);
     const shards: ShardReplica[] = [];
     const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => s.state.readyStats()));
-    const observer = composeObservers(metrics.observer(opts.clock), opts.observer);
+    // Observers added later (the worker gateway) see every live event too.
+    const extra: ShardObserver[] = opts.observer ? [opts.observer] : [];
+    const observer = composeObservers(metrics.observer(opts.clock), extra);
     for (const shard of coordinator.shards) {
       const dir = path.join(opts.dataDir, "shards", String(shard.id));
       fs.mkdirSync(dir, { recursive: true });
@@ -90,7 +93,9 @@ export class CronwheelNode {
         ),
       );
     }
-    return new CronwheelNode(opts, coordinator, shards, metrics);
+    const node = new CronwheelNode(opts, coordinator, shards, metrics);
+    node.extraObservers = extra;
+    return node;
   }
 
   get ready(): boolean {
@@ -194,7 +199,12 @@ export class CronwheelNode {
     return this.propose(this.shardAt(slot), record) as Promise<ExecutionResult>;
   }
 
-  private executionShard(tenant: string, executionId: string): ShardReplica {
+  /** Let another component (the worker gateway) observe live shard events. */
+  addObserver(observer: ShardObserver): void {
+    this.extraObservers.push(observer);
+  }
+
+  executionShard(tenant: string, executionId: string): ShardReplica {
     const slot = slotOfExecution(tenant, executionId);
     if (slot === null) throw notFound(`execution '${executionId}' not found`);
     return this.shardAt(slot);
@@ -209,6 +219,17 @@ export class CronwheelNode {
   cancelExecution(tenant: string, executionId: string): Promise<ExecutionResult> {
     const record: ShardRecord = { type: "exec.cancel", at: this.clock.now(), tenant, executionId };
     return this.propose(this.executionShard(tenant, executionId), record) as Promise<ExecutionResult>;
+  }
+
+  replayExecution(tenant: string, executionId: string): Promise<ExecutionResult> {
+    const shard = this.executionShard(tenant, executionId);
+    const at = this.clock.now();
+    const colon = executionId.indexOf(":");
+    const newExecutionId =
+      colon > 0
+        ? `${executionId.slice(0, colon)}:r${uniquePart(at)}`
+        : adHocExecutionId(slotOfExecution(tenant, executionId)!, uniquePart(at));
+    return shard.propose({ type: "exec.replay", at, tenant, executionId, newExecutionId }) as Promise<ExecutionResult>;
   }
 
   /** Executions newest first, merged across shards; `before` is the cursor (the last one seen). */
@@ -242,13 +263,24 @@ export class CronwheelNode {
   }
 }
 
-function composeObservers(a: ShardObserver, b: ShardObserver | undefined): ShardObserver {
-  if (!b) return a;
+function composeObservers(first: ShardObserver, rest: ShardObserver[]): ShardObserver {
   return {
-    fired: (e, fireAtMs, atMs) => (a.fired(e, fireAtMs, atMs), b.fired(e, fireAtMs, atMs)),
-    ready: (e) => (a.ready(e), b.ready(e)),
-    finished: (e) => (a.finished(e), b.finished(e)),
-    revoked: (e, workerId, fence, reason) => (a.revoked(e, workerId, fence, reason), b.revoked(e, workerId, fence, reason)),
+    fired: (e, fireAtMs, atMs) => {
+      first.fired(e, fireAtMs, atMs);
+      for (const o of rest) o.fired(e, fireAtMs, atMs);
+    },
+    ready: (e) => {
+      first.ready(e);
+      for (const o of rest) o.ready(e);
+    },
+    finished: (e) => {
+      first.finished(e);
+      for (const o of rest) o.finished(e);
+    },
+    revoked: (e, workerId, fence, reason) => {
+      first.revoked(e, workerId, fence, reason);
+      for (const o of rest) o.revoked(e, workerId, fence, reason);
+    },
   };
 }
 

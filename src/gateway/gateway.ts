@@ -1,0 +1,404 @@
+/**
+ * The worker gateway: WebSocket `/v1/workers` on the node's uWS server (protocol.ts has the frames).
+ *
+ * Dispatch, once per event-loop turn when anything changed (credit arrived, work became ready, an
+ * execution ended): for each connected worker with credit, in rotating order, take ready
+ * executions of its queues from each shard (priority, then tenant round-robin, then age), reserve
+ * the credit, and propose one claim record per shard. Only when the claim is committed does the
+ * assignment frame leave; executions the claim refused are put back and the credit returned.
+ *
+ * Reports are batched the same way: all reports that arrive in one turn for one shard become one
+ * report record; each is answered `ack` or `stale` once the record is applied. The gateway keeps
+ * no state that matters for safety: leases, fences and retries live in the replicated shard state,
+ * so a worker that reconnects (here or, later, to another node) just reports again.
+ */
+import { Packr } from "msgpackr";
+import type { Logger } from "pino";
+import uWS from "uWebSockets.js";
+import type { Auth } from "../api/auth.js";
+import { CronwheelError } from "../core/errors.js";
+import type { Execution } from "../core/execution.js";
+import type { ExecutionRef, ReportItem, ShardRecord } from "../core/records.js";
+import type { ClaimOutcome, ReportOutcome, ShardObserver } from "../core/shard-state.js";
+import type { CronwheelNode } from "../node/node.js";
+import type { ShardReplica } from "../node/shard-replica.js";
+import {
+  PROTOCOL_VERSION,
+  WORKER_PATH,
+  type AssignMessage,
+  type NodeMessage,
+  type ReportMessage,
+  type WorkerMessage,
+} from "./protocol.js";
+
+/** Largest frame a worker may send. */
+const WORKER_FRAME_BYTES_MAX = 16 * 1024 * 1024;
+/** Stop assigning to a worker whose unsent bytes pass this (a slow consumer); resume on drain. */
+const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+/** Credits one worker may hold: bounds what one dispatch pass can take for it. */
+const WORKER_CREDIT_MAX = 10_000;
+/** Queues one worker may subscribe to. */
+const WORKER_QUEUES_MAX = 64;
+/** Seconds without any frame (pings included) before uWS closes a connection. */
+const IDLE_TIMEOUT_SEC = 30;
+
+const packr = new Packr({ useRecords: false });
+
+interface Connection {
+  ws: uWS.WebSocket<ConnectionData>;
+  open: boolean;
+  hello: boolean;
+  workerId: string;
+  /** The tenant whose work it gets, or null for all tenants (an admin token). */
+  tenant: string | null;
+  queues: string[];
+  credit: number;
+  draining: boolean;
+  outbox: NodeMessage[];
+}
+
+interface ConnectionData {
+  conn: Connection | null;
+}
+
+interface PendingReport {
+  conn: Connection;
+  message: ReportMessage;
+  item: ReportItem;
+}
+
+export class WorkerGateway {
+  private readonly connections = new Set<Connection>();
+  private readonly byWorkerId = new Map<string, Set<Connection>>();
+  /** Tenant of each execution this node assigned, for reports from all-tenant (admin) workers. */
+  private readonly assignedTenant = new Map<string, string>();
+  private dispatchScheduled = false;
+  private dispatchTimer: NodeJS.Timeout | null = null;
+  private readonly flushQueue = new Set<Connection>();
+  private flushScheduled = false;
+  private reports = new Map<ShardReplica, PendingReport[]>();
+  private reportsScheduled = false;
+  private draining = false;
+  private rotation = 0;
+
+  constructor(
+    private readonly node: CronwheelNode,
+    private readonly auth: Auth,
+    private readonly logger: Logger,
+  ) {
+    node.addObserver(this.observer());
+  }
+
+  attach(app: uWS.TemplatedApp): void {
+    app.ws<ConnectionData>(WORKER_PATH, {
+      compression: uWS.DISABLED,
+      maxPayloadLength: WORKER_FRAME_BYTES_MAX,
+      idleTimeout: IDLE_TIMEOUT_SEC,
+      sendPingsAutomatically: true,
+      maxBackpressure: 64 * 1024 * 1024,
+      upgrade: (res, req, context) => {
+        res.upgrade<ConnectionData>(
+          { conn: null },
+          req.getHeader("sec-websocket-key"),
+          req.getHeader("sec-websocket-protocol"),
+          req.getHeader("sec-websocket-extensions"),
+          context,
+        );
+      },
+      open: (ws) => {
+        const conn: Connection = { ws, open: true, hello: false, workerId: "", tenant: null, queues: [], credit: 0, draining: false, outbox: [] };
+        ws.getUserData().conn = conn;
+        this.connections.add(conn);
+        if (this.draining) this.send(conn, { t: "drain" });
+      },
+      message: (ws, data, isBinary) => {
+        const conn = ws.getUserData().conn;
+        if (conn) this.onFrame(conn, data, isBinary);
+      },
+      drain: () => this.scheduleDispatch(),
+      close: (ws) => {
+        const conn = ws.getUserData().conn;
+        if (conn) this.onClose(conn);
+      },
+    });
+  }
+
+  /** Stop assigning work (node shutting down); workers are told to drain. */
+  drainAll(): void {
+    this.draining = true;
+    for (const conn of this.connections) this.send(conn, { t: "drain" });
+  }
+
+  close(): void {
+    if (this.dispatchTimer) clearTimeout(this.dispatchTimer);
+    for (const conn of this.connections) if (conn.open) conn.ws.end(1001, "node stopping");
+  }
+
+  get workerCount(): number {
+    return this.connections.size;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // frames in
+
+  private onFrame(conn: Connection, data: ArrayBuffer, isBinary: boolean): void {
+    let messages: WorkerMessage[];
+    try {
+      if (!isBinary) throw new Error("text frames are not part of the protocol");
+      const decoded: unknown = packr.unpack(Buffer.from(data));
+      if (!Array.isArray(decoded)) throw new Error("a frame is an array of messages");
+      messages = decoded as WorkerMessage[];
+      for (const m of messages) this.onMessage(conn, m);
+    } catch (error) {
+      this.refuse(conn, error instanceof CronwheelError ? error : new CronwheelError("invalid_argument", `malformed frame: ${(error as Error).message}`));
+    }
+  }
+
+  private onMessage(conn: Connection, m: WorkerMessage): void {
+    if (typeof m !== "object" || m === null || typeof (m as { t?: unknown }).t !== "string") throw bad("a message is an object with a string field t");
+    if (!conn.hello && m.t !== "hello") throw bad("the first message must be hello");
+    switch (m.t) {
+      case "hello":
+        return this.onHello(conn, m);
+      case "credit":
+        if (!Number.isSafeInteger(m.n) || m.n < 0) throw bad("credit.n must be a non-negative integer");
+        conn.credit = Math.min(WORKER_CREDIT_MAX, conn.credit + m.n);
+        this.scheduleDispatch();
+        return;
+      case "drain":
+        conn.draining = true;
+        return;
+      case "started":
+      case "heartbeat":
+      case "succeeded":
+      case "failed":
+        return this.onReport(conn, m);
+      default:
+        throw bad(`unknown message type '${String((m as { t: unknown }).t)}'`);
+    }
+  }
+
+  private onHello(conn: Connection, m: WorkerMessage & { t: "hello" }): void {
+    if (conn.hello) throw bad("hello was already sent");
+    if (m.protocol !== PROTOCOL_VERSION) throw bad(`protocol ${String(m.protocol)} is not supported; this node speaks ${PROTOCOL_VERSION}`);
+    if (typeof m.workerId !== "string" || !/^[A-Za-z0-9._:@-]{1,200}$/.test(m.workerId)) throw bad("hello.workerId must match [A-Za-z0-9._:@-]{1,200}");
+    if (!Array.isArray(m.queues) || m.queues.length === 0 || m.queues.length > WORKER_QUEUES_MAX || !m.queues.every((q) => typeof q === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(q))) {
+      throw bad(`hello.queues must be 1..${WORKER_QUEUES_MAX} queue names`);
+    }
+    const principal = this.auth.authenticate(typeof m.token === "string" ? `Bearer ${m.token}` : "");
+    if (principal.role === "client") throw new CronwheelError("permission_denied", "a client token may not run a worker");
+    conn.hello = true;
+    conn.workerId = m.workerId;
+    conn.tenant = principal.role === "admin" && this.auth.enabled ? null : principal.tenant;
+    conn.queues = [...new Set(m.queues)];
+    let same = this.byWorkerId.get(conn.workerId);
+    if (!same) this.byWorkerId.set(conn.workerId, (same = new Set()));
+    same.add(conn);
+    this.send(conn, { t: "welcome", nodeId: this.node.opts.nodeId, protocol: PROTOCOL_VERSION });
+  }
+
+  private onReport(conn: Connection, m: ReportMessage): void {
+    if (typeof m.id !== "string" || !Number.isSafeInteger(m.fence)) throw bad(`${m.t} needs an execution id and a fence`);
+    const tenant = conn.tenant ?? this.assignedTenant.get(m.id);
+    let shard: ShardReplica;
+    try {
+      if (tenant === undefined) throw new CronwheelError("not_found", "unknown execution");
+      shard = this.node.executionShard(tenant, m.id);
+    } catch {
+      this.send(conn, { t: "stale", id: m.id, fence: m.fence, of: m.t });
+      return;
+    }
+    const item: ReportItem = { tenant: tenant!, executionId: m.id, fence: m.fence, kind: m.t };
+    if (m.t === "succeeded") item.result = m.result ?? null;
+    if (m.t === "failed") {
+      item.error = m.error ?? null;
+      item.retryable = m.retryable !== false;
+    }
+    let list = this.reports.get(shard);
+    if (!list) this.reports.set(shard, (list = []));
+    list.push({ conn, message: m, item });
+    if (!this.reportsScheduled) {
+      this.reportsScheduled = true;
+      setImmediate(() => this.flushReports());
+    }
+  }
+
+  private flushReports(): void {
+    this.reportsScheduled = false;
+    const batches = this.reports;
+    this.reports = new Map();
+    for (const [shard, pending] of batches) {
+      const workerId = pending[0]!.conn.workerId;
+      const record: ShardRecord = { type: "exec.report", at: this.node.opts.clock.now(), workerId, items: pending.map((p) => p.item) };
+      shard.propose(record).then(
+        (result) => {
+          (result as ReportOutcome[]).forEach((outcome, i) => {
+            const { conn, message } = pending[i]!;
+            if (outcome.ok) {
+              if (message.t === "succeeded" || message.t === "failed") this.assignedTenant.delete(message.id);
+              this.send(conn, { t: "ack", id: message.id, fence: message.fence, of: message.t, ...(message.t === "heartbeat" ? { leaseDeadline: outcome.leaseDeadline } : {}) });
+            } else {
+              this.send(conn, { t: "stale", id: message.id, fence: message.fence, of: message.t });
+            }
+          });
+        },
+        // The shard cannot commit now: no answer; the worker resends after it reconnects.
+        (error: Error) => this.logger.warn({ err: error, reports: pending.length }, "reports not committed"),
+      );
+    }
+  }
+
+  private onClose(conn: Connection): void {
+    conn.open = false;
+    this.connections.delete(conn);
+    this.flushQueue.delete(conn);
+    const same = this.byWorkerId.get(conn.workerId);
+    same?.delete(conn);
+    if (same && same.size === 0) this.byWorkerId.delete(conn.workerId);
+    // Its executions keep their leases: reported in time (after a reconnect) they finish normally.
+  }
+
+  private refuse(conn: Connection, error: CronwheelError): void {
+    this.logger.warn({ workerId: conn.workerId, code: error.code, msg: error.message }, "closing worker connection");
+    if (!conn.open) return;
+    this.flushNow(conn, [{ t: "error", code: error.code, message: error.message }]);
+    conn.ws.end(1008, error.message.slice(0, 100));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // dispatch
+
+  private observer(): ShardObserver {
+    return {
+      fired: () => {},
+      ready: () => this.scheduleDispatch(),
+      finished: () => this.scheduleDispatch(),
+      revoked: (e, workerId, fence, reason) => {
+        this.assignedTenant.delete(e.id);
+        for (const conn of this.byWorkerId.get(workerId) ?? []) this.send(conn, { t: "cancel", id: e.id, fence, reason });
+      },
+    };
+  }
+
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.connections.size === 0) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    if (this.draining) return;
+    const now = this.node.opts.clock.now();
+    const conns = [...this.connections];
+    let retryAt: number | null = null;
+    const start = this.rotation++ % Math.max(1, conns.length);
+    for (let k = 0; k < conns.length; k++) {
+      const conn = conns[(start + k) % conns.length]!;
+      if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
+      if (conn.ws.getBufferedAmount() > WS_SEND_BUFFER_BYTES_MAX) continue;
+      for (const shard of this.node.shards) {
+        if (conn.credit <= 0) break;
+        if (!shard.healthy) continue;
+        const taken: Execution[] = [];
+        for (const queue of conn.queues) {
+          if (conn.credit <= 0) break;
+          const r = shard.state.takeReady(queue, conn.tenant, conn.credit, now);
+          if (r.retryAt !== null) retryAt = retryAt === null ? r.retryAt : Math.min(retryAt, r.retryAt);
+          conn.credit -= r.items.length;
+          taken.push(...r.items);
+        }
+        if (taken.length > 0) this.claim(shard, conn, taken);
+      }
+    }
+    if (retryAt !== null) this.dispatchAt(retryAt, now);
+  }
+
+  /** Some ready work is not due yet (committed ahead of time): look again when it is. */
+  private dispatchAt(at: number, now: number): void {
+    if (this.dispatchTimer) clearTimeout(this.dispatchTimer);
+    this.dispatchTimer = setTimeout(() => {
+      this.dispatchTimer = null;
+      this.scheduleDispatch();
+    }, Math.max(0, at - now));
+  }
+
+  private claim(shard: ShardReplica, conn: Connection, taken: Execution[]): void {
+    const items: ExecutionRef[] = taken.map((e) => ({ tenant: e.tenant, executionId: e.id }));
+    const record: ShardRecord = { type: "exec.claim", at: this.node.opts.clock.now(), workerId: conn.workerId, items };
+    shard.propose(record).then(
+      (result) => {
+        let refused = 0;
+        (result as ClaimOutcome[]).forEach((outcome, i) => {
+          if (outcome.ok) this.assign(conn, outcome.execution);
+          else {
+            refused++;
+            shard.state.requeue(taken[i]!);
+          }
+        });
+        if (refused > 0) {
+          conn.credit += refused;
+          this.scheduleDispatch();
+        }
+      },
+      (error: Error) => {
+        this.logger.warn({ err: error, items: taken.length }, "claim not committed; executions put back");
+        for (const e of taken) shard.state.requeue(e);
+        conn.credit += taken.length;
+      },
+    );
+  }
+
+  private assign(conn: Connection, e: Execution): void {
+    this.assignedTenant.set(e.id, e.tenant);
+    const message: AssignMessage = {
+      t: "assign",
+      id: e.id,
+      attempt: e.attempt,
+      fence: e.fence,
+      queue: e.queue,
+      payload: e.payload,
+      scheduledAt: e.scheduledAt,
+      leaseMs: e.leaseMs,
+      leaseDeadline: e.leaseDeadline,
+      timeoutAt: e.attemptDeadline,
+      ...(e.jobId !== null ? { jobId: e.jobId } : {}),
+    };
+    // A worker that vanished between claim and commit: the lease expires and the work is retried.
+    this.send(conn, message);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // frames out: everything for one worker in one turn goes in one frame
+
+  private send(conn: Connection, message: NodeMessage): void {
+    if (!conn.open) return;
+    conn.outbox.push(message);
+    this.flushQueue.add(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushAll());
+    }
+  }
+
+  private flushAll(): void {
+    this.flushScheduled = false;
+    for (const conn of this.flushQueue) {
+      const messages = conn.outbox;
+      conn.outbox = [];
+      this.flushNow(conn, messages);
+    }
+    this.flushQueue.clear();
+  }
+
+  private flushNow(conn: Connection, messages: NodeMessage[]): void {
+    if (!conn.open || messages.length === 0) return;
+    conn.ws.cork(() => conn.ws.send(packr.pack(messages), true));
+  }
+}
+
+function bad(message: string): CronwheelError {
+  return new CronwheelError("invalid_argument", message);
+}
