@@ -1,10 +1,19 @@
-/** The `cronwheel` binary: `server` now; job, execution and admin commands come with later issues. */
+/** The `cronwheel` binary: `server`, and the client commands `jobs`, `executions`, `dead-letters`. */
+import { CronwheelApiError } from "../client/errors.js";
+import { runDeadLettersCommand, runExecutionsCommand, runJobsCommand } from "./commands.js";
 import { runServer, SERVER_USAGE, UsageError } from "./server.js";
 
 const USAGE = `usage: cronwheel <command> [options]
 
 commands:
-  server     run a node (see: cronwheel server --help)
+  server         run a node (see: cronwheel server --help)
+  jobs           put | get | ls | rm | pause | resume | trigger | preview jobs (cronwheel jobs --help)
+  executions     get | ls | cancel | replay executions (cronwheel executions --help)
+  dead-letters   ls failed executions (cronwheel dead-letters --help)
+
+The client commands talk to --url (default $CRONWHEEL_URL, else http://127.0.0.1:7070) with
+--token (default $CRONWHEEL_TOKEN); --json prints the server's answer as JSON.
+Exit status: 0 ok, 1 the request failed (cronwheel: <code>: <message>), 2 usage error.
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -12,6 +21,15 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "server":
       await runServer(rest);
+      return;
+    case "jobs":
+      await runJobsCommand(rest);
+      return;
+    case "executions":
+      await runExecutionsCommand(rest);
+      return;
+    case "dead-letters":
+      await runDeadLettersCommand(rest);
       return;
     case undefined:
     case "help":
@@ -25,6 +43,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof CronwheelApiError) {
+    process.stderr.write(`cronwheel: ${error.code}: ${error.message}\n`);
+    process.exit(1);
+  }
+  // The client commands turn their own flag errors into UsageError; a raw parse error is the server's.
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
     process.stderr.write(`cronwheel: ${(error as Error).message}\n${error instanceof UsageError ? "" : SERVER_USAGE}`);
     process.exit(2);

@@ -904,7 +904,7 @@ export class ShardState {
       if (q.state !== undefined && e.state !== q.state) continue;
       if (q.fromMs !== undefined && e.scheduledAt < q.fromMs) continue;
       if (q.toMs !== undefined && e.scheduledAt >= q.toMs) continue;
-      if (before && compareNewestFirst(e, before) <= 0) continue;
+      if (before && compareNewestFirst(e, before) >= 0) continue;
       matches.push(e);
     }
     matches.sort((a, b) => -compareNewestFirst(a, b));

@@ -1,0 +1,20 @@
+/**
+ * Cronwheel's TypeScript SDK.
+ *
+ *   import { Client, CronwheelApiError } from "<this module>";   // dist/src/client/index.js
+ *   (a package.json "exports" entry for it is the lead's to add)
+ *
+ * - HTTP: `Client` (client.ts) — jobs, executions, dead letters, cluster, health.
+ * - Errors: `CronwheelApiError` (errors.ts) — one error type with the contract's `code`.
+ * - Types: the wire shapes (types.ts).
+ */
+export { Client, wireTime, DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY_MS, DEFAULT_RETRY_MAX_DELAY_MS, DEFAULT_TIMEOUT_MS } from "./client.js";
+export type { ClientOptions, ClientRetryOptions } from "./client.js";
+export { CronwheelApiError, ERROR_CODES, codeForStatus, isErrorCode } from "./errors.js";
+export type { CronwheelApiErrorOptions, ErrorCode } from "./errors.js";
+export { jobToInput } from "./types.js";
+export type * from "./types.js";
+
+// --- Worker (WebSocket protocol) -----------------------------------------------------------
+// The worker half of the SDK is added here by its own change:
+//   export { Worker } from "./worker.js";

@@ -1,0 +1,355 @@
+/**
+ * The wire shapes of Cronwheel's HTTP API (shared/design/API.md, docs/api.md), as TypeScript types
+ * for the SDK. These are written from the contract, not imported from the server's core: the SDK
+ * must keep compiling for users who never load the server.
+ *
+ * Times: on input any `TimeInput` (a `Date`, integer milliseconds since the epoch, or an RFC 3339
+ * string WITH an offset — the server refuses offset-less strings). On output every time is the
+ * server's RFC 3339 UTC string (`"2025-03-30T01:00:00.000Z"`), returned as is; parse it with
+ * `new Date(s)` or `Date.parse(s)` when you need arithmetic.
+ */
+
+/** A time as the SDK accepts it: a Date, ms since the epoch, or RFC 3339 with `Z` or an offset. */
+export type TimeInput = Date | number | string;
+
+/** An interval: milliseconds, or a duration string such as `"30s"`, `"5m"`, `"1h30m"`. */
+export type DurationInput = number | string;
+
+/** An RFC 3339 UTC time string as the server writes it. */
+export type Timestamp = string;
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+// ---------------------------------------------------------------------------------------------
+
+export type DstRepeated = "first" | "last" | "both";
+export type DstMissing = "shift" | "skip";
+
+export interface DstPolicy {
+  /** A local time that happens twice (autumn): fire at the first, the last, or both instants. */
+  repeated: DstRepeated;
+  /** A local time that does not exist (spring): fire at the transition, or not at all. */
+  missing: DstMissing;
+}
+
+export type BackoffType = "exponential" | "fixed" | "linear";
+export type BackoffJitter = "none" | "full" | "equal";
+
+export interface BackoffPolicy {
+  type: BackoffType;
+  initialMs: number;
+  maxMs: number;
+  multiplier: number;
+  jitter: BackoffJitter;
+}
+
+/** How failed attempts are retried (server side; unrelated to the SDK's HTTP retries). */
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+}
+
+/** On input, nested policies may be partial: missing members take the server's defaults. */
+export interface RetryPolicyInput {
+  maxAttempts?: number;
+  backoff?: Partial<BackoffPolicy>;
+}
+
+export type OverlapPolicy = "allow" | "skip" | "buffer-one" | "queue" | "replace";
+
+export interface ConcurrencyPolicy {
+  /** null: no limit. */
+  limit: number | null;
+  overlap: OverlapPolicy;
+}
+
+export type MisfirePolicyName = "run-once" | "skip" | "run-all";
+
+export interface MisfirePolicy {
+  policy: MisfirePolicyName;
+  graceMs: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The body of `PUT /v1/jobs/{jobId}`. At most one of `cron`, `every`, `at` (none: the job only
+ * runs when triggered). Unknown fields are refused by the server (400 `invalid_argument`).
+ */
+export interface JobInput {
+  /** `[A-Za-z0-9._-]{1,128}`. */
+  queue: string;
+  /** 5 fields, or 6 with seconds first. */
+  cron?: string | null;
+  /** IANA zone of the cron; default `UTC`. */
+  timezone?: string;
+  every?: DurationInput | null;
+  at?: TimeInput | null;
+  startAt?: TimeInput | null;
+  endAt?: TimeInput | null;
+  jitterMs?: number;
+  dst?: Partial<DstPolicy>;
+  maxRuns?: number | null;
+  payload?: unknown;
+  /** 0–9, default 5. */
+  priority?: number;
+  retry?: RetryPolicyInput;
+  timeoutMs?: number;
+  leaseMs?: number;
+  concurrency?: Partial<ConcurrencyPolicy>;
+  pauseOnFailure?: boolean;
+  misfire?: Partial<MisfirePolicy>;
+  labels?: Record<string, string>;
+}
+
+export type JobState = "active" | "paused" | "completed";
+
+/**
+ * A job as the server answers it: the definition with every default filled in, triggers in the
+ * shape they were written (`every` always as milliseconds), plus read-only fields. Not a valid
+ * PUT body as is: use `jobToInput(job)`.
+ */
+export interface Job {
+  id: string;
+  queue: string;
+  /** Present for cron jobs, with `timezone` and `dst`. */
+  cron?: string;
+  timezone?: string;
+  dst?: DstPolicy;
+  /** Present for interval jobs, in milliseconds. */
+  every?: number;
+  /** Present for one-time jobs. */
+  at?: Timestamp;
+  startAt?: Timestamp;
+  endAt?: Timestamp;
+  jitterMs: number;
+  maxRuns: number | null;
+  payload: unknown;
+  priority: number;
+  retry: RetryPolicy;
+  timeoutMs: number;
+  leaseMs: number;
+  concurrency: ConcurrencyPolicy;
+  pauseOnFailure: boolean;
+  misfire: MisfirePolicy;
+  labels: Record<string, string>;
+  version: number;
+  state: JobState;
+  /** Jitter included; null when paused, completed, or the trigger has no further fire. */
+  nextFireAt: Timestamp | null;
+  /** Fires that ran. */
+  runs: number;
+  createdAt: Timestamp;
+  updatedAt: Timestamp;
+}
+
+/** `DELETE /v1/jobs/{jobId}` answers the job as it was, marked deleted. */
+export interface DeletedJob extends Job {
+  deleted: true;
+}
+
+export interface PutJobResult {
+  job: Job;
+  /** true: 201, a new job; false: 200, an existing job was replaced. */
+  created: boolean;
+}
+
+export interface PutJobOptions {
+  /** The version the job must have now (`If-Match`); a mismatch, or no such job, is `conflict`. */
+  ifMatch?: number | string;
+}
+
+export interface DeleteJobOptions {
+  /** Cancel the job's ready and running executions too (default: they finish). */
+  cancelRunning?: boolean;
+}
+
+export interface TriggerOptions {
+  /** The execution's payload; omitted (undefined) means the job's own payload. `null` is a payload. */
+  payload?: unknown;
+  /** The same key within 24 h returns the first execution (`created: false`). */
+  idempotencyKey?: string;
+}
+
+export interface JobFilter {
+  queue?: string;
+  /** One label filter, `"key=value"`. */
+  label?: string;
+  cursor?: string;
+  /** Page size, 1–1000 (server default 100). */
+  limit?: number;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export type PreviewMark = "dst-repeated" | "dst-shifted" | "jitter" | "window-start";
+
+export interface PreviewFire {
+  /** When it fires (jitter included). */
+  at: Timestamp;
+  /** The trigger's own time. */
+  nominal: Timestamp;
+  marks: PreviewMark[];
+}
+
+export interface Preview {
+  fires: PreviewFire[];
+}
+
+export interface BackfillInput {
+  from: TimeInput;
+  /** Not in the future; `to - from` at most 366 days. */
+  to: TimeInput;
+}
+
+export interface BackfillResult {
+  created: number;
+  skipped: number;
+  existing: number;
+  /** More than 10,000 fires: the rest were not created. */
+  truncated: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executions
+// ---------------------------------------------------------------------------------------------
+
+export type ExecutionState = "scheduled" | "ready" | "claimed" | "running" | "succeeded" | "failed" | "canceled" | "skipped";
+
+export type AttemptOutcome = "succeeded" | "failed" | "timed-out" | "lease-expired" | "canceled";
+
+export interface ExecutionAttempt {
+  attempt: number;
+  workerId: string;
+  claimedAt: Timestamp;
+  finishedAt?: Timestamp;
+  outcome?: AttemptOutcome;
+  error?: unknown;
+}
+
+/** Why an execution was skipped or canceled. */
+export type ExecutionReason = "misfire" | "overlap" | "superseded" | "replaced" | "job-deleted" | "canceled";
+
+export interface Execution {
+  id: string;
+  /** Absent for ad-hoc executions. */
+  jobId?: string;
+  queue: string;
+  state: ExecutionState;
+  scheduledAt: Timestamp;
+  createdAt: Timestamp;
+  /** When it became (or becomes) available to workers. */
+  readyAt?: Timestamp;
+  startedAt?: Timestamp;
+  finishedAt?: Timestamp;
+  attempt: number;
+  attempts: ExecutionAttempt[];
+  result?: unknown;
+  payload: unknown;
+  priority: number;
+  reason?: ExecutionReason | string;
+  orderingKey?: string;
+  idempotencyKey?: string;
+}
+
+/** The body of `POST /v1/executions`. */
+export interface EnqueueInput {
+  queue: string;
+  payload?: unknown;
+  /** Exclusive with `delayMs`; a past time runs now. */
+  runAt?: TimeInput | null;
+  delayMs?: number | null;
+  /** The same key within 24 h returns the first execution (`created: false`). */
+  idempotencyKey?: string | null;
+  priority?: number;
+  retry?: RetryPolicyInput;
+  timeoutMs?: number;
+  leaseMs?: number;
+  /** Executions with the same key run one at a time, in enqueue order. */
+  orderingKey?: string | null;
+}
+
+export interface ExecutionResult {
+  execution: Execution;
+  /** true: 201, a new execution; false: 200, an idempotency key matched an earlier one. */
+  created: boolean;
+}
+
+export interface ExecutionFilter {
+  jobId?: string;
+  queue?: string;
+  state?: ExecutionState;
+  /** On `scheduledAt`. */
+  from?: TimeInput;
+  to?: TimeInput;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface DeadLetterFilter {
+  queue?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface ExecutionPage {
+  executions: Execution[];
+  nextCursor: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster and operations
+// ---------------------------------------------------------------------------------------------
+
+export interface ClusterNode {
+  id: string;
+  address: string;
+  state: string;
+}
+
+export interface ClusterShard {
+  id: number;
+  /** Inclusive routing slot range `[lo, hi]`. */
+  range: [number, number];
+  replicas: string[];
+  leader: string | null;
+  epoch: number;
+  commitIndex: number;
+}
+
+export interface ClusterView {
+  nodes: ClusterNode[];
+  shards: ClusterShard[];
+}
+
+export interface Health {
+  status: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const READ_ONLY_JOB_FIELDS = ["id", "version", "state", "nextFireAt", "runs", "createdAt", "updatedAt", "deleted"] as const;
+
+/**
+ * A job as read, turned back into a PUT body: drops the read-only fields (`id`, `version`,
+ * `state`, `nextFireAt`, `runs`, `createdAt`, `updatedAt`, `deleted`). For read-modify-write:
+ *   const job = await client.getJob("j");
+ *   await client.putJob("j", { ...jobToInput(job), priority: 9 }, { ifMatch: job.version });
+ */
+export function jobToInput(job: Job): JobInput {
+  const input: Record<string, unknown> = { ...job };
+  for (const key of READ_ONLY_JOB_FIELDS) delete input[key];
+  return input as unknown as JobInput;
+}
