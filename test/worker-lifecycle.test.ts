@@ -173,6 +173,23 @@ describe("worker protocol", () => {
     ghost.close();
   });
 
+  it("a worker that disconnects and reconnects keeps its in-flight execution if it reports within the lease", async () => {
+    const { id } = await enqueue({ queue: "reconnect", leaseMs: 3_000 });
+    const before = await RawWorker.connect(server.base, "w-flaky", ["reconnect"]);
+    before.send({ t: "credit", n: 1 });
+    const a = await before.assignment(id);
+    before.send({ t: "started", id, fence: a.fence });
+    await before.next((m) => m.t === "ack" && m.of === "started");
+    before.close();
+    await before.closed();
+    await sleep(500);
+    const after = await RawWorker.connect(server.base, "w-flaky", ["reconnect"]);
+    after.send({ t: "heartbeat", id, fence: a.fence }, { t: "succeeded", id, fence: a.fence, result: 42 });
+    await after.next((m) => m.t === "ack" && m.of === "succeeded");
+    expect(await getExecution(id)).toMatchObject({ state: "succeeded", attempt: 1, result: 42 });
+    after.close();
+  });
+
   it("executions with one ordering key run one at a time, in enqueue order", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await enqueue({ queue: "ordered", orderingKey: "customer-7", payload: i })).id);
