@@ -16,5 +16,5 @@ export { jobToInput } from "./types.js";
 export type * from "./types.js";
 
 // --- Worker (WebSocket protocol) -----------------------------------------------------------
-// The worker half of the SDK is added here by its own change:
-//   export { Worker } from "./worker.js";
+export { Worker, NonRetryableError, ExecutionAbortedError, MalformedFrameError, DEFAULT_CONCURRENCY, DEFAULT_RECONNECT_INITIAL_MS, DEFAULT_RECONNECT_MAX_MS } from "./worker.js";
+export type { WorkerOptions, ExecutionContext, WorkerLogger, CompletedOutcome, SerializedError } from "./worker.js";

@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The repository root, whether this runs from test/support (vitest) or dist/test/support (benchmarks). */
+const ROOT = ((dir) => (path.basename(dir) === "dist" ? path.dirname(dir) : dir))(path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../.."));
 export const BIN = path.join(ROOT, "bin", "cronwheel.js");
 
 export interface ServerProcess {

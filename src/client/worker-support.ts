@@ -1,0 +1,141 @@
+/**
+ * Pure helpers of the worker SDK (worker.ts): reading the node's frames, serializing a handler's
+ * error, the reconnect backoff, the WebSocket URL. No sockets, no timers, no clock reads.
+ *
+ *   decodeFrame(pack([{ t: "welcome", nodeId: "n1", protocol: 1 }]))  // → [{ t: "welcome", … }]
+ *   decodeFrame(pack({ t: "welcome" }))                               // throws MalformedFrameError
+ *   reconnectDelayMs(3, { initialMs: 100, maxMs: 10_000 }, 0.5)       // cap 400 ms → 300 ms
+ *   workerUrl("https://cw.example.com:7070")                          // "wss://cw.example.com:7070/v1/workers"
+ */
+import { unpack } from "msgpackr";
+import { WORKER_PATH, type NodeMessage, type ReportMessage } from "../gateway/protocol.js";
+
+/** A frame from the node that is not the protocol: the worker logs it and reconnects. */
+export class MalformedFrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MalformedFrameError";
+  }
+}
+
+/** Longest `message` and `stack` of a serialized handler error (characters): errors are stored. */
+export const ERROR_MESSAGE_CHARS_MAX = 4 * 1024;
+export const ERROR_STACK_CHARS_MAX = 16 * 1024;
+
+/** How a thrown value travels in a `failed` report: `{ message, name, stack? }`. */
+export interface SerializedError {
+  message: string;
+  name: string;
+  stack?: string;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const out: SerializedError = { message: clip(String(error.message), ERROR_MESSAGE_CHARS_MAX), name: clip(String(error.name || "Error"), 200) };
+    if (typeof error.stack === "string") out.stack = clip(error.stack, ERROR_STACK_CHARS_MAX);
+    return out;
+  }
+  let message: string;
+  try {
+    message = typeof error === "string" ? error : JSON.stringify(error) ?? String(error);
+  } catch {
+    message = String(error);
+  }
+  return { message: clip(message, ERROR_MESSAGE_CHARS_MAX), name: "Error" };
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/**
+ * A handler's result (or a heartbeat's progress) as the JSON the node stores and the HTTP API
+ * returns: `toJsonValue({ at: new Date(0) })` → `{ at: "1970-01-01T00:00:00.000Z" }`. `undefined`
+ * (and a function) → undefined, i.e. no value. A BigInt or a cycle cannot be JSON: throws TypeError.
+ */
+export function toJsonValue(value: unknown): unknown {
+  if (value === undefined) return undefined;
+  const text = JSON.stringify(value);
+  return text === undefined ? undefined : JSON.parse(text);
+}
+
+/**
+ * Delay before reconnect attempt `attempt` (1-based): capped exponential with "equal jitter" —
+ * half the cap fixed, half random — so a fleet that lost one node does not come back in lockstep,
+ * and no delay is ever 0. `random` is in [0, 1).
+ */
+export function reconnectDelayMs(attempt: number, opts: { initialMs: number; maxMs: number }, random: number): number {
+  const exp = Math.min(30, Math.max(0, attempt - 1));
+  const cap = Math.min(opts.maxMs, opts.initialMs * 2 ** exp);
+  return Math.round(cap / 2 + random * (cap / 2));
+}
+
+/** The node's worker endpoint from its HTTP base URL (`http` → `ws`, `https` → `wss`). */
+export function workerUrl(base: string): string {
+  const u = new URL(base);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  else if (u.protocol === "https:") u.protocol = "wss:";
+  else if (u.protocol !== "ws:" && u.protocol !== "wss:") throw new TypeError(`url must be http(s):// or ws(s)://, got '${base}'`);
+  if (!u.pathname.endsWith(WORKER_PATH)) u.pathname = u.pathname.replace(/\/+$/, "") + WORKER_PATH;
+  u.search = "";
+  u.hash = "";
+  return u.toString();
+}
+
+const REPORT_TYPES: ReadonlySet<string> = new Set<ReportMessage["t"]>(["started", "heartbeat", "succeeded", "failed"]);
+
+/**
+ * One binary frame from the node → its messages, each checked for the fields the worker relies
+ * on (unknown fields are ignored, as the protocol says). Anything else throws MalformedFrameError.
+ */
+export function decodeFrame(data: Buffer): NodeMessage[] {
+  let decoded: unknown;
+  try {
+    decoded = unpack(data);
+  } catch (error) {
+    throw new MalformedFrameError(`frame is not msgpack: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(decoded)) throw new MalformedFrameError("a frame is an array of messages");
+  return decoded.map((m, i) => checkMessage(m, i));
+}
+
+function checkMessage(m: unknown, i: number): NodeMessage {
+  if (typeof m !== "object" || m === null || typeof (m as { t?: unknown }).t !== "string") throw new MalformedFrameError(`message ${i}: an object with a string field t`);
+  const o = m as Record<string, unknown>;
+  const need = (ok: boolean, what: string): void => {
+    if (!ok) throw new MalformedFrameError(`message ${i} (${String(o.t)}): ${what}`);
+  };
+  const isInt = (v: unknown): boolean => Number.isSafeInteger(v);
+  const isTime = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
+  const isStr = (v: unknown): boolean => typeof v === "string";
+  switch (o.t) {
+    case "welcome":
+      need(isStr(o.nodeId) && isInt(o.protocol), "nodeId (string) and protocol (integer)");
+      break;
+    case "assign":
+      need(isStr(o.id) && isInt(o.attempt) && isInt(o.fence) && isStr(o.queue), "id, attempt, fence, queue");
+      need(isTime(o.scheduledAt) && isTime(o.leaseDeadline) && isTime(o.timeoutAt), "scheduledAt, leaseDeadline, timeoutAt (ms)");
+      need(typeof o.leaseMs === "number" && o.leaseMs > 0 && Number.isFinite(o.leaseMs), "leaseMs > 0");
+      need(o.jobId === undefined || o.jobId === null || isStr(o.jobId), "jobId a string");
+      break;
+    case "ack":
+      need(isStr(o.id) && isInt(o.fence) && REPORT_TYPES.has(o.of as string), "id, fence, of (a report type)");
+      need(o.leaseDeadline === undefined || o.leaseDeadline === null || isTime(o.leaseDeadline), "leaseDeadline (ms)");
+      break;
+    case "stale":
+      need(isStr(o.id) && isInt(o.fence) && REPORT_TYPES.has(o.of as string), "id, fence, of (a report type)");
+      break;
+    case "cancel":
+      need(isStr(o.id) && isInt(o.fence), "id and fence");
+      need(o.reason === undefined || isStr(o.reason), "reason a string");
+      break;
+    case "drain":
+      break;
+    case "error":
+      need(isStr(o.code) && isStr(o.message), "code and message");
+      break;
+    default:
+      throw new MalformedFrameError(`message ${i}: unknown type '${String(o.t)}'`);
+  }
+  return o as unknown as NodeMessage;
+}
