@@ -114,6 +114,30 @@ describe("Worker SDK", () => {
     expect(max).toBe(3);
   });
 
+  it("with prefetch, holds extra executions claimed but never runs more handlers than its concurrency", async () => {
+    let now = 0;
+    let max = 0;
+    const w = newWorker({
+      queues: ["prefetched"],
+      concurrency: 2,
+      prefetch: 3,
+      handler: async () => {
+        max = Math.max(max, ++now);
+        expect(now).toBeLessThanOrEqual(2);
+        await sleep(30);
+        now--;
+      },
+    });
+    const ids = await Promise.all(Array.from({ length: 20 }, () => enqueue({ queue: "prefetched" })));
+    await w.start();
+    await sleep(15);
+    // Two run; three more are already claimed for this worker, waiting for a slot.
+    const states = await Promise.all(ids.map(async (id) => (await request(server.base, "GET", `/v1/executions/${id}`)).body.state));
+    expect(states.filter((s) => s === "claimed" || s === "running").length).toBe(5);
+    for (const id of ids) await waitForState(id, "succeeded");
+    expect(max).toBe(2);
+  });
+
   it("a throwing handler is retried per the execution's policy; NonRetryableError dead-letters at once", async () => {
     const retry = { maxAttempts: 3, backoff: { type: "fixed", initialMs: 50, maxMs: 50 } };
     const flaky = await enqueue({ queue: "retry", payload: { kind: "flaky" }, retry });

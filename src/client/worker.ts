@@ -99,8 +99,15 @@ export interface WorkerOptions {
   /** Default: hostname-pid-random. The node sends cancels to every connection with this id. */
   workerId?: string;
   queues: string[];
-  /** Most executions in flight at once (default 10). */
+  /** Most handlers running at once (default 10). */
   concurrency?: number;
+  /**
+   * Executions to hold ready beyond `concurrency` (default 0), so the next one is already here
+   * when a handler ends: it hides the claim round trip for short handlers. A prefetched execution
+   * is leased (and heartbeated) while it waits, and its `timeoutMs` runs from its claim, so keep
+   * this small for long handlers.
+   */
+  prefetch?: number;
   /** Resolves → succeeded(result); throws → failed(error, retryable unless NonRetryableError). */
   handler: (ctx: ExecutionContext) => Promise<unknown>;
   /** Reconnect backoff: capped exponential with jitter, default 100 ms … 10 s. */
@@ -191,8 +198,10 @@ interface Exec {
   readonly ctrl: AbortController;
   readonly ctx: ExecutionContext;
   readonly intervalMs: number;
-  /** The handler has not settled yet. */
+  /** The handler has not settled yet (or, prefetched, has not started yet). */
   running: boolean;
+  /** Prefetched: waits for a free handler slot. */
+  queuedStart: boolean;
   /** Stale, canceled, superseded or hard-closed: report nothing more. */
   dropped: boolean;
   startedAcked: boolean;
@@ -220,6 +229,7 @@ export class Worker extends EventEmitter {
     workerId: string;
     queues: string[];
     concurrency: number;
+    prefetch: number;
     handler: (ctx: ExecutionContext) => Promise<unknown>;
     reconnectInitialMs: number;
     reconnectMaxMs: number;
@@ -242,6 +252,8 @@ export class Worker extends EventEmitter {
   private nodeDraining = false;
   /** Credits given on this connection and not yet used by an assign. */
   private creditOutstanding = 0;
+  /** Prefetched executions waiting for a handler slot, in assignment order. */
+  private readonly waiting: Exec[] = [];
 
   // work
   private readonly execs = new Map<string, Exec>();
@@ -273,6 +285,8 @@ export class Worker extends EventEmitter {
     if (typeof opts.handler !== "function") throw new TypeError("handler: a function");
     const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new TypeError(`concurrency: an integer ≥ 1, got ${String(opts.concurrency)}`);
+    const prefetch = opts.prefetch ?? 0;
+    if (!Number.isSafeInteger(prefetch) || prefetch < 0) throw new TypeError(`prefetch: an integer ≥ 0, got ${String(opts.prefetch)}`);
     const initialMs = opts.reconnect?.initialMs ?? DEFAULT_RECONNECT_INITIAL_MS;
     const maxMs = opts.reconnect?.maxMs ?? DEFAULT_RECONNECT_MAX_MS;
     if (!(initialMs > 0) || !(maxMs >= initialMs)) throw new TypeError("reconnect: 0 < initialMs ≤ maxMs");
@@ -284,6 +298,7 @@ export class Worker extends EventEmitter {
       workerId,
       queues: [...opts.queues],
       concurrency,
+      prefetch,
       handler: opts.handler,
       reconnectInitialMs: initialMs,
       reconnectMaxMs: maxMs,
@@ -478,7 +493,7 @@ export class Worker extends EventEmitter {
     if (this.state === "draining") this.enqueue({ t: "drain" });
     const now = Date.now();
     for (const x of this.execs.values()) {
-      if (!x.startedAcked) this.enqueue(started(x));
+      if (!x.startedAcked && !x.queuedStart) this.enqueue(started(x));
       if (x.running) this.sendHeartbeat(x, now);
       else if (x.final) {
         this.enqueue(x.final);
@@ -516,7 +531,7 @@ export class Worker extends EventEmitter {
       if (old.assign.fence >= m.fence) return this.log.warn({ id: m.id, fence: m.fence, have: old.assign.fence }, "duplicate assign ignored");
       this.drop(old, "superseded", "stale");
     }
-    if (this.running >= this.opts.concurrency) {
+    if (this.running + this.waiting.length >= this.opts.concurrency + this.opts.prefetch) {
       // The node gave more than the credit: refuse without running it (it is retried).
       this.log.error({ id: m.id, inFlight: this.running }, "assign beyond concurrency refused");
       this.enqueue({ t: "failed", id: m.id, fence: m.fence, error: { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, retryable: true });
@@ -524,6 +539,25 @@ export class Worker extends EventEmitter {
     }
     const x = this.newExec(m, Date.now());
     this.execs.set(m.id, x);
+    if (this.running < this.opts.concurrency) {
+      this.begin(x);
+    } else {
+      x.queuedStart = true;
+      this.waiting.push(x);
+    }
+  }
+
+  /** Start prefetched executions while handler slots are free. */
+  private beginWaiting(): void {
+    while (this.running < this.opts.concurrency && this.waiting.length > 0) {
+      const x = this.waiting.shift()!;
+      if (!x.dropped) this.begin(x);
+    }
+  }
+
+  private begin(x: Exec): void {
+    const m = x.assign;
+    x.queuedStart = false;
     this.running++;
     this.enqueue(started(x));
     this.emit("assigned", { id: m.id, attempt: m.attempt, fence: m.fence, queue: m.queue });
@@ -546,6 +580,7 @@ export class Worker extends EventEmitter {
       ctx: undefined as unknown as ExecutionContext,
       intervalMs,
       running: true,
+      queuedStart: false,
       dropped: false,
       startedAcked: false,
       final: null,
@@ -575,6 +610,7 @@ export class Worker extends EventEmitter {
   private onHandlerDone(x: Exec, report: SucceededMessage | FailedMessage): void {
     this.running--;
     x.running = false;
+    this.beginWaiting();
     for (const w of this.takeWaiters(x)) w.resolve();
     if (x.dropped || this.state === "closed") {
       this.scheduleTurn(); // the slot is free: credit
@@ -626,6 +662,12 @@ export class Worker extends EventEmitter {
   /** Abort and forget: nothing more is reported for this fence. */
   private drop(x: Exec, reason: string, outcome: CompletedOutcome): void {
     x.dropped = true;
+    if (x.queuedStart) {
+      // Prefetched and never started: nothing runs, nothing to wait for.
+      this.waiting.splice(this.waiting.indexOf(x), 1);
+      x.queuedStart = false;
+      x.running = false;
+    }
     const error = new ExecutionAbortedError(reason, x.assign.id);
     if (!x.ctrl.signal.aborted) x.ctrl.abort(error);
     for (const w of this.takeWaiters(x)) w.reject(error);
@@ -766,7 +808,7 @@ export class Worker extends EventEmitter {
       return;
     }
     if (this.state === "running" && !this.nodeDraining) {
-      const free = this.opts.concurrency - this.running - this.creditOutstanding;
+      const free = this.opts.concurrency + this.opts.prefetch - this.running - this.waiting.length - this.creditOutstanding;
       if (free > 0) {
         this.outbox.push({ t: "credit", n: free });
         this.creditOutstanding += free;

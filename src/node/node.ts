@@ -188,7 +188,7 @@ export class CronwheelNode {
         ? slotOf(tenant, `ordering/${spec.orderingKey}`)
         : spec.idempotencyKey !== null
           ? slotOf(tenant, `idempotency/${spec.idempotencyKey}`)
-          : randomBytes(2).readUInt16BE(0) % SLOT_COUNT;
+          : Math.floor(Math.random() * SLOT_COUNT); // any shard will do; spread them
     const record: ShardRecord = {
       type: "exec.enqueue",
       at,
@@ -285,8 +285,15 @@ function composeObservers(first: ShardObserver, rest: ShardObserver[]): ShardObs
 }
 
 /** Unique within a node and sortable by time: base-36 ms plus 48 random bits. */
+/**
+ * Unique within the cluster and sortable by time: base-36 ms, this process's random tag, and a
+ * per-process counter (one crypto call per process instead of one per id: ids are on the hot path).
+ */
+const PROCESS_TAG = randomBytes(4).toString("hex");
+let uniqueSeq = 0;
 function uniquePart(at: number): string {
-  return at.toString(36) + randomBytes(6).toString("hex");
+  uniqueSeq = (uniqueSeq + 1) % 1_679_616; // 36^4
+  return `${at.toString(36)}${PROCESS_TAG}${uniqueSeq.toString(36).padStart(4, "0")}`;
 }
 
 export { CronwheelError };

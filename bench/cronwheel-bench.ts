@@ -1,0 +1,182 @@
+/**
+ * The Cronwheel side of the Cronwheel-vs-BullMQ benchmarks: the same four workloads as
+ * bullmq-bench.ts, against a real `cronwheel server` process (standalone, 8 shards, fsync batch)
+ * with the SDK's Worker (concurrency 100, no-op handler) and Client in this process — the same
+ * shape as the BullMQ side (redis-server a separate process; producer and worker in this one).
+ *
+ * - cronwheelThroughput: N executions enqueued through the batch endpoint, processed end to end;
+ *   run with the SDK's default prefetch 0 and with prefetch = concurrency (both are reported).
+ * - cronwheelLatency: one enqueue each at a fixed rate; enqueue-to-start latency.
+ * - cronwheelHerd: N executions all due at the same millisecond T; lateness = handler start − T.
+ * - cronwheelRepeat: N interval jobs every second for S seconds; fires/s and lateness.
+ */
+import { Client } from "../src/client/client.js";
+import { Worker, type ExecutionContext } from "../src/client/worker.js";
+import { startServer, tempDir, type ServerProcess } from "../test/support/server-process.js";
+import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
+
+type Figures = Record<string, unknown> & { system: "cronwheel" };
+
+const SHARDS = 8;
+
+async function withCronwheel<T>(
+  queue: string,
+  concurrency: number,
+  prefetch: number,
+  handler: (ctx: ExecutionContext) => void,
+  fn: (h: { server: ServerProcess; client: Client; worker: Worker; completed: () => number }) => Promise<T>,
+): Promise<T> {
+  const server = await startServer(tempDir("vs-bullmq"), ["--shards", String(SHARDS), "--fsync", "batch", "--log-level", "warn"]);
+  let completed = 0;
+  const worker = new Worker({
+    url: server.base,
+    queues: [queue],
+    concurrency,
+    prefetch,
+    shutdownSignals: false,
+    handler: async (ctx) => {
+      handler(ctx);
+      return null;
+    },
+  });
+  worker.on("completed", () => completed++);
+  try {
+    await worker.start();
+    return await fn({ server, client: new Client({ url: server.base }), worker, completed: () => completed });
+  } finally {
+    await worker.close({ graceful: false }).catch(() => undefined);
+    await server.stop();
+  }
+}
+
+async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`cronwheel bench: timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export async function cronwheelThroughput({ executions = 100_000, batch = 1000, concurrency = 100, prefetch = 0, timeoutMs = 300_000 } = {}): Promise<Figures> {
+  return withCronwheel("throughput", concurrency, prefetch, () => {}, async ({ client, completed }) => {
+    const started = nowMs();
+    let enqueued = 0;
+    // Two batches in flight keep the node busy without queueing requests unboundedly.
+    const producer = async () => {
+      while (enqueued < executions) {
+        const n = Math.min(batch, executions - enqueued);
+        enqueued += n;
+        const results = await client.enqueueBatch(Array.from({ length: n }, () => ({ queue: "throughput", payload: null })));
+        const failed = results.filter((r) => r instanceof Error).length;
+        if (failed > 0) throw new Error(`${failed} enqueues failed`);
+      }
+    };
+    await Promise.all([producer(), producer()]);
+    const enqueueSec = (nowMs() - started) / 1000;
+    await until("all completions", () => completed() >= executions, timeoutMs);
+    const totalSec = (nowMs() - started) / 1000;
+    return {
+      system: "cronwheel",
+      executions,
+      batch,
+      concurrency,
+      prefetch,
+      enqueuePerSec: Math.round(executions / enqueueSec),
+      endToEndPerSec: Math.round(executions / totalSec),
+      totalSec: round(totalSec),
+    };
+  });
+}
+
+export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concurrency = 100 } = {}): Promise<Figures> {
+  const latencies: number[] = [];
+  return withCronwheel(
+    "latency",
+    concurrency,
+    0,
+    (ctx) => latencies.push(nowMs() - (ctx.payload as { t: number }).t),
+    async ({ client, completed }) => {
+      const total = ratePerSec * seconds;
+      const start = nowMs();
+      let issued = 0;
+      const inFlight: Array<Promise<unknown>> = [];
+      while (issued < total) {
+        const due = start + (issued * 1000) / ratePerSec;
+        const wait = due - nowMs();
+        if (wait > 1) await sleep(wait);
+        inFlight.push(client.enqueue({ queue: "latency", payload: { t: nowMs() } }));
+        issued++;
+      }
+      await Promise.all(inFlight);
+      await until("all completions", () => completed() >= total, 60_000);
+      const sorted = sortedCopy(latencies);
+      return { system: "cronwheel", ratePerSec, seconds, executions: total, ...distribution("latencyMs", sorted) };
+    },
+  );
+}
+
+export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurrency = 100, slackMs = 2_000 } = {}): Promise<Figures> {
+  const starts: number[] = [];
+  return withCronwheel(
+    "herd",
+    concurrency,
+    0,
+    () => starts.push(nowMs()),
+    async ({ client, completed }) => {
+      // Estimate the enqueue time with a small probe batch, then place T after all will be in.
+      const probeStart = nowMs();
+      await client.enqueueBatch(Array.from({ length: batch }, () => ({ queue: "herd-probe", payload: null })));
+      const perItemMs = (nowMs() - probeStart) / batch;
+      const dueAt = Math.ceil(nowMs() + perItemMs * executions * 1.5 + slackMs);
+      const enqueueStart = nowMs();
+      for (let i = 0; i < executions; i += batch) {
+        const n = Math.min(batch, executions - i);
+        await client.enqueueBatch(Array.from({ length: n }, () => ({ queue: "herd", payload: null, runAt: dueAt })));
+      }
+      const enqueueEnd = nowMs();
+      await until("the herd", () => completed() >= executions, 120_000);
+      const lateness = sortedCopy(starts.map((s) => s - dueAt));
+      return {
+        system: "cronwheel",
+        executions,
+        enqueuePerSec: Math.round(executions / ((enqueueEnd - enqueueStart) / 1000)),
+        dueMsAfterEnqueueEnded: round(dueAt - enqueueEnd),
+        startedBeforeDue: lateness.filter((l) => l < 0).length,
+        ...distribution("latenessMs", lateness),
+        lastStartedAfterDueSec: round(lateness[lateness.length - 1]! / 1000),
+      };
+    },
+  );
+}
+
+export async function cronwheelRepeat({ jobs = 10_000, seconds = 15, concurrency = 100 } = {}): Promise<Figures> {
+  const lateness: number[] = [];
+  let measuring = false;
+  return withCronwheel(
+    "repeat",
+    concurrency,
+    0,
+    (ctx) => {
+      if (measuring) lateness.push(nowMs() - ctx.scheduledAt.getTime());
+    },
+    async ({ client }) => {
+      // Phases spread over the second, like BullMQ's per-scheduler offsets.
+      const base = Math.ceil(Date.now() / 1000) * 1000 + 3_000;
+      for (let i = 0; i < jobs; i += 500) {
+        await Promise.all(
+          Array.from({ length: Math.min(500, jobs - i) }, (_, k) =>
+            client.putJob(`repeat-${i + k}`, { queue: "repeat", every: 1000, startAt: base + Math.floor(((i + k) * 1000) / jobs) }),
+          ),
+        );
+      }
+      await sleep(Math.max(0, base + 1000 - Date.now()));
+      measuring = true;
+      const t0 = nowMs();
+      await sleep(seconds * 1000);
+      measuring = false;
+      const elapsed = (nowMs() - t0) / 1000;
+      const sorted = sortedCopy(lateness);
+      return { system: "cronwheel", jobs, seconds, firesPerSec: Math.round(lateness.length / elapsed), ...distribution("latenessMs", sorted) };
+    },
+  );
+}

@@ -1,0 +1,35 @@
+/** Small statistics shared by every benchmark scenario. */
+
+export function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** The p-th percentile of an ascending array (nearest rank); NaN when empty. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function sortedCopy(values: ArrayLike<number>, count = values.length): Float64Array {
+  return Float64Array.from({ length: count }, (_, i) => values[i]!).sort();
+}
+
+/** p50/p90/p99/p99.9/max of an ascending array, as `${prefix}P50` … `${prefix}Max`. */
+export function distribution(prefix: string, sorted: ArrayLike<number>): Record<string, number> {
+  return {
+    [`${prefix}P50`]: round(percentile(sorted, 50)),
+    [`${prefix}P90`]: round(percentile(sorted, 90)),
+    [`${prefix}P99`]: round(percentile(sorted, 99)),
+    [`${prefix}P999`]: round(percentile(sorted, 99.9)),
+    [`${prefix}Max`]: round(percentile(sorted, 100)),
+  };
+}
+
+/** Wall-clock epoch ms with sub-ms resolution, comparable across processes on one machine. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
