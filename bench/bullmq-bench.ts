@@ -34,43 +34,12 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { Queue, Worker, type Job, type QueueOptions, type WorkerOptions } from "bullmq";
 import { startRedis, type RedisHandle } from "./redis-server.js";
+import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
 
 type Figures = Record<string, unknown> & { system: "bullmq" };
 
 const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 1000 } as const;
 const CLOSE_TIMEOUT_MS = 10_000;
-
-/** Wall-clock epoch milliseconds with sub-millisecond resolution (comparable across processes on one machine). */
-function nowMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
-}
-
-function sortedCopy(values: ArrayLike<number>, count = values.length): Float64Array {
-  return Float64Array.from({ length: count }, (_, i) => values[i]!).sort();
-}
-
-function distribution(prefix: string, sorted: Float64Array): Record<string, number> {
-  return {
-    [`${prefix}P50`]: round(percentile(sorted, 50)),
-    [`${prefix}P90`]: round(percentile(sorted, 90)),
-    [`${prefix}P99`]: round(percentile(sorted, 99)),
-    [`${prefix}P999`]: round(percentile(sorted, 99.9)),
-    [`${prefix}Max`]: round(percentile(sorted, 100)),
-  };
-}
 
 /** Busy CPU seconds of the whole machine so far (all cores, from /proc/stat); NaN where unreadable. */
 function machineBusyCpuSec(): number {

@@ -82,7 +82,7 @@ export async function cronwheelThroughput({ executions = 100_000, batch = 1000, 
       concurrency,
       prefetch,
       enqueuePerSec: Math.round(executions / enqueueSec),
-      endToEndPerSec: Math.round(executions / totalSec),
+      executionsPerSec: Math.round(executions / totalSec),
       totalSec: round(totalSec),
     };
   });

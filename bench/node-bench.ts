@@ -17,6 +17,7 @@ import pino from "pino";
 import { parseJobBody, DEFAULT_LIMITS } from "../src/api/validation.js";
 import { NO_OBSERVER, type ShardObserver } from "../src/core/shard-state.js";
 import { SystemClock } from "../src/node/clock.js";
+import { percentile, round } from "./stats.js";
 import { CronwheelNode } from "../src/node/node.js";
 
 const logger = pino({ level: "warn" });
@@ -34,10 +35,6 @@ function tempDir(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cronwheel-bench-${name}-`));
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function startNode(dataDir: string, observer?: ShardObserver): Promise<CronwheelNode> {
   return CronwheelNode.start({
@@ -165,6 +162,3 @@ export async function runLatenessBench(jobCount = 20_000, seconds = 15): Promise
   };
 }
 
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
-}

@@ -4,15 +4,36 @@
  * Record the figures in bench/RESULTS.md, misses included.
  */
 import os from "node:os";
+import { bullmqHerd, bullmqLatency, bullmqRepeat, bullmqThroughput } from "./bullmq-bench.js";
+import { cronwheelHerd, cronwheelLatency, cronwheelRepeat, cronwheelThroughput } from "./cronwheel-bench.js";
 import { runJobsAndRestartBench, runLatenessBench } from "./node-bench.js";
 import { runWalBench } from "./wal-bench.js";
 import { runWheelBench } from "./wheel-bench.js";
+
+type Figures = Record<string, unknown>;
+
+/** Run the BullMQ and the Cronwheel side of one workload, one after the other, and put the ratio next to them. */
+async function versus(bullmq: () => Promise<Figures>, cronwheel: () => Promise<Figures>, ratioOf: (b: Figures, c: Figures) => number): Promise<Figures> {
+  const b = await bullmq();
+  const c = await cronwheel();
+  return { bullmq: b, cronwheel: c, cronwheelOverBullmq: Math.round(ratioOf(b, c) * 100) / 100 };
+}
+
+const num = (f: Figures, key: string) => Number(f[key]);
 
 const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   wal: runWalBench,
   wheel: runWheelBench,
   jobs: () => runJobsAndRestartBench(Number(process.env.BENCH_JOBS ?? 1_000_000)),
   lateness: () => runLatenessBench(Number(process.env.BENCH_LATENESS_JOBS ?? 20_000), Number(process.env.BENCH_SECONDS ?? 15)),
+  // Cronwheel vs BullMQ, same workload, same machine (ratios: throughput up is better; latency and lateness down is better).
+  "vs-throughput": () =>
+    versus(bullmqThroughput, async () => ({ prefetch0: await cronwheelThroughput(), prefetch100: await cronwheelThroughput({ prefetch: 100 }) }), (b, c) =>
+      Math.max(num(c.prefetch0 as Figures, "executionsPerSec"), num(c.prefetch100 as Figures, "executionsPerSec")) / num(b, "executionsPerSec"),
+    ),
+  "vs-latency": () => versus(bullmqLatency, cronwheelLatency, (b, c) => num(c, "latencyMsP99") / num(b, "latencyMsP99")),
+  "vs-herd": () => versus(bullmqHerd, cronwheelHerd, (b, c) => num(c, "lastStartedAfterDueSec") / num(b, "lastStartedAfterDueSec")),
+  "vs-repeat": () => versus(bullmqRepeat, cronwheelRepeat, (b, c) => num(c, "latenessMsP99") / num(b, "latenessMsP99")),
 };
 
 async function main(): Promise<void> {
