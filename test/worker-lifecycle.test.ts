@@ -221,6 +221,21 @@ describe("worker protocol", () => {
     w.close();
   });
 
+  it("a job's next execution carries the previous run's result", async () => {
+    await call("PUT", "/v1/jobs/chained", { queue: "chained" });
+    const w = await RawWorker.connect(server.base, "w-chain", ["chained"]);
+    w.send({ t: "credit", n: 1 });
+    await call("POST", "/v1/jobs/chained/trigger");
+    const first = await w.assignment();
+    expect(first.previousResult).toBeUndefined();
+    w.send({ t: "succeeded", id: first.id, fence: first.fence, result: { cursor: 17 } }, { t: "credit", n: 1 });
+    await w.next((m) => m.t === "ack" && m.of === "succeeded");
+    await call("POST", "/v1/jobs/chained/trigger");
+    const second = (await w.next((m) => m.t === "assign" && m.id !== first.id)) as AssignMessage;
+    expect(second.previousResult).toEqual({ cursor: 17 });
+    w.close();
+  });
+
   it("a malformed frame closes only that connection; the node keeps serving", async () => {
     const bad = await RawWorker.connect(server.base, "w-bad", ["x"]);
     bad.sendRaw(Buffer.from([0xc1, 0xff, 0x00]));

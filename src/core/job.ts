@@ -25,6 +25,8 @@ export class Job implements WheelTimer {
   activeCount = 0;
   /** Executions of this job held by workers (claimed, running): what the limit bounds at claim time. */
   leasedCount = 0;
+  /** Result of the job's latest succeeded execution, handed to the next one's worker. */
+  lastResult: unknown = undefined;
   /** Executions waiting for a slot (overlap `queue` or `buffer-one`), oldest first. */
   waiting: string[] | null = null;
 

@@ -689,10 +689,13 @@ export class ShardState {
         e.leaseDeadline = at + e.leaseMs;
         this.scheduleExpiry(e);
         break;
-      case "succeeded":
+      case "succeeded": {
         e.result = item.result ?? null;
+        const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
+        if (job) job.lastResult = e.result;
         this.finish(e, "succeeded", at, null);
         break;
+      }
       case "failed":
         this.failAttempt(e, at, "failed", item.error ?? null, item.retryable !== false);
         break;
@@ -935,7 +938,7 @@ export class ShardState {
         index = specs.push(j.spec) - 1;
         specIndex.set(j.spec, index);
       }
-      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting, j.leasedCount]);
+      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting, j.leasedCount, j.lastResult ?? null]);
     }
     const executions: ExecutionSnapshot[] = [];
     const ready: Execution[] = [];
@@ -966,13 +969,14 @@ export class ShardState {
     const state = new ShardState(s.lastAt, limits, observer);
     state.fenceSeq = s.fenceSeq;
     const specs = s.specs.map((spec) => state.specs.intern(spec));
-    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount] of s.jobs) {
+    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount, lastResult] of s.jobs) {
       const job = new Job(tenant, id, specs[specIndex]!, createdAt, updatedAt);
       job.version = version;
       job.state = jobState;
       job.runs = runs;
       job.activeCount = activeCount;
       job.leasedCount = leasedCount;
+      if (lastResult !== null) job.lastResult = lastResult;
       job.waiting = waiting;
       job.nextFireAt = nextFireAt;
       state.jobs.set(tenant, id, job);
@@ -1087,6 +1091,7 @@ export type JobSnapshot = [
   activeCount: number,
   waiting: string[] | null,
   leasedCount: number,
+  lastResult: unknown,
 ];
 
 export type ExecutionSnapshot = [

@@ -332,7 +332,7 @@ export class WorkerGateway {
       (result) => {
         let refused = 0;
         (result as ClaimOutcome[]).forEach((outcome, i) => {
-          if (outcome.ok) this.assign(conn, outcome.execution);
+          if (outcome.ok) this.assign(conn, shard, outcome.execution);
           else {
             refused++;
             shard.state.requeue(taken[i]!);
@@ -351,7 +351,7 @@ export class WorkerGateway {
     );
   }
 
-  private assign(conn: Connection, e: Execution): void {
+  private assign(conn: Connection, shard: ShardReplica, e: Execution): void {
     this.assignedTenant.set(e.id, e.tenant);
     const message: AssignMessage = {
       t: "assign",
@@ -366,6 +366,8 @@ export class WorkerGateway {
       timeoutAt: e.attemptDeadline,
       ...(e.jobId !== null ? { jobId: e.jobId } : {}),
     };
+    const previous = e.jobId !== null ? shard.state.getJob(e.tenant, e.jobId)?.lastResult : undefined;
+    if (previous !== undefined) message.previousResult = previous;
     // A worker that vanished between claim and commit: the lease expires and the work is retried.
     this.send(conn, message);
   }

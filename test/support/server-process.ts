@@ -37,15 +37,9 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], env
   const port = await new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      for (const line of output.split("\n")) {
-        if (!line.startsWith("{")) continue;
-        try {
-          const entry = JSON.parse(line) as { msg?: string; listen?: string };
-          if (entry.msg === "cronwheel node ready" && entry.listen) resolve(Number(entry.listen.split(":").pop()));
-        } catch {
-          // a partial line; wait for the rest
-        }
-      }
+      // The banner the server prints once it listens, whatever the log level: "  API:     http://HOST:PORT/v1".
+      const match = /API:\s+http:\/\/[^\s:]+:(\d+)\/v1/.exec(output);
+      if (match) resolve(Number(match[1]));
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
