@@ -59,7 +59,7 @@ export interface ShardLimits {
 export const DEFAULT_SHARD_LIMITS: ShardLimits = Object.freeze({
   tickWorkMax: 20_000,
   finishedRetentionMs: 24 * 3_600_000,
-  finishedPerShardMax: 250_000,
+  finishedPerShardMax: 50_000,
   idempotencyWindowMs: 24 * 3_600_000,
   jobWaitingMax: 1_000,
   backfillFiresMax: 10_000,
@@ -928,6 +928,10 @@ export class ShardState {
   // ---------------------------------------------------------------------------------------------
   // snapshots
 
+  /**
+   * The state as plain tuples. Nothing in it is shared with the live state (mutable arrays and
+   * attempt records are copied), so it can be encoded later, bit by bit, while the shard goes on.
+   */
   toSnapshot(): ShardSnapshot {
     const jobs: JobSnapshot[] = [];
     const specs: JobSpec[] = [];
@@ -938,7 +942,7 @@ export class ShardState {
         index = specs.push(j.spec) - 1;
         specIndex.set(j.spec, index);
       }
-      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting, j.leasedCount, j.lastResult ?? null]);
+      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting && [...j.waiting], j.leasedCount, j.lastResult ?? null]);
     }
     const executions: ExecutionSnapshot[] = [];
     const ready: Execution[] = [];
@@ -948,7 +952,7 @@ export class ShardState {
     }
     // readySeq is stamped per queue: order within each queue is what a restart must keep.
     ready.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.readySeq - b.readySeq));
-    const orderingLines = [...this.orderingLines.entries()];
+    const orderingLines = [...this.orderingLines.entries()].map(([tenant, key, line]): [string, string, string[]] => [tenant, key, [...line]]);
     return {
       v: 1,
       lastAt: this.lastAt,
@@ -1150,7 +1154,7 @@ function executionToSnapshot(e: Execution, wheelDueAt: number | null): Execution
   };
   return [
     init, e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
-    e.attempt, e.attempts, e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline, wheelDueAt,
+    e.attempt, e.attempts && e.attempts.map((a) => ({ ...a })), e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline, wheelDueAt,
   ];
 }
 

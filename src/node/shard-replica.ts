@@ -17,7 +17,8 @@ import { Wal, WalError, type FsyncMode } from "../../wal/index.js";
 import type { Clock } from "../core/clock.js";
 import { CronwheelError } from "../core/errors.js";
 import type { ShardRecord } from "../core/records.js";
-import { ShardState, type ShardLimits, type ShardObserver, type ShardSnapshot } from "../core/shard-state.js";
+import { ShardState, type ShardLimits, type ShardObserver } from "../core/shard-state.js";
+import { decodeSnapshotChunks, encodeSnapshotChunks, type ChunkedShardSnapshot } from "./snapshot-chunks.js";
 
 /** Node's setTimeout overflows past 2^31-1 ms; far timers are re-armed in steps of this. */
 const TIMER_DELAY_MAX_MS = 3_600_000;
@@ -97,7 +98,7 @@ export class ShardReplica {
     });
     // Replayed records rebuild state; they are not new events, so metrics do not see them.
     const state = snapshot
-      ? ShardState.fromSnapshot(snapshot.state as ShardSnapshot, opts.limits, replayObserver)
+      ? ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state as ChunkedShardSnapshot), opts.limits, replayObserver)
       : new ShardState(opts.clock.now(), opts.limits, replayObserver);
     let applied = snapshot?.index ?? 0;
     for (const entry of entries) {
@@ -259,8 +260,9 @@ export class ShardReplica {
     this.snapshotting = true;
     const index = this.appliedIndex;
     try {
-      // Taken synchronously, so it is exactly the state after `index`.
-      await this.wal.saveSnapshot(index, STANDALONE_EPOCH, this.state.toSnapshot());
+      // Captured synchronously, so it is exactly the state after `index`; encoded in chunks after.
+      const captured = this.state.toSnapshot();
+      await this.wal.saveSnapshot(index, STANDALONE_EPOCH, await encodeSnapshotChunks(captured));
       this.lastSnapshotIndex = index;
     } catch (error) {
       this.opts.logger.warn({ shard: this.opts.shardId, err: error }, "snapshot failed; the log keeps everything");
