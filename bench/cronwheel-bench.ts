@@ -26,7 +26,9 @@ async function withCronwheel<T>(
   handler: (ctx: ExecutionContext) => void,
   fn: (h: { server: ServerProcess; client: Client; worker: Worker; completed: () => number }) => Promise<T>,
 ): Promise<T> {
-  const server = await startServer(tempDir("vs-bullmq"), ["--shards", String(SHARDS), "--fsync", "batch", "--log-level", "warn"]);
+  // BENCH_SERVER_ARGS: extra server flags, for sensitivity runs (e.g. "--snapshot-every 1000000").
+  const extra = (process.env.BENCH_SERVER_ARGS ?? "").split(/\s+/).filter(Boolean);
+  const server = await startServer(tempDir("vs-bullmq"), ["--shards", String(SHARDS), "--fsync", "batch", "--log-level", "warn", ...extra]);
   let completed = 0;
   const worker = new Worker({
     url: server.base,

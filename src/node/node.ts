@@ -31,7 +31,7 @@ import {
 import { preview, type PreviewItem } from "../core/trigger.js";
 import type { EnqueueSpec, JobSpec } from "../core/types.js";
 import { NodeMetrics } from "./metrics.js";
-import { ShardReplica } from "./shard-replica.js";
+import { ShardReplica, SnapshotTurns } from "./shard-replica.js";
 
 export interface NodeOptions {
   nodeId: string;
@@ -71,6 +71,7 @@ export class CronwheelNode {
     const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => s.state.readyStats()));
     // Observers added later (the worker gateway) see every live event too.
     const extra: ShardObserver[] = opts.observer ? [opts.observer] : [];
+    const snapshotTurns = new SnapshotTurns();
     const observer = composeObservers(metrics.observer(opts.clock), extra);
     for (const shard of coordinator.shards) {
       const dir = path.join(opts.dataDir, "shards", String(shard.id));
@@ -87,6 +88,7 @@ export class CronwheelNode {
             observer,
             snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
             repair: opts.repair ?? false,
+            snapshotTurns,
             onBatch: (records, fsyncMs) => metrics.onWalBatch(records, fsyncMs),
           },
           NO_OBSERVER,

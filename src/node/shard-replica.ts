@@ -51,8 +51,18 @@ export interface ShardReplicaOptions {
   /** Take a snapshot (and drop covered log segments) after this many applied records. */
   snapshotEveryRecords: number;
   repair: boolean;
+  /** Serializes snapshots across the node's shards. */
+  snapshotTurns: SnapshotTurns;
   /** Called after each durable batch, for metrics. */
   onBatch?: (records: number, fsyncMs: number) => void;
+}
+
+/** One snapshot at a time per node: each captures synchronously, so several at once would stall it. */
+export class SnapshotTurns {
+  private tail: Promise<void> = Promise.resolve();
+  run(take: () => Promise<void>): void {
+    this.tail = this.tail.then(take, take);
+  }
 }
 
 interface Waiter {
@@ -251,19 +261,28 @@ export class ShardReplica {
 
   private maybeSnapshot(): void {
     if (this.snapshotting || this.appliedIndex - this.lastSnapshotIndex < this.opts.snapshotEveryRecords) return;
-    void this.snapshot();
+    // Shards under even load reach their thresholds together: take their snapshots one after another.
+    this.snapshotting = true;
+    this.opts.snapshotTurns.run(() => this.snapshot(true));
   }
 
   /** Write a snapshot of the applied state and let the log drop what it covers. */
-  async snapshot(): Promise<void> {
-    if (this.snapshotting || this.appliedIndex === this.lastSnapshotIndex) return;
+  async snapshot(reserved = false): Promise<void> {
+    // A turn reserved before close() finds the shard closed and gives up; close() itself snapshots.
+    if ((reserved ? this.closed : this.snapshotting) || this.failure || this.appliedIndex === this.lastSnapshotIndex) {
+      if (reserved) this.snapshotting = false;
+      return;
+    }
     this.snapshotting = true;
     const index = this.appliedIndex;
+    const started = Date.now();
     try {
       // Captured synchronously, so it is exactly the state after `index`; encoded in chunks after.
       const captured = this.state.toSnapshot();
+      const captureMs = Date.now() - started;
       await this.wal.saveSnapshot(index, STANDALONE_EPOCH, await encodeSnapshotChunks(captured));
       this.lastSnapshotIndex = index;
+      this.opts.logger.info({ shard: this.opts.shardId, index, captureMs, ms: Date.now() - started }, "snapshot written");
     } catch (error) {
       this.opts.logger.warn({ shard: this.opts.shardId, err: error }, "snapshot failed; the log keeps everything");
     } finally {
