@@ -36,6 +36,7 @@
  *
  * Ids in paths are URL-encoded (`encodeURIComponent`), so execution ids with `:` are safe.
  */
+import { HttpTransport } from "./http-transport.js";
 import { CronwheelApiError, errorFromResponse } from "./errors.js";
 import type {
   BackfillInput,
@@ -121,6 +122,7 @@ export class Client {
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly transport: HttpTransport;
 
   constructor(options: ClientOptions) {
     let parsed: URL;
@@ -138,6 +140,12 @@ export class Client {
     this.attempts = Math.max(1, Math.floor(positive(options.retry?.attempts, DEFAULT_RETRY_ATTEMPTS, "retry.attempts")));
     this.baseDelayMs = nonNegative(options.retry?.baseDelayMs, DEFAULT_RETRY_BASE_DELAY_MS, "retry.baseDelayMs");
     this.maxDelayMs = nonNegative(options.retry?.maxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS, "retry.maxDelayMs");
+    this.transport = new HttpTransport(this.url);
+  }
+
+  /** Close the kept-alive connections (a Client that is dropped closes them when they idle out). */
+  close(): void {
+    this.transport.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -357,15 +365,11 @@ export class Client {
       headers["content-type"] = "application/json";
       body = JSON.stringify(spec.body);
     }
-    const signal = AbortSignal.timeout(this.timeoutMs);
     let status: number;
     let text: string;
     let retryAfter: string | null;
     try {
-      const res = await fetch(url, { method: spec.method, headers, body, signal });
-      status = res.status;
-      retryAfter = res.headers.get("retry-after");
-      text = await res.text();
+      ({ status, text, retryAfter } = await this.transport.request(url, spec.method, headers, body, this.timeoutMs));
     } catch (error) {
       return new AttemptFailure(networkError(error, spec.method, url, this.timeoutMs), true);
     }
