@@ -24,14 +24,11 @@
  * - Everything else is BullMQ's default (ioredis connections from {host, port}, lock duration,
  *   stalled checks, event stream max length 10,000, no auto-pipelining).
  *
- * Run directly: `node dist/bench/bullmq-bench.js [throughput|latency|herd|repeat …]` prints
- * `{ machine, results }` as JSON; BENCH_QUICK=1 uses small sizes.
+ * Run through bench/run.ts (`npm run bench -- vs-throughput vs-latency vs-herd vs-repeat`), which
+ * runs each workload on both systems and prints the ratio.
  */
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { pathToFileURL } from "node:url";
 import { Queue, Worker, type Job, type QueueOptions, type WorkerOptions } from "bullmq";
 import { startRedis, type RedisHandle } from "./redis-server.js";
 import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
@@ -530,44 +527,4 @@ export async function bullmqRepeat({
       ...memory,
     };
   });
-}
-
-const SCENARIOS: Record<string, (quick: boolean) => Promise<Figures>> = {
-  throughput: (quick) => bullmqThroughput(quick ? { executions: 10_000 } : {}),
-  latency: (quick) => bullmqLatency(quick ? { seconds: 3 } : {}),
-  herd: (quick) => bullmqHerd(quick ? { executions: 5_000 } : {}),
-  repeat: (quick) => bullmqRepeat(quick ? { jobs: 1_000, seconds: 3 } : {}),
-};
-
-async function main(): Promise<void> {
-  const quick = process.env.BENCH_QUICK === "1";
-  const wanted = process.argv.slice(2);
-  const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
-  const unknown = names.filter((n) => !SCENARIOS[n]);
-  if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(", ")}; known: ${Object.keys(SCENARIOS).join(", ")}`);
-  const machine = {
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    memGiB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${os.platform()} ${os.release()}`,
-    date: new Date().toISOString(),
-  };
-  const results: Record<string, unknown> = {};
-  for (const name of names) {
-    process.stderr.write(`bullmq-bench: ${name}${quick ? " (quick)" : ""}…\n`);
-    results[name] = await SCENARIOS[name]!(quick);
-    process.stderr.write(`bullmq-bench: ${name}: ${JSON.stringify(results[name])}\n`);
-  }
-  process.stdout.write(`${JSON.stringify({ machine, quick, results }, null, 2)}\n`);
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main().then(
-    () => process.exit(0), // ioredis handles left by a forced close must not keep us alive
-    (error: unknown) => {
-      process.stderr.write(`bullmq-bench failed: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
-  );
 }
