@@ -117,12 +117,12 @@ export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concur
   );
 }
 
-export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurrency = 100, slackMs = 2_000 } = {}): Promise<Figures> {
+export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurrency = 100, prefetch = 0, slackMs = 2_000 } = {}): Promise<Figures> {
   const starts: number[] = [];
   return withCronwheel(
     "herd",
     concurrency,
-    0,
+    prefetch,
     () => starts.push(nowMs()),
     async ({ client, completed }) => {
       // Estimate the enqueue time with a small probe batch, then place T after all will be in.
@@ -141,6 +141,7 @@ export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurr
       return {
         system: "cronwheel",
         executions,
+        prefetch,
         enqueuePerSec: Math.round(executions / ((enqueueEnd - enqueueStart) / 1000)),
         dueMsAfterEnqueueEnded: round(dueAt - enqueueEnd),
         startedBeforeDue: lateness.filter((l) => l < 0).length,

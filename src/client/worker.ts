@@ -799,6 +799,23 @@ export class Worker extends EventEmitter {
     });
   }
 
+  /**
+   * A `started` whose final report leaves in the same frame tells the node nothing (a short
+   * handler): drop it, halving the reports and acks of short executions.
+   */
+  private dropOvertakenStarts(): void {
+    let finals: Set<string> | null = null;
+    for (const m of this.outbox) if (m.t === "succeeded" || m.t === "failed") (finals ??= new Set()).add(`${m.id}#${m.fence}`);
+    if (finals === null) return;
+    const done = finals;
+    this.outbox = this.outbox.filter((m) => {
+      if (m.t !== "started" || !done.has(`${m.id}#${m.fence}`)) return true;
+      const x = this.execs.get(m.id);
+      if (x) x.startedAcked = true;
+      return false;
+    });
+  }
+
   /** Send this turn's messages, plus the credit for the free slots, in one frame. */
   private flush(): void {
     for (const x of this.execs.values()) x.queuedHeartbeat = null;
@@ -807,6 +824,7 @@ export class Worker extends EventEmitter {
       this.outbox = []; // reports stay in their executions and go out after the next welcome
       return;
     }
+    this.dropOvertakenStarts();
     if (this.state === "running" && !this.nodeDraining) {
       const free = this.opts.concurrency + this.opts.prefetch - this.running - this.waiting.length - this.creditOutstanding;
       if (free > 0) {

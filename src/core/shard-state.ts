@@ -690,6 +690,8 @@ export class ShardState {
         this.scheduleExpiry(e);
         break;
       case "succeeded": {
+        // A short handler's worker may skip `started`: it ran from (about) its claim.
+        e.startedAt ??= e.attempts?.[e.attempts.length - 1]?.claimedAt ?? at;
         e.result = item.result ?? null;
         const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
         if (job) job.lastResult = e.result;
