@@ -63,6 +63,27 @@ describe("worker protocol", () => {
     expect(ids).toHaveLength(3);
   });
 
+  it("an idle worker gets a fresh enqueue claimed in the same commit; a backlog keeps its order", async () => {
+    const w = await RawWorker.connect(server.base, "w-fresh", ["fresh"]);
+    w.send({ t: "credit", n: 1 });
+    await sleep(100);
+    const { id } = await enqueue({ queue: "fresh" });
+    const a = await w.assignment(id);
+    expect((await getExecution(id)).state).toBe("claimed");
+    w.send({ t: "succeeded", id, fence: a.fence });
+    await w.next((m) => m.t === "ack" && m.id === id);
+    // Older work waits in the queue: a newer enqueue must not overtake it.
+    const older = await enqueue({ queue: "fresh" });
+    const other = await RawWorker.connect(server.base, "w-fresh-2", ["fresh"]);
+    other.send({ t: "credit", n: 1 });
+    const newer = await enqueue({ queue: "fresh" });
+    const first = await other.assignment();
+    expect(first.id).toBe(older.id);
+    expect(newer.id).not.toBe(older.id);
+    w.close();
+    other.close();
+  });
+
   it("retries a failed attempt after its backoff, then makes a dead letter, which replay brings back", async () => {
     const { id } = await enqueue({
       queue: "retry",

@@ -832,6 +832,11 @@ export class ShardState {
     if (e.state === "ready" && !e.queued) this.readyQueue(e.queue).push(e);
   }
 
+  /** Executions waiting in `queue`'s ready queue. */
+  readyDepth(queue: string): number {
+    return this.readyQueues.get(queue)?.size ?? 0;
+  }
+
   /** Queue names with ready work. */
   readyQueueNames(): IterableIterator<string> {
     return this.readyQueues.keys();

@@ -18,7 +18,7 @@ import uWS from "uWebSockets.js";
 import type { Auth } from "../api/auth.js";
 import { CronwheelError } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
-import type { ExecutionRef, ReportItem, ShardRecord } from "../core/records.js";
+import type { EnqueueRecord, ExecutionRef, ReportItem, ShardRecord } from "../core/records.js";
 import type { ClaimOutcome, ReportOutcome, ShardObserver } from "../core/shard-state.js";
 import type { CronwheelNode } from "../node/node.js";
 import type { ShardReplica } from "../node/shard-replica.js";
@@ -87,6 +87,7 @@ export class WorkerGateway {
     private readonly logger: Logger,
   ) {
     node.addObserver(this.observer());
+    node.onEnqueueProposed((shard, record) => this.claimFresh(shard, record));
   }
 
   attach(app: uWS.TemplatedApp): void {
@@ -314,6 +315,48 @@ export class WorkerGateway {
       }
     }
     if (retryAt !== null) this.dispatchAt(retryAt, now);
+  }
+
+  /**
+   * Creation and claim in one group commit: an ad-hoc execution that is ready at once, in a queue
+   * with nothing older waiting, is claimed for an idle worker right behind its enqueue record, so
+   * it reaches the worker one commit sooner. Anything else (ordering or idempotency keys, a later
+   * runAt, a backlog) goes through the ready queue and the regular dispatch order.
+   */
+  private claimFresh(shard: ShardReplica, r: EnqueueRecord): void {
+    const spec = r.spec;
+    if (this.draining || spec.orderingKey !== null || spec.idempotencyKey !== null) return;
+    if (spec.runAtMs !== null && spec.runAtMs > r.at) return;
+    if (shard.state.readyDepth(spec.queue) > 0) return;
+    const conn = this.idleConnection(spec.queue, r.tenant);
+    if (!conn) return;
+    conn.credit--;
+    const record: ShardRecord = { type: "exec.claim", at: r.at, workerId: conn.workerId, items: [{ tenant: r.tenant, executionId: r.executionId }] };
+    shard.propose(record).then(
+      (result) => {
+        const [outcome] = result as ClaimOutcome[];
+        if (outcome?.ok) return this.assign(conn, shard, outcome.execution);
+        conn.credit++; // the execution stayed in the ready queue; regular dispatch takes it
+        this.scheduleDispatch();
+      },
+      () => {
+        conn.credit++;
+      },
+    );
+  }
+
+  /** A connection that can take one more execution of `queue` for `tenant`, in rotating order. */
+  private idleConnection(queue: string, tenant: string): Connection | null {
+    for (const conn of this.connections) {
+      if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
+      if (conn.tenant !== null && conn.tenant !== tenant) continue;
+      if (!conn.queues.includes(queue) || conn.ws.getBufferedAmount() > WS_SEND_BUFFER_BYTES_MAX) continue;
+      // Move it to the back, so the next fresh execution goes to another idle worker.
+      this.connections.delete(conn);
+      this.connections.add(conn);
+      return conn;
+    }
+    return null;
   }
 
   /** Some ready work is not due yet (committed ahead of time): look again when it is. */

@@ -15,7 +15,7 @@ import type { Clock } from "../core/clock.js";
 import { CronwheelError, notFound } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
-import type { ShardRecord } from "../core/records.js";
+import type { EnqueueRecord, ShardRecord } from "../core/records.js";
 import { adHocExecutionId, SLOT_COUNT, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
@@ -55,6 +55,7 @@ export class CronwheelNode {
   readonly metrics: NodeMetrics;
   private closed = false;
   private extraObservers: ShardObserver[] = [];
+  private readonly enqueueListeners: Array<(shard: ShardReplica, record: EnqueueRecord) => void> = [];
 
   private constructor(
     readonly opts: NodeOptions,
@@ -191,14 +192,25 @@ export class CronwheelNode {
         : spec.idempotencyKey !== null
           ? slotOf(tenant, `idempotency/${spec.idempotencyKey}`)
           : Math.floor(Math.random() * SLOT_COUNT); // any shard will do; spread them
-    const record: ShardRecord = {
+    const record: EnqueueRecord = {
       type: "exec.enqueue",
       at,
       tenant,
       executionId: adHocExecutionId(slot, uniquePart(at)),
       spec,
     };
-    return this.propose(this.shardAt(slot), record) as Promise<ExecutionResult>;
+    const shard = this.shardAt(slot);
+    const result = this.propose(shard, record) as Promise<ExecutionResult>;
+    for (const listener of this.enqueueListeners) listener(shard, record);
+    return result;
+  }
+
+  /**
+   * Hear of each ad-hoc enqueue right after it is proposed, before it commits: the worker gateway
+   * uses it to propose the claim in the same group commit when a worker is idle.
+   */
+  onEnqueueProposed(listener: (shard: ShardReplica, record: EnqueueRecord) => void): void {
+    this.enqueueListeners.push(listener);
   }
 
   /** Let another component (the worker gateway) observe live shard events. */
