@@ -263,6 +263,11 @@ describe("worker protocol", () => {
     const error = await bad.next((m) => m.t === "error");
     expect(error).toMatchObject({ code: "invalid_argument" });
     await bad.closed();
+    // A result JSON cannot carry (a 64-bit integer decodes as a BigInt) is refused the same way.
+    const big = await RawWorker.connect(server.base, "w-bigint", ["x"]);
+    big.send({ t: "succeeded", id: "x0000nothing", fence: 1, result: 2n ** 63n } as never);
+    expect(await big.next((m) => m.t === "error" || m.t === "stale")).toMatchObject({ t: "error", code: "invalid_argument" });
+    await big.closed();
     const good = await RawWorker.connect(server.base, "w-good", ["x"]);
     good.close();
     expect((await call("GET", "/healthz")).status).toBe(200);

@@ -37,6 +37,8 @@ const WORKER_FRAME_BYTES_MAX = 16 * 1024 * 1024;
 const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
 /** Credits one worker may hold: bounds what one dispatch pass can take for it. */
 const WORKER_CREDIT_MAX = 10_000;
+/** A result or error a worker reports, as JSON (the API's payload limit). */
+const REPORT_VALUE_CHARS_MAX = 256 * 1024;
 /** Queues one worker may subscribe to. */
 const WORKER_QUEUES_MAX = 64;
 /** Seconds without any frame (pings included) before uWS closes a connection. */
@@ -210,9 +212,9 @@ export class WorkerGateway {
       return;
     }
     const item: ReportItem = { tenant: tenant!, executionId: m.id, fence: m.fence, kind: m.t };
-    if (m.t === "succeeded") item.result = m.result ?? null;
+    if (m.t === "succeeded") item.result = jsonValue(m.result ?? null, "succeeded.result");
     if (m.t === "failed") {
-      item.error = m.error ?? null;
+      item.error = jsonValue(m.error ?? null, "failed.error");
       item.retryable = m.retryable !== false;
     }
     let list = this.reports.get(shard);
@@ -442,6 +444,19 @@ export class WorkerGateway {
     if (!conn.open || messages.length === 0) return;
     conn.ws.cork(() => conn.ws.send(packr.pack(messages), true));
   }
+}
+
+/** Results and errors are served back as JSON by the API: refuse what JSON cannot carry or what is too big. */
+function jsonValue(value: unknown, field: string): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw bad(`${field} is not JSON: ${(error as Error).message}`);
+  }
+  if (text === undefined) throw bad(`${field} is not JSON`);
+  if (text.length > REPORT_VALUE_CHARS_MAX) throw bad(`${field} is over the limit of ${REPORT_VALUE_CHARS_MAX} characters of JSON`);
+  return value;
 }
 
 function bad(message: string): CronwheelError {
