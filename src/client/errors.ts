@@ -14,28 +14,9 @@
  *     `status` 0.
  */
 
-export type ErrorCode =
-  | "invalid_argument"
-  | "unauthenticated"
-  | "permission_denied"
-  | "not_found"
-  | "conflict"
-  | "payload_too_large"
-  | "resource_exhausted"
-  | "unavailable"
-  | "internal";
-
-export const ERROR_CODES: readonly ErrorCode[] = [
-  "invalid_argument",
-  "unauthenticated",
-  "permission_denied",
-  "not_found",
-  "conflict",
-  "payload_too_large",
-  "resource_exhausted",
-  "unavailable",
-  "internal",
-];
+// The codes are the server's own list (a pure module: no server code comes with it).
+import { ERROR_CODES, type ErrorCode } from "../core/errors.js";
+export { ERROR_CODES, type ErrorCode };
 
 export interface CronwheelApiErrorOptions {
   status?: number;

@@ -3,16 +3,20 @@
  * contract's (API.md): each maps to one HTTP status at the edge, in `src/api/http-errors.ts`.
  */
 
-export type ErrorCode =
-  | "invalid_argument"
-  | "unauthenticated"
-  | "permission_denied"
-  | "not_found"
-  | "conflict"
-  | "payload_too_large"
-  | "resource_exhausted"
-  | "unavailable"
-  | "internal";
+/** The contract's error codes (API.md); the SDK shares this list. */
+export const ERROR_CODES = [
+  "invalid_argument",
+  "unauthenticated",
+  "permission_denied",
+  "not_found",
+  "conflict",
+  "payload_too_large",
+  "resource_exhausted",
+  "unavailable",
+  "internal",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class CronwheelError extends Error {
   readonly code: ErrorCode;
