@@ -17,7 +17,10 @@ const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
 
 export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
 
-  --standalone            one node owns every shard, no etcd (the default until cluster mode exists)
+  --standalone            one node owns every shard, no etcd (the default without --etcd)
+  --etcd URLS             join a cluster: comma-separated etcd endpoints (http://host:2379,...)
+  --cluster NAME          etcd key prefix of the cluster (default cronwheel)
+  --replication-factor N  replicas per shard in a new cluster (default 3)
   --data-dir DIR          where shard logs and snapshots live (default ./data)
   --listen HOST:PORT      HTTP and worker endpoint (default 127.0.0.1:7070)
   --advertise HOST:PORT   address other nodes and clients use (default: the listen address)
@@ -37,6 +40,9 @@ export async function runServer(argv: string[]): Promise<void> {
     strict: true,
     options: {
       standalone: { type: "boolean", default: false },
+      etcd: { type: "string" },
+      cluster: { type: "string", default: "cronwheel" },
+      "replication-factor": { type: "string", default: "3" },
       "data-dir": { type: "string", default: "./data" },
       listen: { type: "string", default: "127.0.0.1:7070" },
       advertise: { type: "string" },
