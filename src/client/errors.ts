@@ -14,9 +14,23 @@
  *     `status` 0.
  */
 
-// The codes are the server's own list (a pure module: no server code comes with it).
-import { ERROR_CODES, type ErrorCode } from "../core/errors.js";
-export { ERROR_CODES, type ErrorCode };
+/**
+ * The contract's error codes (API.md). The SDK keeps its own copy so that it carries no server
+ * code; test/client.test.ts checks that it equals the server's list (src/core/errors.ts).
+ */
+export const ERROR_CODES = [
+  "invalid_argument",
+  "unauthenticated",
+  "permission_denied",
+  "not_found",
+  "conflict",
+  "payload_too_large",
+  "resource_exhausted",
+  "unavailable",
+  "internal",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface CronwheelApiErrorOptions {
   status?: number;

@@ -1,0 +1,137 @@
+/**
+ * The worker protocol, version 1, as the SDK speaks it: WebSocket `/v1/workers`, binary frames.
+ * Every frame is one msgpack-encoded ARRAY of messages (a batch; often of one). Messages are
+ * objects with a `t` field. Both sides ignore unknown fields. docs/workers.md has the frames.
+ *
+ * This is the SDK's own copy of the wire shapes, so the SDK carries no server code; the server's
+ * definition is src/gateway/protocol.ts, and test/worker-sdk.test.ts checks that the two agree.
+ *
+ * Worker → node                      Node → worker
+ *   hello   (first message)            welcome (answer to hello)
+ *   credit  (can take n more)          assign  (one execution to run)
+ *   started, heartbeat,                ack     (report accepted; heartbeat: new lease deadline)
+ *   succeeded, failed  (reports)       stale   (fence no longer valid: stop and drop the work)
+ *   drain   (take no more work)        cancel  (execution canceled / lease lost: abort it)
+ *                                      drain   (node stops assigning; finish in-flight work)
+ *                                      error   (fatal for this connection; then it closes)
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const WORKER_PATH = "/v1/workers";
+
+// ---- worker → node
+
+export interface HelloMessage {
+  t: "hello";
+  workerId: string;
+  /** Bearer token (when the server has a token file); the token's tenant scopes the work. */
+  token?: string;
+  queues: string[];
+  protocol: number;
+}
+
+/** The worker can take `n` more executions (credits add up; never sent more than asked). */
+export interface CreditMessage {
+  t: "credit";
+  n: number;
+}
+
+export interface ReportBase {
+  id: string;
+  fence: number;
+}
+
+export interface StartedMessage extends ReportBase {
+  t: "started";
+}
+
+export interface HeartbeatMessage extends ReportBase {
+  t: "heartbeat";
+  progress?: unknown;
+}
+
+export interface SucceededMessage extends ReportBase {
+  t: "succeeded";
+  result?: unknown;
+}
+
+export interface FailedMessage extends ReportBase {
+  t: "failed";
+  error: unknown;
+  /** false: no retry, the execution becomes a dead letter now. Default true. */
+  retryable?: boolean;
+}
+
+export interface DrainMessage {
+  t: "drain";
+}
+
+export type WorkerMessage =
+  | HelloMessage
+  | CreditMessage
+  | StartedMessage
+  | HeartbeatMessage
+  | SucceededMessage
+  | FailedMessage
+  | DrainMessage;
+
+export type ReportMessage = StartedMessage | HeartbeatMessage | SucceededMessage | FailedMessage;
+
+// ---- node → worker
+
+export interface WelcomeMessage {
+  t: "welcome";
+  nodeId: string;
+  protocol: number;
+}
+
+export interface AssignMessage {
+  t: "assign";
+  id: string;
+  attempt: number;
+  fence: number;
+  queue: string;
+  payload: unknown;
+  /** The execution's nominal time. */
+  scheduledAt: number;
+  leaseMs: number;
+  /** Heartbeat before this (a heartbeat's ack carries the next one). */
+  leaseDeadline: number;
+  /** The attempt must end by this time, heartbeats or not. */
+  timeoutAt: number;
+  jobId?: string;
+  /** For a job's fire: the result of the job's previous succeeded execution, if still known. */
+  previousResult?: unknown;
+}
+
+export interface AckMessage {
+  t: "ack";
+  id: string;
+  fence: number;
+  /** Which report this answers. */
+  of: ReportMessage["t"];
+  leaseDeadline?: number;
+}
+
+export interface StaleMessage {
+  t: "stale";
+  id: string;
+  fence: number;
+  of: ReportMessage["t"];
+}
+
+export interface CancelMessage {
+  t: "cancel";
+  id: string;
+  fence: number;
+  /** canceled | replaced | job-deleted | lease-expired | timed-out */
+  reason: string;
+}
+
+export interface ErrorMessage {
+  t: "error";
+  code: string;
+  message: string;
+}
+
+export type NodeMessage = WelcomeMessage | AssignMessage | AckMessage | StaleMessage | CancelMessage | DrainMessage | ErrorMessage;
