@@ -4,27 +4,58 @@
  * results, the concurrency bound, retries and dead letters, cancel reaching the handler's signal,
  * heartbeats keeping a short lease, graceful and signal-driven shutdown, a socket killed under a
  * running handler, and a refused hello.
+ *
+ * Several nodes: a worker given a dead URL and a live one; a worker following a cluster view that
+ * names two real server processes as the leaders (the view is served by a small directory stub,
+ * because a standalone server's own view names only itself), with the credit split, a node that
+ * stops leading and one that comes back. Frame-level checks against scripted nodes: a report goes
+ * on another connection after the delivering one closed, and unused credit at an idle node is
+ * taken back for a busy one. Unit tests of the pure parts: the credit policy and the view parser.
  */
 import fs from "node:fs";
+import http from "node:http";
+import type net from "node:net";
 import path from "node:path";
 import { pack, unpack } from "msgpackr";
+import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket as ServerSocket } from "ws";
+import * as serverProtocol from "../src/gateway/protocol.js";
 import type { WorkerMessage } from "../src/gateway/protocol.js";
+import * as sdkProtocol from "../src/client/protocol.js";
+import { pickReclaim, planCredits, type CreditSlot } from "../src/client/credit-policy.js";
 import { ExecutionAbortedError, NonRetryableError, Worker, type ExecutionContext, type WorkerOptions } from "../src/client/worker.js";
+import { httpBase, leaderTargets } from "../src/client/worker-support.js";
 import { request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
 
 let server: ServerProcess;
 let authServer: ServerProcess;
+/** A second standalone node (node id node-b) for the several-node tests. */
+let second: ServerProcess;
+/** The URL of a server that was started and stopped: nothing listens there now. */
+let deadBase: string;
 const workers: Worker[] = [];
 
 const call = (method: string, p: string, body?: unknown) => request(server.base, method, p, body);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function enqueue(body: Record<string, unknown>): Promise<string> {
-  const res = await call("POST", "/v1/executions", body);
+  return enqueueOn(server, body);
+}
+
+async function enqueueOn(on: ServerProcess, body: Record<string, unknown>): Promise<string> {
+  const res = await request(on.base, "POST", "/v1/executions", body);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.id as string;
+}
+
+const getOn = async (on: ServerProcess, id: string) => (await request(on.base, "GET", `/v1/executions/${encodeURIComponent(id)}`)).body;
+
+async function waitForStateOn(on: ServerProcess, id: string, state: string, timeoutMs = 10_000) {
+  return waitFor(`${id} to be ${state}`, async () => {
+    const e = await getOn(on, id);
+    return e.state === state ? e : undefined;
+  }, timeoutMs);
 }
 
 const getExecution = async (id: string) => (await call("GET", `/v1/executions/${encodeURIComponent(id)}`)).body;
@@ -46,6 +77,11 @@ async function waitForState(id: string, state: string, timeoutMs = 10_000) {
   }, timeoutMs);
 }
 
+/** Cut every node connection of w at the socket, as a network failure would (reaches inside). */
+function cutConnections(w: Worker): void {
+  for (const c of (w as unknown as { active: Map<string, { ws: { terminate(): void } | null }> }).active.values()) c.ws?.terminate();
+}
+
 function newWorker(opts: Partial<WorkerOptions> & Pick<WorkerOptions, "queues" | "handler">): Worker {
   const w = new Worker({ url: server.base, shutdownSignals: false, reconnect: { initialMs: 20, maxMs: 200 }, ...opts });
   w.on("error", () => {}); // asserted where it matters
@@ -57,7 +93,15 @@ beforeAll(async () => {
   const dir = tempDir("worker-sdk-auth");
   const tokens = path.join(dir, "tokens.json");
   fs.writeFileSync(tokens, JSON.stringify({ tokens: [{ token: "client-token-1", tenant: "acme", role: "client" }, { token: "worker-token-1", tenant: "acme", role: "worker" }] }));
-  [server, authServer] = await Promise.all([startServer(tempDir("worker-sdk"), ["--shards", "2"]), startServer(path.join(dir, "data"), ["--tokens", tokens])]);
+  let doomed: ServerProcess;
+  [server, authServer, second, doomed] = await Promise.all([
+    startServer(tempDir("worker-sdk"), ["--shards", "2"]),
+    startServer(path.join(dir, "data"), ["--tokens", tokens]),
+    startServer(tempDir("worker-sdk-b"), ["--shards", "2", "--node-id", "node-b"]),
+    startServer(tempDir("worker-sdk-dead"), ["--shards", "1"]),
+  ]);
+  await doomed.stop();
+  deadBase = doomed.base;
 });
 
 afterEach(async () => {
@@ -65,7 +109,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([server?.stop(), authServer?.stop()]);
+  await Promise.all([server?.stop(), authServer?.stop(), second?.stop()]);
 });
 
 describe("Worker SDK", () => {
@@ -301,7 +345,7 @@ describe("Worker SDK", () => {
     await w.start();
     const id = await enqueue({ queue: "reconnect", leaseMs: 6_000 });
     await waitForState(id, "running");
-    (w as unknown as { socket: { terminate(): void } }).socket.terminate();
+    cutConnections(w);
     await waitFor("a reconnect", () => events.filter((e) => e === "connected").length >= 2);
     const e = await waitForState(id, "succeeded");
     // Resent on the welcome, not by the periodic resend (every leaseMs/3 = 2 s).
@@ -324,7 +368,7 @@ describe("Worker SDK", () => {
         return ctx.signal.aborted ? "aborted" : "kept";
       },
     });
-    kill = () => (w as unknown as { socket: { terminate(): void } }).socket.terminate();
+    kill = () => cutConnections(w);
     await w.start();
     const id = await enqueue({ queue: "reconnect-hb", leaseMs: 1_000 });
     expect(await waitForState(id, "succeeded")).toMatchObject({ attempt: 1, result: "kept" });
@@ -343,7 +387,7 @@ describe("Worker SDK", () => {
                 reasons.push((ctx.signal.reason as ExecutionAbortedError).reason);
                 reject(ctx.signal.reason);
               });
-              setTimeout(() => (w as unknown as { socket: { terminate(): void } }).socket.terminate(), 100);
+              setTimeout(() => cutConnections(w), 100);
             }),
     });
     await w.start();
@@ -374,6 +418,145 @@ describe("Worker SDK", () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// several nodes
+
+/** Serves `GET /v1/cluster` with `view` (settable): the membership a cluster would report. */
+interface Directory {
+  url: string;
+  view: unknown;
+  close(): Promise<void>;
+}
+
+async function directory(view: unknown): Promise<Directory> {
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    const found = req.method === "GET" && req.url === "/v1/cluster";
+    res.writeHead(found ? 200 : 404, { "content-type": "application/json" });
+    res.end(JSON.stringify(found ? d.view : { error: { code: "not_found", message: "directory stub" } }));
+  });
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const d: Directory = {
+    url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    view,
+    close: () => new Promise<void>((resolve) => (srv.closeAllConnections(), srv.close(() => resolve()))),
+  };
+  return d;
+}
+
+/** A two-shard cluster view: `nodes` is [id, "host:port"][], `leaders` the leader of shard 0 and 1. */
+function clusterView(nodes: Array<[string, string]>, leaders: [string | null, string | null]) {
+  return {
+    nodes: nodes.map(([id, address]) => ({ id, address, state: "ready" })),
+    shards: leaders.map((leader, i) => ({ id: i, range: [i * 32768, i * 32768 + 32767], replicas: nodes.map(([id]) => id), leader, epoch: 1, commitIndex: 0 })),
+  };
+}
+
+/** Warnings and errors a worker logged. */
+function recordingLogger(): { lines: string[]; logger: NonNullable<WorkerOptions["logger"]> } {
+  const lines: string[] = [];
+  return { lines, logger: { info() {}, warn: (_o, m) => lines.push(`warn: ${m}`), error: (_o, m) => lines.push(`error: ${m}`) } };
+}
+
+const wsUrl = (s: ServerProcess) => `ws://127.0.0.1:${s.port}/v1/workers`;
+
+describe("Worker SDK with several nodes", () => {
+  it("given a dead URL and a live one, reads the cluster view from the live node and works", async () => {
+    const w = newWorker({ url: [deadBase, server.base], queues: ["two-urls"], concurrency: 4, handler: async (ctx) => ({ ran: ctx.id }) });
+    await w.start();
+    await waitFor("its credit", () => w.connections[0]?.credit === 4);
+    // A single-node view: the worker dials the URL that answered (the node's advertised address may not be dialable).
+    expect(w.connections).toEqual([{ url: wsUrl(server), nodeId: "node-1", ready: true, credit: 4, retiring: false }]);
+    const id = await enqueue({ queue: "two-urls" });
+    expect((await waitForState(id, "succeeded")).result).toEqual({ ran: id });
+  });
+
+  it("connects to every leader the cluster view names, splits its concurrency across them, and follows leader changes", async () => {
+    const nodes: Array<[string, string]> = [["node-1", `127.0.0.1:${server.port}`], ["node-b", `127.0.0.1:${second.port}`]];
+    const dir = await directory(clusterView(nodes, ["node-1", "node-b"]));
+    const { lines, logger } = recordingLogger();
+    let now = 0;
+    let max = 0;
+    const ran: string[] = [];
+    const w = newWorker({
+      url: dir.url,
+      queues: ["multi"],
+      concurrency: 2,
+      clusterRefreshMs: 100,
+      logger,
+      handler: async (ctx) => {
+        max = Math.max(max, ++now);
+        ran.push((ctx.payload as { on: string }).on);
+        await sleep(20);
+        now--;
+        return ctx.payload;
+      },
+    });
+    const disconnected: Array<{ nodeId: string; reason: string }> = [];
+    w.on("disconnected", (d) => disconnected.push(d));
+    try {
+      await w.start();
+      await waitFor("both leaders connected", () => w.connections.filter((c) => c.ready).length === 2);
+      expect(w.connections.map((c) => `${c.nodeId} ${c.url}`).sort()).toEqual([`node-1 ${wsUrl(server)}`, `node-b ${wsUrl(second)}`]);
+
+      const [onA, onB] = await Promise.all([
+        Promise.all(Array.from({ length: 12 }, (_, n) => enqueueOn(server, { queue: "multi", payload: { on: "a", n } }))),
+        Promise.all(Array.from({ length: 12 }, (_, n) => enqueueOn(second, { queue: "multi", payload: { on: "b", n } }))),
+      ]);
+      for (const id of onA) expect((await waitForStateOn(server, id, "succeeded")).attempt).toBe(1);
+      for (const id of onB) expect((await waitForStateOn(second, id, "succeeded")).attempt).toBe(1);
+      expect(max).toBeLessThanOrEqual(2);
+      // Neither node waited for the other's backlog to be done.
+      expect(ran.indexOf("b")).toBeLessThan(ran.lastIndexOf("a"));
+      expect(ran.indexOf("a")).toBeLessThan(ran.lastIndexOf("b"));
+      // The nodes never had to refuse or over-assign: the credit never exceeded free capacity.
+      expect(lines.filter((l) => /credit|beyond/.test(l))).toEqual([]);
+
+      // node-b takes over shard 0: the connection to node-1 is drained and closed.
+      dir.view = clusterView(nodes, ["node-b", "node-b"]);
+      await waitFor("node-1's connection retired", () => disconnected.some((d) => d.nodeId === "node-1" && d.reason === "retired"), 5_000);
+      expect(w.connections.map((c) => c.nodeId)).toEqual(["node-b"]);
+      await waitFor("all its credit on node-b", () => w.connections[0]!.credit === 2);
+      const parked = await enqueueOn(server, { queue: "multi", payload: { on: "a", n: 99 } });
+      const moved = await enqueueOn(second, { queue: "multi", payload: { on: "b", n: 99 } });
+      await waitForStateOn(second, moved, "succeeded");
+      await sleep(300);
+      expect((await getOn(server, parked)).state).toBe("ready"); // node-1 leads nothing: the worker is not there
+
+      // node-1 leads again: a connection is made and its waiting work runs.
+      dir.view = clusterView(nodes, ["node-1", "node-b"]);
+      await waitForStateOn(server, parked, "succeeded");
+      expect(w.connections.filter((c) => c.ready).map((c) => c.nodeId).sort()).toEqual(["node-1", "node-b"]);
+      expect(lines.filter((l) => /credit|beyond/.test(l))).toEqual([]);
+    } finally {
+      await w.close({ graceful: false });
+      await dir.close();
+    }
+  });
+
+  it("a view in which no shard has a leader (an election) keeps the connections there are", async () => {
+    const nodes: Array<[string, string]> = [["node-1", `127.0.0.1:${server.port}`], ["node-b", `127.0.0.1:${second.port}`]];
+    const dir = await directory(clusterView(nodes, ["node-1", "node-b"]));
+    const w = newWorker({ url: dir.url, queues: ["no-leader"], clusterRefreshMs: 50, handler: async () => "ok" });
+    const disconnected: unknown[] = [];
+    w.on("disconnected", (d) => disconnected.push(d));
+    try {
+      await w.start();
+      await waitFor("both leaders connected", () => w.connections.filter((c) => c.ready).length === 2);
+      dir.view = clusterView(nodes, [null, null]);
+      await sleep(300);
+      expect(disconnected).toEqual([]);
+      expect(w.connections.filter((c) => c.ready && !c.retiring)).toHaveLength(2);
+      const [a, b] = await Promise.all([enqueueOn(server, { queue: "no-leader" }), enqueueOn(second, { queue: "no-leader" })]);
+      await waitForStateOn(server, a, "succeeded");
+      await waitForStateOn(second, b, "succeeded");
+    } finally {
+      await w.close({ graceful: false });
+      await dir.close();
+    }
+  });
+});
+
 describe("Worker SDK against a scripted node (frame-level checks)", () => {
   it("sends one frame per event-loop turn, and reconnects after a malformed frame", async () => {
     const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", path: "/v1/workers" });
@@ -394,6 +577,8 @@ describe("Worker SDK against a scripted node (frame-level checks)", () => {
     w.on("error", (e) => errors.push(e));
     try {
       await w.start();
+      // This node has no `GET /v1/cluster` (an older server): the worker uses the URL it was given.
+      expect(w.connections.map((c) => c.url)).toEqual([`ws://127.0.0.1:${port}/v1/workers`]);
       await waitFor("credit", () => frames.length >= 2);
       expect(frames[0]).toEqual([{ t: "hello", workerId: "w-fake", queues: ["q"], protocol: 1 }]);
       expect(frames[1]).toEqual([{ t: "credit", n: 5 }]);
@@ -424,5 +609,246 @@ describe("Worker SDK against a scripted node (frame-level checks)", () => {
       await w.close({ graceful: false });
       await new Promise((r) => wss.close(r));
     }
+  });
+});
+
+/** A scripted node: welcomes every hello, records every frame by connection, sends what a test says. */
+interface ScriptedNode {
+  nodeId: string;
+  address: string;
+  frames: Array<{ conn: number; batch: WorkerMessage[] }>;
+  sockets: ServerSocket[];
+  closed: boolean[];
+  close(): Promise<void>;
+}
+
+async function scriptedNode(nodeId: string): Promise<ScriptedNode> {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", path: "/v1/workers" });
+  await new Promise((r) => wss.once("listening", r));
+  const node: ScriptedNode = {
+    nodeId,
+    address: `127.0.0.1:${(wss.address() as net.AddressInfo).port}`,
+    frames: [],
+    sockets: [],
+    closed: [],
+    close: () => new Promise<void>((resolve) => (wss.clients.forEach((c) => c.terminate()), wss.close(() => resolve()))),
+  };
+  wss.on("connection", (ws) => {
+    const conn = node.sockets.push(ws) - 1;
+    node.closed.push(false);
+    ws.on("close", () => (node.closed[conn] = true));
+    ws.on("message", (data: Buffer) => {
+      const batch = unpack(data) as WorkerMessage[];
+      node.frames.push({ conn, batch });
+      if (batch[0]?.t === "hello") ws.send(pack([{ t: "welcome", nodeId, protocol: 1 }]));
+    });
+  });
+  return node;
+}
+
+const sent = (node: ScriptedNode, conn?: number): WorkerMessage[] => node.frames.filter((f) => conn === undefined || f.conn === conn).flatMap((f) => f.batch);
+const creditOn = (node: ScriptedNode, conn?: number): number => sent(node, conn).reduce((n, m) => n + (m.t === "credit" ? m.n : 0), 0);
+function assign(id: string, fence: number) {
+  const now = Date.now();
+  return { t: "assign", id, attempt: 1, fence, queue: "q", payload: null, scheduledAt: now, leaseMs: 30_000, leaseDeadline: now + 30_000, timeoutAt: now + 300_000 };
+}
+
+describe("Worker SDK against scripted nodes (several connections)", () => {
+  it("reports on another connection once the one that delivered the execution is closed (its node stopped leading)", async () => {
+    const [n1, n2] = await Promise.all([scriptedNode("node-1"), scriptedNode("node-2")]);
+    const nodes: Array<[string, string]> = [["node-1", n1.address], ["node-2", n2.address]];
+    const dir = await directory(clusterView(nodes, ["node-1", "node-2"]));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const w = new Worker({ url: dir.url, workerId: "w-two", queues: ["q"], concurrency: 3, clusterRefreshMs: 50, shutdownSignals: false, handler: async () => (await gate, "done") });
+    const completed: unknown[] = [];
+    w.on("completed", (c) => completed.push(c));
+    try {
+      await w.start();
+      await waitFor("a credit on each node", () => creditOn(n1) > 0 && creditOn(n2) > 0);
+      await sleep(50);
+      // Three slots, two nodes, no work yet: one credit each, the third held back.
+      expect([creditOn(n1), creditOn(n2)]).toEqual([1, 1]);
+
+      n1.sockets[0]!.send(pack([assign("a", 7)]));
+      await waitFor("started on node-1", () => sent(n1).some((m) => m.t === "started" && m.id === "a"));
+      await waitFor("node-1's credit back", () => creditOn(n1) === 2);
+      await sleep(50);
+      // Given so far: 2 + 1 credits, one used by the running execution — never beyond the 3 slots.
+      expect(creditOn(n1) + creditOn(n2)).toBe(3);
+
+      dir.view = clusterView(nodes, ["node-2", "node-2"]);
+      await waitFor("drain on node-1", () => sent(n1, 0).some((m) => m.t === "drain"));
+      await waitFor("node-1's connection closed", () => n1.closed[0] === true, 5_000);
+      // Its credit is free again: node-2, the only leader now, gets all the free capacity (3 slots
+      // less the running execution).
+      await waitFor("node-2 holding the free slots", () => creditOn(n2) === 2);
+      release();
+      await waitFor("the report on node-2", () => sent(n2).some((m) => m.t === "succeeded" && m.id === "a" && m.fence === 7));
+      expect(sent(n1).some((m) => m.t === "succeeded")).toBe(false);
+      expect(n1.sockets).toHaveLength(1); // not reconnected: node-1 leads nothing
+      n2.sockets[0]!.send(pack([{ t: "ack", id: "a", fence: 7, of: "succeeded" }]));
+      await waitFor("completed", () => completed.length === 1);
+      expect(completed).toEqual([{ id: "a", attempt: 1, fence: 7, outcome: "succeeded" }]);
+      await waitFor("its slot given to node-2", () => creditOn(n2) === 3);
+    } finally {
+      await w.close({ graceful: false });
+      await Promise.all([n1.close(), n2.close(), dir.close()]);
+    }
+  });
+
+  it("takes back credit left unused at an idle node when another node waits with none", async () => {
+    const [n1, n2] = await Promise.all([scriptedNode("node-1"), scriptedNode("node-2")]);
+    const dir = await directory(clusterView([["node-1", n1.address], ["node-2", n2.address]], ["node-1", "node-2"]));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const w = new Worker({ url: dir.url, workerId: "w-reclaim", queues: ["q"], concurrency: 4, clusterRefreshMs: 100, shutdownSignals: false, handler: async (ctx) => (ctx.id.startsWith("long") ? (await gate, "long") : "quick") });
+    const reasons: string[] = [];
+    w.on("disconnected", (d: { reason: string }) => reasons.push(d.reason));
+    try {
+      await w.start();
+      await waitFor("a credit on each node", () => creditOn(n1) === 1 && creditOn(n2) === 1);
+      // node-1 shows it has work: the held-back slots go to it.
+      n1.sockets[0]!.send(pack([assign("quick-1", 1)]));
+      await waitFor("node-1 given the rest", () => creditOn(n1, 0) === 4);
+      n1.sockets[0]!.send(pack([{ t: "ack", id: "quick-1", fence: 1, of: "succeeded" }]));
+      // …and then has nothing more, while node-2 uses its one credit and waits with none.
+      n2.sockets[0]!.send(pack([assign("long-1", 2)]));
+      await waitFor("started on node-2", () => sent(n2).some((m) => m.t === "started"));
+      expect(creditOn(n2)).toBe(1);
+      // After RECLAIM_IDLE_MS node-1's connection is drained and remade; its 3 credits are free again.
+      await waitFor("drain on node-1", () => sent(n1, 0).some((m) => m.t === "drain"), 6_000);
+      await waitFor("a new connection to node-1", () => sent(n1, 1).some((m) => m.t === "hello"));
+      await waitFor("the old one closed", () => n1.closed[0] === true, 5_000);
+      await waitFor("node-2 given credit again", () => creditOn(n2) > 1);
+      expect(reasons).toContain("reclaimed");
+      await sleep(50);
+      // Outstanding now: node-1's new connection + node-2's credit less its one assign, plus the running one.
+      expect(creditOn(n1, 1) + creditOn(n2) - 1 + 1).toBeLessThanOrEqual(4);
+      release();
+    } finally {
+      await w.close({ graceful: false });
+      await Promise.all([n1.close(), n2.close(), dir.close()]);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// the pure parts
+
+const slot = (key: string, over: Partial<CreditSlot> = {}): CreditSlot => ({ key, ready: true, outstanding: 0, assignedSinceGrant: 0, lastGrantAt: 0, lastAssignAt: 0, zeroSince: null, ...over });
+const plan = (free: number, slots: CreditSlot[], now = 10_000) => Object.fromEntries(planCredits(free, slots, { now, fairnessWaitMs: 2_000 }));
+
+describe("credit policy", () => {
+  it("one connection gets all the free capacity; nothing when nothing is free or nothing is ready", () => {
+    expect(plan(5, [slot("a", { outstanding: 3 })])).toEqual({ a: 5 });
+    expect(plan(0, [slot("a"), slot("b")])).toEqual({});
+    expect(plan(-2, [slot("a")])).toEqual({});
+    expect(plan(5, [slot("a", { ready: false }), slot("b", { ready: false })])).toEqual({});
+  });
+
+  it("several: a credit for each one without any; the rest held back until a node shows it has work", () => {
+    expect(plan(10, [slot("a"), slot("b"), slot("c", { outstanding: 1 })])).toEqual({ a: 1, b: 1 });
+  });
+
+  it("the rest goes to the busy connections, split evenly, the least recently granted first", () => {
+    expect(plan(6, [slot("a", { assignedSinceGrant: 3 }), slot("b", { outstanding: 1 })])).toEqual({ a: 6 });
+    expect(plan(7, [slot("a", { assignedSinceGrant: 1, lastGrantAt: 5 }), slot("b", { assignedSinceGrant: 2, lastGrantAt: 4 })])).toEqual({ a: 3, b: 4 });
+  });
+
+  it("holds one credit back for each connection that is not ready yet", () => {
+    expect(plan(3, [slot("a", { assignedSinceGrant: 1 }), slot("b", { ready: false })])).toEqual({ a: 2 });
+    expect(plan(1, [slot("a", { assignedSinceGrant: 1 }), slot("b", { ready: false })])).toEqual({ a: 1 });
+  });
+
+  it("when short: the connection that waited longest goes first, then a busy one, then the least recently granted", () => {
+    const now = 10_000;
+    expect(plan(1, [slot("a", { assignedSinceGrant: 1, zeroSince: now - 10 }), slot("b", { zeroSince: now - 5_000 })], now)).toEqual({ b: 1 });
+    expect(plan(1, [slot("a", { zeroSince: now - 10, lastGrantAt: 1 }), slot("b", { assignedSinceGrant: 1, zeroSince: now - 10, lastGrantAt: 9 })], now)).toEqual({ b: 1 });
+    expect(plan(1, [slot("a", { lastGrantAt: 9 }), slot("b", { lastGrantAt: 1 })], now)).toEqual({ b: 1 });
+  });
+
+  it("never grants more than is free, whatever the connections", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -3, max: 50 }),
+        fc.array(fc.record({ ready: fc.boolean(), outstanding: fc.integer({ min: 0, max: 5 }), assignedSinceGrant: fc.integer({ min: 0, max: 3 }), lastGrantAt: fc.nat(100), zeroSince: fc.option(fc.nat(10_000)) }), { minLength: 1, maxLength: 6 }),
+        (free, raw) => {
+          const slots = raw.map((r, i) => slot(`c${i}`, r));
+          const grants = planCredits(free, slots, { now: 10_000, fairnessWaitMs: 2_000 });
+          const total = [...grants.values()].reduce((a, b) => a + b, 0);
+          expect(total).toBeLessThanOrEqual(Math.max(0, free));
+          for (const [key, n] of grants) {
+            expect(n).toBeGreaterThan(0);
+            expect(slots.find((x) => x.key === key)!.ready).toBe(true);
+          }
+          // Nobody ready goes without a credit while the floor is not covered.
+          const empty = slots.filter((x) => x.ready && x.outstanding === 0);
+          if (free >= empty.length) for (const x of empty) expect(grants.get(x.key) ?? 0).toBeGreaterThanOrEqual(1);
+        },
+      ),
+    );
+  });
+
+  it("reclaims credit idle at one connection only when another waits with none and nothing is free", () => {
+    const now = 10_000;
+    const idle = slot("a", { outstanding: 3, lastGrantAt: 1_000, lastAssignAt: 1_000 });
+    const waiting = slot("b", { outstanding: 0, assignedSinceGrant: 1, lastAssignAt: now - 5 });
+    const opts = { now, free: 0, capacity: 4, idleMs: 2_000 };
+    expect(pickReclaim([idle, waiting], opts)).toBe("a");
+    expect(pickReclaim([idle, waiting], { ...opts, free: 1 })).toBeNull(); // free capacity covers it
+    expect(pickReclaim([idle, slot("b", { outstanding: 1 })], opts)).toBeNull(); // nobody waits
+    expect(pickReclaim([{ ...idle, lastAssignAt: now - 100 }, waiting], opts)).toBeNull(); // not idle long enough
+    expect(pickReclaim([{ ...idle, outstanding: 1 }, waiting], opts)).toBeNull(); // a probe is kept…
+    expect(pickReclaim([{ ...idle, outstanding: 1 }, waiting], { ...opts, capacity: 1 })).toBe("a"); // …unless probes cannot go round
+    expect(pickReclaim([idle, { ...waiting, ready: false }], opts)).toBeNull(); // the one without is not connected
+  });
+});
+
+describe("cluster view → connections", () => {
+  const view = (nodes: Array<[string, string]>, leaders: Array<string | null>) => ({
+    nodes: nodes.map(([id, address]) => ({ id, address, state: "ready" })),
+    shards: leaders.map((leader, id) => ({ id, range: [id, id], replicas: [], leader, epoch: 1, commitIndex: 0 })),
+  });
+
+  it("one connection per leader, dialed at its address with the scheme of the URL that answered", () => {
+    const v = view([["n1", "10.0.0.1:7070"], ["n2", "10.0.0.2:7070"], ["n3", "10.0.0.3:7070"]], ["n2", "n1", "n2", null]);
+    expect(leaderTargets(v, "http://10.0.0.9:7070")).toEqual({ targets: [{ url: "ws://10.0.0.2:7070/v1/workers", nodeId: "n2" }, { url: "ws://10.0.0.1:7070/v1/workers", nodeId: "n1" }], problems: [] });
+    expect(leaderTargets(v, "https://cw.example.com")!.targets[0]!.url).toBe("wss://10.0.0.2:7070/v1/workers");
+  });
+
+  it("uses the URL that answered for the node it reaches for sure: the only node, or the one at its own address", () => {
+    expect(leaderTargets(view([["solo", "0.0.0.0:0"]], ["solo", "solo"]), "https://proxy.example.com/cw")).toEqual({ targets: [{ url: "wss://proxy.example.com/cw/v1/workers", nodeId: "solo" }], problems: [] });
+    const two = view([["n1", "10.0.0.1:80"], ["n2", "10.0.0.2:7070"]], ["n1", "n2"]);
+    expect(leaderTargets(two, "http://10.0.0.1/prefix")!.targets.map((t) => t.url)).toEqual(["ws://10.0.0.1/prefix/v1/workers", "ws://10.0.0.2:7070/v1/workers"]);
+  });
+
+  it("reports leaders it cannot dial; refuses what is not a cluster view", () => {
+    const v = view([["n1", "0.0.0.0:7070"], ["n2", "10.0.0.2:0"], ["n3", "10.0.0.3:7070"]], ["n1", "n2", "n3", "ghost"]);
+    const found = leaderTargets(v, "http://10.0.0.9:7070")!;
+    expect(found.targets).toEqual([{ url: "ws://10.0.0.3:7070/v1/workers", nodeId: "n3" }]);
+    expect(found.problems).toHaveLength(3);
+    expect(leaderTargets({ nodes: [] }, "http://x:1")).toBeNull();
+    expect(leaderTargets("<html>", "http://x:1")).toBeNull();
+    expect(leaderTargets({ nodes: [{ id: 1 }], shards: [] }, "http://x:1")).toBeNull();
+  });
+
+  it("derives the HTTP base of a configured worker URL", () => {
+    expect(httpBase("ws://10.0.0.5:7070/v1/workers")).toBe("http://10.0.0.5:7070");
+    expect(httpBase("https://cw.example.com/cw/")).toBe("https://cw.example.com/cw");
+    expect(() => httpBase("ftp://x")).toThrow(TypeError);
+  });
+
+  it("the SDK's copy of the protocol agrees with the server's", () => {
+    expect(sdkProtocol.PROTOCOL_VERSION).toBe(serverProtocol.PROTOCOL_VERSION);
+    expect(sdkProtocol.WORKER_PATH).toBe(serverProtocol.WORKER_PATH);
+    // The types, both ways (checked by `npm run build`, which compiles this file).
+    const same = {
+      toServer: (m: sdkProtocol.WorkerMessage): serverProtocol.WorkerMessage => m,
+      fromServer: (m: serverProtocol.WorkerMessage): sdkProtocol.WorkerMessage => m,
+      nodeToServer: (m: sdkProtocol.NodeMessage): serverProtocol.NodeMessage => m,
+      nodeFromServer: (m: serverProtocol.NodeMessage): sdkProtocol.NodeMessage => m,
+    };
+    expect(Object.keys(same)).toHaveLength(4);
   });
 });

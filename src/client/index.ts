@@ -4,7 +4,8 @@
  *   import { Client, CronwheelApiError } from "<this module>";   // dist/src/client/index.js
  *   (a package.json "exports" entry for it is the lead's to add)
  *
- * - HTTP: `Client` (client.ts) — jobs, executions, dead letters, cluster, health.
+ * - HTTP: `Client` (client.ts) — jobs, executions, dead letters, cluster, health; one node URL or several.
+ * - Workers: `Worker` (worker.ts) — runs handlers for executions, connected to every shard leader.
  * - Errors: `CronwheelApiError` (errors.ts) — one error type with the contract's `code`.
  * - Types: the wire shapes (types.ts).
  */
@@ -16,5 +17,5 @@ export { jobToInput } from "./types.js";
 export type * from "./types.js";
 
 // --- Worker (WebSocket protocol) -----------------------------------------------------------
-export { Worker, NonRetryableError, ExecutionAbortedError, MalformedFrameError, DEFAULT_CONCURRENCY, DEFAULT_RECONNECT_INITIAL_MS, DEFAULT_RECONNECT_MAX_MS } from "./worker.js";
-export type { WorkerOptions, ExecutionContext, WorkerLogger, CompletedOutcome, SerializedError } from "./worker.js";
+export { Worker, NonRetryableError, ExecutionAbortedError, MalformedFrameError, DEFAULT_CONCURRENCY, DEFAULT_RECONNECT_INITIAL_MS, DEFAULT_RECONNECT_MAX_MS, DEFAULT_CLUSTER_REFRESH_MS } from "./worker.js";
+export type { WorkerOptions, ExecutionContext, WorkerLogger, WorkerConnectionInfo, CompletedOutcome, SerializedError } from "./worker.js";

@@ -6,9 +6,11 @@
  *   decodeFrame(pack({ t: "welcome" }))                               // throws MalformedFrameError
  *   reconnectDelayMs(3, { initialMs: 100, maxMs: 10_000 }, 0.5)       // cap 400 ms → 300 ms
  *   workerUrl("https://cw.example.com:7070")                          // "wss://cw.example.com:7070/v1/workers"
+ *   httpBase("ws://10.0.0.5:7070/v1/workers")                         // "http://10.0.0.5:7070"
+ *   leaderTargets(view, "http://10.0.0.5:7070")                       // the leader nodes' worker URLs
  */
 import { unpack } from "msgpackr";
-import { WORKER_PATH, type NodeMessage, type ReportMessage } from "../gateway/protocol.js";
+import { WORKER_PATH, type NodeMessage, type ReportMessage } from "./protocol.js";
 
 /** A frame from the node that is not the protocol: the worker logs it and reconnects. */
 export class MalformedFrameError extends Error {
@@ -138,4 +140,100 @@ function checkMessage(m: unknown, i: number): NodeMessage {
       throw new MalformedFrameError(`message ${i}: unknown type '${String(o.t)}'`);
   }
   return o as unknown as NodeMessage;
+}
+
+/** The HTTP base URL for a configured worker URL (`ws` → `http`, `wss` → `https`, `/v1/workers` dropped). */
+export function httpBase(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === "ws:") u.protocol = "http:";
+  else if (u.protocol === "wss:") u.protocol = "https:";
+  else if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`url must be http(s):// or ws(s)://, got '${url}'`);
+  if (u.pathname.endsWith(WORKER_PATH)) u.pathname = u.pathname.slice(0, -WORKER_PATH.length);
+  u.search = "";
+  u.hash = "";
+  return u.toString().replace(/\/+$/, "");
+}
+
+/** One node the worker should hold a connection to. */
+export interface WorkerTarget {
+  /** The node's worker endpoint, ws(s)://…/v1/workers. */
+  url: string;
+  nodeId: string;
+}
+
+export interface LeaderTargets {
+  /** One per node that leads at least one shard, in the order the shards name them. */
+  targets: WorkerTarget[];
+  /** Leaders that cannot be connected to (no such node, an address that cannot be dialed). */
+  problems: string[];
+}
+
+/**
+ * The worker endpoints of the nodes that lead at least one shard, from a `GET /v1/cluster` answer
+ * (`view`) that `answeredBase` (an http(s) base URL) gave. A node's `address` is "host:port",
+ * dialed with the scheme of `answeredBase`. The URL that answered is used instead of the address
+ * when it reaches that node for sure: the view has a single node (the one that answered), or the
+ * address is the answering URL's own host:port — so a standalone server behind a proxy, or one
+ * that advertises an address the worker cannot dial, still works. null: not a cluster view.
+ */
+export function leaderTargets(view: unknown, answeredBase: string): LeaderTargets | null {
+  if (typeof view !== "object" || view === null) return null;
+  const { nodes, shards } = view as { nodes?: unknown; shards?: unknown };
+  if (!Array.isArray(nodes) || !Array.isArray(shards)) return null;
+  const byId = new Map<string, string>();
+  for (const n of nodes) {
+    if (typeof n !== "object" || n === null) return null;
+    const { id, address } = n as { id?: unknown; address?: unknown };
+    if (typeof id !== "string" || typeof address !== "string") return null;
+    byId.set(id, address);
+  }
+  const leaders: string[] = [];
+  for (const s of shards) {
+    if (typeof s !== "object" || s === null) return null;
+    const leader = (s as { leader?: unknown }).leader;
+    if (leader === null || leader === undefined) continue;
+    if (typeof leader !== "string") return null;
+    if (!leaders.includes(leader)) leaders.push(leader);
+  }
+  const base = new URL(answeredBase);
+  const scheme = base.protocol === "https:" ? "wss:" : "ws:";
+  const out: LeaderTargets = { targets: [], problems: [] };
+  const seen = new Set<string>();
+  for (const nodeId of leaders) {
+    const address = byId.get(nodeId);
+    if (address === undefined) {
+      out.problems.push(`leader '${nodeId}' is not among the cluster's nodes`);
+      continue;
+    }
+    let url: string;
+    if (byId.size === 1 || address.toLowerCase() === hostPort(base)) {
+      url = workerUrl(answeredBase);
+    } else {
+      const dialable = dialableAddress(address);
+      if (dialable === null) {
+        out.problems.push(`node '${nodeId}' has an address a worker cannot dial: '${address}'`);
+        continue;
+      }
+      url = `${scheme}//${dialable}${WORKER_PATH}`;
+    }
+    if (seen.has(url)) continue;
+    seen.add(url);
+    out.targets.push({ url, nodeId });
+  }
+  return out;
+}
+
+/** "host:port" checked, or null for one that cannot be dialed (no port, port 0, 0.0.0.0, [::], a path). */
+function dialableAddress(address: string): string | null {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s/:@?#[\]]+):(\d{1,5})$/.exec(address);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port === 0 || port > 65535) return null;
+  if (m[1] === "0.0.0.0" || m[1] === "[::]") return null;
+  return `${m[1]}:${port}`;
+}
+
+/** host:port of a URL, with the scheme's default port spelled out. */
+function hostPort(u: URL): string {
+  return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`.toLowerCase();
 }

@@ -1,9 +1,10 @@
 /**
- * The worker half of Cronwheel's TypeScript SDK: connects to a node's `/v1/workers` WebSocket
- * (protocol.ts has the frames), takes executions of its queues and runs a handler for each.
+ * The worker half of Cronwheel's TypeScript SDK: connects to the `/v1/workers` WebSocket of every
+ * node that leads shards (protocol.ts has the frames), takes executions of its queues and runs a
+ * handler for each.
  *
  *   const worker = new Worker({
- *     url: "http://127.0.0.1:7070",
+ *     url: "http://127.0.0.1:7070",                  // or several: ["http://n1:7070", "http://n2:7070"]
  *     queues: ["mail"],
  *     concurrency: 20,
  *     handler: async (ctx) => {
@@ -11,16 +12,41 @@
  *       return { sent: true };                       // → succeeded, result stored
  *     },                                             // throw → failed, retried per the execution's policy
  *   });                                              // throw new NonRetryableError(…) → dead letter now
- *   await worker.start();                            // resolves after the node's welcome
+ *   await worker.start();                            // resolves after the first node's welcome
  *   worker.on("closed", () => process.exit(0));      // SIGTERM/SIGINT drain by default; the app exits
  *
- * Connection. `hello` → `welcome` → `credit(concurrency − inFlight)`. The node never assigns
- * more than the credit given; every handler that ends gives its slot back as credit (all credits
- * of one event-loop turn in one `credit` message). So at most `concurrency` handlers run at once.
- * Every message produced in one event-loop turn leaves in one frame (an outbox flushed by
- * `setImmediate`). When the socket closes or errors, the worker reconnects with capped
- * exponential backoff and jitter (`reconnect`, default 100 ms … 10 s), says hello again and goes on.
- * A malformed frame from the node is logged and the connection is dropped and remade.
+ * Nodes. A node hands out only the executions of the shards it leads, so the worker holds one
+ * connection to each node that leads at least one shard. It learns them from `GET /v1/cluster`,
+ * asked of the configured URLs in turn (the one that answered last first), at start, every
+ * `clusterRefreshMs` (default 2 s) and at once when a connection closes or a node says `drain`.
+ * A leader's `address` ("host:port") is dialed with the configured URL's scheme; when the view
+ * has a single node, or the address is the configured URL's own, the configured URL is used (it
+ * reaches that node for sure). New leaders get a connection; a connection to a node that leads
+ * nothing any more is drained (`drain`: the node assigns nothing more on it) and closed a second
+ * later (RETIRE_GRACE_MS). A view without any leader (an election) changes nothing. When no view
+ * can be read (a network problem, an older server without the endpoint) and the worker has no
+ * connection yet, it connects to the configured URLs themselves: a standalone server works either
+ * way.
+ *
+ * Connection. `hello` → `welcome` → `credit(n)`. Every message produced in one event-loop turn
+ * leaves in one frame per connection (outboxes flushed by `setImmediate`). When a socket closes or
+ * errors, that connection is remade with capped exponential backoff and jitter (`reconnect`,
+ * default 100 ms … 10 s) for as long as its node leads shards. A malformed frame from a node is
+ * logged and that connection is dropped and remade.
+ *
+ * Credit. The node never assigns more than the credit it was given on that connection, and the
+ * worker never gives, over all its connections together, more than its free capacity
+ * (`concurrency + prefetch − executions held − credit outstanding`). So at most `concurrency`
+ * handlers run at once and at most `prefetch` more wait. How free capacity is split across nodes
+ * (credit-policy.ts): one connection gets it all; with several, each gets one credit (so any node
+ * can start work at once), the rest goes to the nodes that are using their credit, and credit left
+ * unused at an idle node while another waits is taken back by draining and remaking that
+ * connection.
+ *
+ * Reports. A report (`started`, `heartbeat`, `succeeded`, `failed`) may go on any connection: a
+ * node forwards it to the execution's shard leader. It goes on the connection the execution's
+ * answers came on last — at first the one that delivered it — and, once that one closes, on
+ * another open one.
  *
  * Leases. The worker sends `started` at once, then a `heartbeat` for each running execution every
  * leaseMs/3 (one timer for all executions; heartbeats due at about the same time share a frame).
@@ -34,31 +60,31 @@
  * `stale`). `cancel` and `stale` for the execution's fence abort the signal and drop the
  * execution: nothing more is reported for it.
  *
- * Reports across reconnects. `started`, `succeeded` and `failed` are kept until the node answers
- * them (`ack` or `stale`). After a reconnect the worker resends every unanswered one (same id and
- * fence) and sends a fresh heartbeat for every running execution, so a worker that comes back
- * within the lease keeps its executions. A finished execution's report is also resent every
- * leaseMs/3 while it stays unanswered on a live connection (the node gives no answer when a shard
- * cannot commit). A report answered `stale` after a resend may mean the first copy was accepted;
- * the node's state is the truth.
+ * Reports across reconnects. `started`, `succeeded` and `failed` are kept until a node answers
+ * them (`ack` or `stale`). When the connection they went on closes, the worker resends every
+ * unanswered one (same id and fence) on another open connection — or on the first connection that
+ * opens — with a fresh heartbeat for every running execution, so a worker that comes back within
+ * the lease keeps its executions. A finished execution's report is also resent every leaseMs/3
+ * while it stays unanswered on a live connection (a node gives no answer when a shard cannot
+ * commit). A report answered `stale` after a resend may mean the first copy was accepted; the
+ * node's state is the truth.
  *
- * Shutdown. `close()` (graceful, the default) sends `drain`, takes no more work, waits for the
- * in-flight handlers to finish and their reports to be answered, then closes the socket and emits
- * "closed" (`timeoutMs`: then it closes hard). `close({ graceful: false })` aborts every handler
- * (`signal.reason` is an ExecutionAbortedError with reason "shutdown") and closes at once; the
- * unreported executions' leases expire on the node and they are retried. `shutdownSignals`
- * (default SIGTERM and SIGINT): the first starts a graceful close, the second forces a hard one.
- * The worker never calls `process.exit`: the app decides (listen for "closed"). Note that a
- * listener for SIGINT/SIGTERM replaces Node's default of exiting, until the worker has closed.
+ * Shutdown. `close()` (graceful, the default) sends `drain` on every connection, takes no more
+ * work, waits for the in-flight handlers to finish and their reports to be answered, then closes
+ * the sockets and emits "closed" (`timeoutMs`: then it closes hard). `close({ graceful: false })`
+ * aborts every handler (`signal.reason` is an ExecutionAbortedError with reason "shutdown") and
+ * closes at once; the unreported executions' leases expire on the node and they are retried.
+ * `shutdownSignals` (default SIGTERM and SIGINT): the first starts a graceful close, the second
+ * forces a hard one. The worker never calls `process.exit`: the app decides (listen for "closed").
+ * Note that a listener for SIGINT/SIGTERM replaces Node's default of exiting, until the worker has
+ * closed.
  *
- * Events: "connected" ({ nodeId }), "reconnecting" ({ attempt, delayMs }), "assigned"
- * ({ id, attempt, fence, queue }), "completed" ({ id, attempt, fence, outcome }: outcome
- * `succeeded` | `failed` — the node acked the report — `stale` — the node refused it or the
- * execution was superseded — or `canceled`), "error" (Error; emitted only when someone listens,
- * else logged), "closed".
- *
- * Not done here: a cluster worker should connect to every node that leads shards (learning them
- * from `/v1/cluster`); this worker connects to the one `url`.
+ * Events: "connected" ({ nodeId, url }), "disconnected" ({ nodeId, url, reason }: `lost`, or
+ * `retired` — the node leads nothing now — or `reclaimed` — drained to take unused credit back),
+ * "reconnecting" ({ attempt, delayMs, url }), "assigned" ({ id, attempt, fence, queue }),
+ * "completed" ({ id, attempt, fence, outcome }: outcome `succeeded` | `failed` — the node acked the
+ * report — `stale` — the node refused it or the execution was superseded — or `canceled`),
+ * "error" (Error; emitted only when someone listens, else logged), "closed".
  */
 import { EventEmitter } from "node:events";
 import os from "node:os";
@@ -79,9 +105,11 @@ import {
   type SucceededMessage,
   type WelcomeMessage,
   type WorkerMessage,
-} from "../gateway/protocol.js";
+} from "./protocol.js";
 import { CronwheelApiError, isErrorCode } from "./errors.js";
-import { MalformedFrameError, decodeFrame, reconnectDelayMs, serializeError, toJsonValue, workerUrl } from "./worker-support.js";
+import { HttpTransport } from "./http-transport.js";
+import { pickReclaim, planCredits, type CreditSlot } from "./credit-policy.js";
+import { MalformedFrameError, decodeFrame, httpBase, leaderTargets, reconnectDelayMs, serializeError, toJsonValue, workerUrl, type LeaderTargets } from "./worker-support.js";
 
 export { MalformedFrameError, serializeError, type SerializedError } from "./worker-support.js";
 
@@ -92,14 +120,18 @@ export interface WorkerLogger {
 }
 
 export interface WorkerOptions {
-  /** http(s)://host:port of a node; the WebSocket URL is derived (ws(s)://…/v1/workers). */
-  url: string;
-  /** Bearer token with role `worker` (or `admin`) when the node has a token file. */
+  /**
+   * http(s)://host:port of a node, or several: asked in turn for `GET /v1/cluster`, which names the
+   * nodes to connect to. When no cluster view can be read, the worker connects to these URLs
+   * themselves. The WebSocket URLs are derived (ws(s)://…/v1/workers); ws(s):// URLs are accepted.
+   */
+  url: string | readonly string[];
+  /** Bearer token with role `worker` (or `admin`) when the nodes have a token file. */
   token?: string;
   /** Default: hostname-pid-random. The node sends cancels to every connection with this id. */
   workerId?: string;
   queues: string[];
-  /** Most handlers running at once (default 10). */
+  /** Most handlers running at once, over all nodes (default 10). */
   concurrency?: number;
   /**
    * Executions to hold ready beyond `concurrency` (default 0), so the next one is already here
@@ -110,8 +142,10 @@ export interface WorkerOptions {
   prefetch?: number;
   /** Resolves → succeeded(result); throws → failed(error, retryable unless NonRetryableError). */
   handler: (ctx: ExecutionContext) => Promise<unknown>;
-  /** Reconnect backoff: capped exponential with jitter, default 100 ms … 10 s. */
+  /** Reconnect backoff per connection: capped exponential with jitter, default 100 ms … 10 s. */
   reconnect?: { initialMs?: number; maxMs?: number };
+  /** How often to re-read `GET /v1/cluster` (default 2,000 ms); also at once when a connection closes. */
+  clusterRefreshMs?: number;
   /** Default ["SIGTERM", "SIGINT"]: first → graceful close, second → hard close. false: none. */
   shutdownSignals?: NodeJS.Signals[] | false;
   logger?: WorkerLogger;
@@ -140,6 +174,20 @@ export interface ExecutionContext {
    * (stale, canceled, hard close) first. Await it (or catch it).
    */
   heartbeat(progress?: unknown): Promise<void>;
+}
+
+/** One of the worker's node connections, as `worker.connections` shows it. */
+export interface WorkerConnectionInfo {
+  /** ws(s)://…/v1/workers */
+  url: string;
+  /** From the node's welcome (null before it); else the id the cluster view gave. */
+  nodeId: string | null;
+  /** Welcomed and open. */
+  ready: boolean;
+  /** Credit given on this connection and not yet used. */
+  credit: number;
+  /** Being closed: its node leads nothing now, or its unused credit is being taken back. */
+  retiring: boolean;
 }
 
 /** Throw it from a handler to make the execution a dead letter at once (failed, retryable false). */
@@ -171,6 +219,7 @@ export type CompletedOutcome = "succeeded" | "failed" | "stale" | "canceled";
 export const DEFAULT_CONCURRENCY = 10;
 export const DEFAULT_RECONNECT_INITIAL_MS = 100;
 export const DEFAULT_RECONNECT_MAX_MS = 10_000;
+export const DEFAULT_CLUSTER_REFRESH_MS = 2_000;
 /** No welcome this long after the socket opened: drop it and reconnect. */
 const WELCOME_TIMEOUT_MS = 10_000;
 /** The worker pings this often; nothing heard for 3 intervals → the connection is dead. */
@@ -181,6 +230,16 @@ const HEARTBEATS_UNACKED_MAX = 8;
 const WORKER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/;
 /** Server error codes that fail `start()` when they come before the first welcome. */
 const FATAL_BEFORE_WELCOME = new Set(["unauthenticated", "permission_denied", "invalid_argument"]);
+/** One `GET /v1/cluster` request. */
+const CLUSTER_QUERY_TIMEOUT_MS = 3_000;
+/** A drained connection (retired or reclaimed) is closed this long after its `drain`. */
+const RETIRE_GRACE_MS = 1_000;
+/** …and terminated if its close handshake has not ended this long after that. */
+const CLOSE_HANDSHAKE_MS = 2_000;
+/** Credit unused this long at one node while another node waits without any is taken back. */
+const RECLAIM_IDLE_MS = 2_000;
+/** A connection without credit this long goes first when free capacity is short. */
+const FAIRNESS_WAIT_MS = 2_000;
 
 interface Waiter {
   resolve(): void;
@@ -192,12 +251,49 @@ interface SentHeartbeat {
   waiters: Waiter[];
 }
 
+/** One node connection (kept across its reconnects while its node leads shards). */
+interface Conn {
+  /** The ws(s) URL; the key of `active`. */
+  readonly url: string;
+  /** The node the cluster view names at this URL (null: a configured URL, no view). */
+  expectedNodeId: string | null;
+  /** From the welcome. */
+  nodeId: string | null;
+  ws: WebSocket | null;
+  /** The welcome came on `ws`. */
+  welcomed: boolean;
+  /** Welcomed and not closing: messages may be sent on it. */
+  ready: boolean;
+  /** Retired (its node leads nothing) or reclaimed (credit taken back): drained, closing. */
+  retiring: "retired" | "reclaimed" | null;
+  /** The node said drain: no credit until the next connection. */
+  nodeDraining: boolean;
+  /** Credit given and not yet used by an assign. */
+  outstanding: number;
+  assignedSinceGrant: number;
+  lastGrantAt: number;
+  lastAssignAt: number;
+  /** Ready with no credit since (null otherwise). */
+  zeroSince: number | null;
+  reconnectAttempt: number;
+  lastHeardAt: number;
+  outbox: WorkerMessage[];
+  reconnectTimer: NodeJS.Timeout | null;
+  welcomeTimer: NodeJS.Timeout | null;
+  livenessTimer: NodeJS.Timeout | null;
+  retireTimer: NodeJS.Timeout | null;
+}
+
 /** One assigned attempt (id + fence) the worker still owes the node something for. */
 interface Exec {
   readonly assign: AssignMessage;
   readonly ctrl: AbortController;
   readonly ctx: ExecutionContext;
   readonly intervalMs: number;
+  /** URL of the connection that delivered it (preferred for its reports). */
+  readonly origin: string;
+  /** The connection its reports go on now (ready), or null: none chosen or it closed. */
+  via: Conn | null;
   /** The handler has not settled yet (or, prefetched, has not started yet). */
   running: boolean;
   /** Prefetched: waits for a free handler slot. */
@@ -211,7 +307,7 @@ interface Exec {
   leaseDeadline: number;
   /** Next heartbeat (running) or report resend (finished). */
   nextSendAt: number;
-  /** Heartbeats sent on this connection, not yet acked, oldest first. */
+  /** Heartbeats sent on `via`, not yet acked, oldest first. */
   heartbeatsSent: SentHeartbeat[];
   /** The heartbeat queued in this turn's outbox (progress and waiters merge into it). */
   queuedHeartbeat: { message: HeartbeatMessage; entry: SentHeartbeat } | null;
@@ -222,9 +318,14 @@ interface Exec {
 
 type State = "idle" | "running" | "draining" | "closed";
 
+type ClusterRead = { base: string; found: LeaderTargets } | { error: string };
+
 export class Worker extends EventEmitter {
   private readonly opts: {
-    url: string;
+    /** http(s) base URLs, for `GET /v1/cluster`. */
+    bases: string[];
+    /** ws(s) URLs of the same, for when no cluster view can be read. */
+    fallback: string[];
     token: string | undefined;
     workerId: string;
     queues: string[];
@@ -233,32 +334,33 @@ export class Worker extends EventEmitter {
     handler: (ctx: ExecutionContext) => Promise<unknown>;
     reconnectInitialMs: number;
     reconnectMaxMs: number;
+    clusterRefreshMs: number;
     shutdownSignals: NodeJS.Signals[];
   };
   private readonly log: WorkerLogger;
   private state: State = "idle";
 
-  // connection
-  private socket: WebSocket | null = null;
-  /** Welcome received on `socket`. */
-  private ready = false;
+  // connections
+  /** Connections to the nodes that lead shards (or the configured URLs), by ws URL. */
+  private readonly active = new Map<string, Conn>();
+  /** Drained connections waiting to close. */
+  private readonly retiring = new Set<Conn>();
   private everConnected = false;
-  private reconnectAttempt = 0;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private welcomeTimer: NodeJS.Timeout | null = null;
-  private livenessTimer: NodeJS.Timeout | null = null;
-  private lastHeardAt = 0;
-  /** The node said drain on this connection: no credits until the next one. */
-  private nodeDraining = false;
-  /** Credits given on this connection and not yet used by an assign. */
-  private creditOutstanding = 0;
+  private readonly http = new HttpTransport();
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private refreshing = false;
+  private refreshAgain = false;
+  /** Index in `opts.bases` of the URL that answered the cluster query last. */
+  private clusterBase = 0;
+  /** What the last cluster query found wrong, logged when it changes. */
+  private viewTrouble = "";
+  private warnedCapacity = false;
   /** Prefetched executions waiting for a handler slot, in assignment order. */
   private readonly waiting: Exec[] = [];
 
   // work
   private readonly execs = new Map<string, Exec>();
   private running = 0;
-  private outbox: WorkerMessage[] = [];
   private turnScheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
@@ -283,6 +385,8 @@ export class Worker extends EventEmitter {
     super();
     if (!Array.isArray(opts.queues) || opts.queues.length === 0) throw new TypeError("queues: at least one queue");
     if (typeof opts.handler !== "function") throw new TypeError("handler: a function");
+    const urls = typeof opts.url === "string" ? [opts.url] : Array.isArray(opts.url) ? [...(opts.url as readonly string[])] : [];
+    if (urls.length === 0) throw new TypeError("url: at least one node URL");
     const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new TypeError(`concurrency: an integer ≥ 1, got ${String(opts.concurrency)}`);
     const prefetch = opts.prefetch ?? 0;
@@ -290,10 +394,13 @@ export class Worker extends EventEmitter {
     const initialMs = opts.reconnect?.initialMs ?? DEFAULT_RECONNECT_INITIAL_MS;
     const maxMs = opts.reconnect?.maxMs ?? DEFAULT_RECONNECT_MAX_MS;
     if (!(initialMs > 0) || !(maxMs >= initialMs)) throw new TypeError("reconnect: 0 < initialMs ≤ maxMs");
+    const clusterRefreshMs = opts.clusterRefreshMs ?? DEFAULT_CLUSTER_REFRESH_MS;
+    if (!(clusterRefreshMs > 0) || !Number.isFinite(clusterRefreshMs)) throw new TypeError(`clusterRefreshMs: a number > 0, got ${String(opts.clusterRefreshMs)}`);
     const workerId = opts.workerId ?? defaultWorkerId();
     if (!WORKER_ID_PATTERN.test(workerId)) throw new TypeError(`workerId must match ${WORKER_ID_PATTERN}`);
     this.opts = {
-      url: workerUrl(opts.url),
+      bases: urls.map(httpBase),
+      fallback: [...new Set(urls.map(workerUrl))],
       token: opts.token,
       workerId,
       queues: [...opts.queues],
@@ -302,6 +409,7 @@ export class Worker extends EventEmitter {
       handler: opts.handler,
       reconnectInitialMs: initialMs,
       reconnectMaxMs: maxMs,
+      clusterRefreshMs,
       shutdownSignals: opts.shutdownSignals === false ? [] : (opts.shutdownSignals ?? ["SIGTERM", "SIGINT"]),
     };
     this.log = opts.logger ?? { info() {}, warn() {}, error() {} };
@@ -317,10 +425,21 @@ export class Worker extends EventEmitter {
     return this.running;
   }
 
+  /** The node connections now: to the leaders, then those being closed. */
+  get connections(): WorkerConnectionInfo[] {
+    return [...this.active.values(), ...this.retiring].map((c) => ({
+      url: c.url,
+      nodeId: c.nodeId ?? c.expectedNodeId,
+      ready: c.ready,
+      credit: c.outstanding,
+      retiring: c.retiring !== null,
+    }));
+  }
+
   /**
-   * Connects; resolves after the node's welcome. Connection failures are retried with backoff
-   * (the node may not be up yet). Rejects when the node refuses the hello (bad token, bad queue
-   * names: a CronwheelApiError with the node's code) or when the worker is closed first.
+   * Connects; resolves after the first node's welcome. Connection failures are retried with
+   * backoff (the nodes may not be up yet). Rejects when a node refuses the hello (bad token, bad
+   * queue names: a CronwheelApiError with the node's code) or when the worker is closed first.
    */
   start(): Promise<void> {
     if (this.startPromise) return this.startPromise;
@@ -328,7 +447,7 @@ export class Worker extends EventEmitter {
     this.state = "running";
     this.startPromise = new Promise<void>((resolve, reject) => (this.startSettle = { resolve, reject }));
     for (const s of this.opts.shutdownSignals) process.on(s, this.onSignal);
-    this.connect();
+    void this.refreshCluster();
     return this.startPromise;
   }
 
@@ -347,7 +466,8 @@ export class Worker extends EventEmitter {
     if (this.state !== "draining") {
       this.state = "draining";
       this.log.info({ inFlight: this.running, unreported: this.execs.size }, "draining");
-      if (this.ready) this.enqueue({ t: "drain" });
+      for (const c of this.allConns()) if (c.ready) c.outbox.push({ t: "drain" });
+      this.scheduleTurn();
     }
     if (opts.timeoutMs !== undefined && this.graceTimer === null) {
       this.graceTimer = setTimeout(() => {
@@ -361,61 +481,253 @@ export class Worker extends EventEmitter {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // connection
+  // the cluster: which nodes to hold connections to
 
-  private connect(): void {
-    this.reconnectTimer = null;
-    if (this.state === "closed") return;
-    const ws = new WebSocket(this.opts.url, { perMessageDeflate: false, handshakeTimeout: WELCOME_TIMEOUT_MS });
-    this.socket = ws;
-    this.ready = false;
-    this.nodeDraining = false;
-    this.creditOutstanding = 0;
-    ws.on("open", () => {
-      if (ws !== this.socket) return;
-      this.lastHeardAt = Date.now();
-      const hello: WorkerMessage = { t: "hello", workerId: this.opts.workerId, queues: this.opts.queues, protocol: PROTOCOL_VERSION, ...(this.opts.token !== undefined ? { token: this.opts.token } : {}) };
-      ws.send(pack([hello]));
-      this.welcomeTimer = setTimeout(() => this.dropConnection(ws, "no welcome in time"), WELCOME_TIMEOUT_MS);
-      this.livenessTimer = setInterval(() => this.checkLiveness(ws), LIVENESS_PING_MS);
-      this.livenessTimer.unref();
-    });
-    ws.on("message", (data, isBinary) => {
-      if (ws !== this.socket) return;
-      this.lastHeardAt = Date.now();
-      this.onFrame(ws, data, isBinary);
-    });
-    ws.on("ping", () => (this.lastHeardAt = Date.now()));
-    ws.on("pong", () => (this.lastHeardAt = Date.now()));
-    ws.on("error", (error) => {
-      if (ws === this.socket) this.log.warn({ err: error, url: this.opts.url }, "worker connection error");
-    });
-    ws.on("close", (code, reason) => this.onSocketClosed(ws, code, reason.toString()));
+  /** (A getter: TypeScript keeps `state` narrowed across an await.) */
+  private get closed(): boolean {
+    return this.state === "closed";
   }
 
-  private checkLiveness(ws: WebSocket): void {
-    if (ws !== this.socket || ws.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - this.lastHeardAt > 3 * LIVENESS_PING_MS) return this.dropConnection(ws, "nothing heard from the node");
+  /** Read `/v1/cluster` and open or retire connections to match; then again in clusterRefreshMs. */
+  private async refreshCluster(): Promise<void> {
+    if (this.state === "closed") return;
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = true;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    try {
+      do {
+        this.refreshAgain = false;
+        const read = await this.readCluster();
+        if (this.closed) return;
+        this.applyView(read);
+      } while (this.refreshAgain);
+    } catch (error) {
+      this.log.error({ err: error }, "cluster refresh failed"); // unreachable by construction
+    } finally {
+      this.refreshing = false;
+      if (!this.closed) {
+        this.refreshTimer = setTimeout(() => void this.refreshCluster(), this.opts.clusterRefreshMs);
+        this.refreshTimer.unref();
+      }
+    }
+  }
+
+  /** `GET /v1/cluster` from each configured URL in turn, the one that answered last first. */
+  private async readCluster(): Promise<ClusterRead> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.opts.token !== undefined) headers.authorization = `Bearer ${this.opts.token}`;
+    const bases = this.opts.bases;
+    const trouble: string[] = [];
+    for (let i = 0; i < bases.length; i++) {
+      const index = (this.clusterBase + i) % bases.length;
+      const base = bases[index]!;
+      try {
+        const res = await this.http.request(`${base}/v1/cluster`, "GET", headers, undefined, CLUSTER_QUERY_TIMEOUT_MS);
+        if (res.status !== 200) {
+          trouble.push(`${base}: HTTP ${res.status}`);
+          continue;
+        }
+        const found = leaderTargets(JSON.parse(res.text), base);
+        if (found === null) {
+          trouble.push(`${base}: not a cluster view`);
+          continue;
+        }
+        this.clusterBase = index;
+        return { base, found };
+      } catch (error) {
+        trouble.push(`${base}: ${(error as Error).message}`);
+      }
+    }
+    return { error: trouble.join("; ") };
+  }
+
+  private applyView(read: ClusterRead): void {
+    let targets: Array<{ url: string; nodeId: string | null }> | null = null;
+    let trouble = "";
+    if ("error" in read) {
+      trouble = `cannot read the cluster view: ${read.error}`;
+    } else {
+      if (read.found.problems.length > 0) trouble = read.found.problems.join("; ");
+      if (read.found.targets.length > 0) targets = read.found.targets;
+      else trouble ||= "no shard has a leader";
+    }
+    if (trouble !== this.viewTrouble) {
+      if (trouble) this.log.warn({ trouble, connections: this.active.size }, "cluster view: keeping the connections there are, or using the configured URLs");
+      else this.log.info({ nodes: targets?.map((t) => t.nodeId) }, "cluster view read");
+      this.viewTrouble = trouble;
+    }
+    if (targets === null) {
+      if (this.active.size > 0) return; // keep what there is until a view names leaders
+      targets = this.opts.fallback.map((url) => ({ url, nodeId: null }));
+    }
+    const want = new Set(targets.map((t) => t.url));
+    for (const c of [...this.active.values()]) if (!want.has(c.url)) this.retire(c, "retired");
+    for (const t of targets) {
+      const c = this.active.get(t.url);
+      if (c) c.expectedNodeId = t.nodeId;
+      else this.openConn(t.url, t.nodeId);
+    }
+    const capacity = this.opts.concurrency + this.opts.prefetch;
+    if (capacity < this.active.size && !this.warnedCapacity) {
+      this.warnedCapacity = true;
+      this.log.warn({ capacity, leaderNodes: this.active.size }, "concurrency + prefetch is below the number of leader nodes: credit rotates among them (see docs/workers.md)");
+    }
+    this.scheduleTurn();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // connections
+
+  private openConn(url: string, expectedNodeId: string | null): Conn {
+    const c: Conn = {
+      url,
+      expectedNodeId,
+      nodeId: null,
+      ws: null,
+      welcomed: false,
+      ready: false,
+      retiring: null,
+      nodeDraining: false,
+      outstanding: 0,
+      assignedSinceGrant: 0,
+      lastGrantAt: Date.now(),
+      lastAssignAt: 0,
+      zeroSince: null,
+      reconnectAttempt: 0,
+      lastHeardAt: 0,
+      outbox: [],
+      reconnectTimer: null,
+      welcomeTimer: null,
+      livenessTimer: null,
+      retireTimer: null,
+    };
+    this.active.set(url, c);
+    this.connect(c);
+    return c;
+  }
+
+  private *allConns(): Iterable<Conn> {
+    yield* this.active.values();
+    yield* this.retiring;
+  }
+
+  private connect(c: Conn): void {
+    c.reconnectTimer = null;
+    if (this.state === "closed" || c.retiring !== null) return;
+    const ws = new WebSocket(c.url, { perMessageDeflate: false, handshakeTimeout: WELCOME_TIMEOUT_MS });
+    c.ws = ws;
+    c.welcomed = c.ready = false;
+    c.nodeDraining = false;
+    c.outstanding = 0;
+    c.assignedSinceGrant = 0;
+    c.zeroSince = null;
+    c.outbox = [];
+    ws.on("open", () => {
+      if (ws !== c.ws) return;
+      c.lastHeardAt = Date.now();
+      const hello: WorkerMessage = { t: "hello", workerId: this.opts.workerId, queues: this.opts.queues, protocol: PROTOCOL_VERSION, ...(this.opts.token !== undefined ? { token: this.opts.token } : {}) };
+      ws.send(pack([hello]));
+      c.welcomeTimer = setTimeout(() => this.dropConnection(c, ws, "no welcome in time"), WELCOME_TIMEOUT_MS);
+      c.livenessTimer = setInterval(() => this.checkLiveness(c, ws), LIVENESS_PING_MS);
+      c.livenessTimer.unref();
+    });
+    ws.on("message", (data, isBinary) => {
+      if (ws !== c.ws) return;
+      c.lastHeardAt = Date.now();
+      this.onFrame(c, ws, data, isBinary);
+    });
+    ws.on("ping", () => ws === c.ws && (c.lastHeardAt = Date.now()));
+    ws.on("pong", () => ws === c.ws && (c.lastHeardAt = Date.now()));
+    ws.on("error", (error) => {
+      if (ws === c.ws) this.log.warn({ err: error, url: c.url }, "worker connection error");
+    });
+    ws.on("close", (code, reason) => this.onSocketClosed(c, ws, code, reason.toString()));
+  }
+
+  private checkLiveness(c: Conn, ws: WebSocket): void {
+    if (ws !== c.ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - c.lastHeardAt > 3 * LIVENESS_PING_MS) return this.dropConnection(c, ws, "nothing heard from the node");
     ws.ping();
   }
 
-  /** Give up on this connection; its close event schedules the reconnect. */
-  private dropConnection(ws: WebSocket, why: string): void {
-    if (ws !== this.socket) return;
-    this.log.warn({ why }, "dropping worker connection");
+  /** Give up on this socket now (its connection is remade unless retiring). */
+  private dropConnection(c: Conn, ws: WebSocket, why: string): void {
+    if (ws !== c.ws) return;
+    this.log.warn({ why, url: c.url }, "dropping worker connection");
     ws.terminate();
+    this.onSocketClosed(c, ws, 1006, why);
   }
 
-  private onSocketClosed(ws: WebSocket, code: number, reason: string): void {
-    if (ws !== this.socket) return;
-    this.socket = null;
-    const wasReady = this.ready;
-    this.ready = false;
-    this.creditOutstanding = 0;
-    this.outbox = [];
-    this.clearConnectionTimers();
+  /**
+   * Drain a connection and close it after RETIRE_GRACE_MS: its node leads nothing any more
+   * ("retired"), or its unused credit is taken back ("reclaimed"; a new connection to the same
+   * node replaces it at once). Messages that still arrive on it are handled; its credit counts as
+   * given until it has closed.
+   */
+  private retire(c: Conn, reason: "retired" | "reclaimed"): void {
+    if (this.active.get(c.url) === c) this.active.delete(c.url);
+    c.retiring = reason;
+    if (c.reconnectTimer) clearTimeout(c.reconnectTimer);
+    c.reconnectTimer = null;
+    const ws = c.ws;
+    if (!ws) return; // between reconnects: nothing to close
+    this.retiring.add(c);
+    if (!c.welcomed) {
+      this.dropConnection(c, ws, reason);
+      return;
+    }
+    this.log.info({ url: c.url, nodeId: c.nodeId, reason, credit: c.outstanding }, reason === "retired" ? "node leads no shard now: draining its connection" : "taking back unused credit: draining the connection");
+    c.outbox.push({ t: "drain" });
+    this.scheduleTurn();
+    c.retireTimer = setTimeout(() => {
+      c.retireTimer = null;
+      if (ws !== c.ws) return;
+      // Reports go on other connections from now on; an assign still in flight is handled.
+      c.ready = false;
+      this.rerouteFrom(c);
+      ws.close(1000, reason === "retired" ? "node leads no shard" : "credit reclaimed");
+      c.retireTimer = setTimeout(() => ws === c.ws && this.dropConnection(c, ws, "close handshake timed out"), CLOSE_HANDSHAKE_MS);
+    }, RETIRE_GRACE_MS);
+  }
+
+  private onSocketClosed(c: Conn, ws: WebSocket, code: number, reason: string): void {
+    if (ws !== c.ws) return;
+    c.ws = null;
+    const wasWelcomed = c.welcomed;
+    c.welcomed = c.ready = false;
+    c.outstanding = 0;
+    c.outbox = [];
+    c.zeroSince = null;
+    this.clearConnectionTimers(c);
+    if (c.retireTimer) clearTimeout(c.retireTimer);
+    c.retireTimer = null;
+    if (this.state === "closed") return;
+    if (wasWelcomed) this.emit("disconnected", { url: c.url, nodeId: c.nodeId, reason: c.retiring ?? "lost" });
+    if (c.retiring !== null) {
+      this.retiring.delete(c);
+    } else {
+      if (wasWelcomed) this.log.warn({ url: c.url, nodeId: c.nodeId, code, reason, inFlight: this.running }, "worker connection closed");
+      c.reconnectAttempt++;
+      const delayMs = reconnectDelayMs(c.reconnectAttempt, { initialMs: this.opts.reconnectInitialMs, maxMs: this.opts.reconnectMaxMs }, Math.random());
+      this.emit("reconnecting", { attempt: c.reconnectAttempt, delayMs, url: c.url });
+      c.reconnectTimer = setTimeout(() => this.connect(c), delayMs);
+      void this.refreshCluster(); // did the leaders change?
+    }
+    this.rerouteFrom(c);
+    this.scheduleTurn(); // lease timers keep running while disconnected; the credit is free again
+  }
+
+  /** The executions whose reports went on c go on another connection now, resent in full. */
+  private rerouteFrom(c: Conn): void {
+    const moved: Exec[] = [];
     for (const x of this.execs.values()) {
-      // Their answers would have come on this socket: whatever was unanswered is sent again.
+      if (x.via !== c) continue;
+      x.via = null;
+      // Their answers would have come on c: whatever was unanswered is sent again.
       for (const hb of x.heartbeatsSent) x.unsentWaiters.push(...hb.waiters);
       x.heartbeatsSent = [];
       if (x.queuedHeartbeat) {
@@ -423,50 +735,70 @@ export class Worker extends EventEmitter {
         if (x.queuedHeartbeat.message.progress !== undefined && x.unsentProgress === null) x.unsentProgress = { value: x.queuedHeartbeat.message.progress };
         x.queuedHeartbeat = null;
       }
+      moved.push(x);
     }
     if (this.state === "closed") return;
-    if (wasReady) this.log.warn({ code, reason, inFlight: this.running }, "worker connection closed");
-    this.reconnectAttempt++;
-    const delayMs = reconnectDelayMs(this.reconnectAttempt, { initialMs: this.opts.reconnectInitialMs, maxMs: this.opts.reconnectMaxMs }, Math.random());
-    this.emit("reconnecting", { attempt: this.reconnectAttempt, delayMs });
-    this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
-    this.scheduleTurn(); // lease timers keep running while disconnected
+    const now = Date.now();
+    for (const x of moved) this.resend(x, now);
   }
 
-  private clearConnectionTimers(): void {
-    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
-    if (this.livenessTimer) clearInterval(this.livenessTimer);
-    this.welcomeTimer = this.livenessTimer = null;
+  private clearConnectionTimers(c: Conn): void {
+    if (c.welcomeTimer) clearTimeout(c.welcomeTimer);
+    if (c.livenessTimer) clearInterval(c.livenessTimer);
+    c.welcomeTimer = c.livenessTimer = null;
+  }
+
+  /** The connection x's messages go on: the one they went on, else its origin, else any. */
+  private routeFor(x: Exec): Conn | null {
+    if (x.via?.ready) return x.via;
+    let pick: Conn | null = null;
+    const origin = this.active.get(x.origin);
+    if (origin?.ready) pick = origin;
+    else {
+      for (const c of this.allConns()) {
+        if (c.ready) {
+          pick = c;
+          break;
+        }
+      }
+    }
+    x.via = pick;
+    return pick;
+  }
+
+  private anyReady(): boolean {
+    for (const c of this.allConns()) if (c.ready) return true;
+    return false;
   }
 
   // ---------------------------------------------------------------------------------------------
   // frames in
 
-  private onFrame(ws: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+  private onFrame(c: Conn, ws: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
     let messages: NodeMessage[];
     try {
       if (!isBinary) throw new MalformedFrameError("text frame (the protocol is binary)");
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       messages = decodeFrame(buf);
-      if (!this.ready && messages.length > 0 && messages[0]!.t !== "welcome" && messages[0]!.t !== "error") throw new MalformedFrameError(`expected welcome first, got '${messages[0]!.t}'`);
+      if (!c.welcomed && messages.length > 0 && messages[0]!.t !== "welcome" && messages[0]!.t !== "error") throw new MalformedFrameError(`expected welcome first, got '${messages[0]!.t}'`);
     } catch (error) {
-      this.log.error({ err: error }, "malformed frame from the node: reconnecting");
+      this.log.error({ err: error, url: c.url }, "malformed frame from the node: reconnecting");
       this.emitError(error as Error);
-      this.dropConnection(ws, "malformed frame");
+      this.dropConnection(c, ws, "malformed frame");
       return;
     }
     for (const m of messages) {
-      if (ws !== this.socket || ws.readyState !== WebSocket.OPEN) return; // an error message or a close ended it
-      this.onMessage(ws, m);
+      if (ws !== c.ws) return; // an error message or a close ended it
+      this.onMessage(c, ws, m);
     }
   }
 
-  private onMessage(ws: WebSocket, m: NodeMessage): void {
+  private onMessage(c: Conn, ws: WebSocket, m: NodeMessage): void {
     switch (m.t) {
       case "welcome":
-        return this.onWelcome(m);
+        return this.onWelcome(c, m);
       case "assign":
-        return this.onAssign(m);
+        return this.onAssign(c, m);
       case "ack":
         return this.onAck(m);
       case "stale":
@@ -474,34 +806,33 @@ export class Worker extends EventEmitter {
       case "cancel":
         return this.onCancel(m);
       case "drain":
-        this.log.info({}, "node asked to drain: no more credits on this connection");
-        this.nodeDraining = true;
+        this.log.info({ url: c.url, nodeId: c.nodeId }, "node asked to drain: no more credit on this connection");
+        c.nodeDraining = true;
+        void this.refreshCluster(); // it is likely stopping: who leads its shards next?
         return;
       case "error":
-        return this.onNodeError(ws, m);
+        return this.onNodeError(c, ws, m);
     }
   }
 
-  private onWelcome(m: WelcomeMessage): void {
-    if (this.ready) return this.log.warn({ nodeId: m.nodeId }, "second welcome ignored");
+  private onWelcome(c: Conn, m: WelcomeMessage): void {
+    if (c.welcomed) return this.log.warn({ nodeId: m.nodeId, url: c.url }, "second welcome ignored");
     if (m.protocol !== PROTOCOL_VERSION) this.log.warn({ nodeProtocol: m.protocol, protocol: PROTOCOL_VERSION }, "node speaks another protocol version");
-    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
-    this.welcomeTimer = null;
-    this.ready = true;
-    this.reconnectAttempt = 0;
-    this.log.info({ nodeId: m.nodeId, workerId: this.opts.workerId, resumed: this.execs.size }, "worker connected");
-    if (this.state === "draining") this.enqueue({ t: "drain" });
+    if (c.expectedNodeId !== null && c.expectedNodeId !== m.nodeId) this.log.warn({ url: c.url, expected: c.expectedNodeId, nodeId: m.nodeId }, "the node at this address is not the one the cluster view names");
+    if (c.welcomeTimer) clearTimeout(c.welcomeTimer);
+    c.welcomeTimer = null;
+    c.welcomed = true;
+    c.ready = true;
+    c.nodeId = m.nodeId;
+    c.reconnectAttempt = 0;
+    c.zeroSince = Date.now();
+    this.log.info({ nodeId: m.nodeId, url: c.url, workerId: this.opts.workerId, unreported: this.execs.size }, "worker connected");
+    if (this.state === "draining") c.outbox.push({ t: "drain" });
+    // Executions with nowhere to report (every connection was down) report here.
     const now = Date.now();
-    for (const x of this.execs.values()) {
-      if (!x.startedAcked && !x.queuedStart) this.enqueue(started(x));
-      if (x.running) this.sendHeartbeat(x, now);
-      else if (x.final) {
-        this.enqueue(x.final);
-        x.nextSendAt = now + x.intervalMs;
-      }
-    }
-    this.scheduleTurn(); // credits go out with the flush
-    this.emit("connected", { nodeId: m.nodeId });
+    for (const x of this.execs.values()) if (x.via === null) this.resend(x, now);
+    this.scheduleTurn(); // credit goes out with the flush
+    this.emit("connected", { nodeId: m.nodeId, url: c.url });
     if (!this.everConnected) {
       this.everConnected = true;
       this.startSettle?.resolve();
@@ -509,9 +840,9 @@ export class Worker extends EventEmitter {
     }
   }
 
-  private onNodeError(ws: WebSocket, m: ErrorMessage): void {
+  private onNodeError(c: Conn, ws: WebSocket, m: ErrorMessage): void {
     const error = new CronwheelApiError(isErrorCode(m.code) ? m.code : "internal", m.message, { details: { nodeCode: m.code } });
-    this.log.error({ code: m.code, message: m.message }, "node closed the worker connection with an error");
+    this.log.error({ code: m.code, message: m.message, url: c.url }, "node closed the worker connection with an error");
     if (!this.everConnected && FATAL_BEFORE_WELCOME.has(m.code)) {
       this.startSettle?.reject(error);
       this.startSettle = null;
@@ -519,13 +850,17 @@ export class Worker extends EventEmitter {
       return;
     }
     this.emitError(error);
-    this.dropConnection(ws, `node error ${m.code}`);
+    this.dropConnection(c, ws, `node error ${m.code}`);
   }
 
-  private onAssign(m: AssignMessage): void {
+  private onAssign(c: Conn, m: AssignMessage): void {
     if (this.state === "closed") return;
-    if (this.creditOutstanding > 0) this.creditOutstanding--;
-    else this.log.warn({ id: m.id }, "assign without credit");
+    const now = Date.now();
+    if (c.outstanding > 0) c.outstanding--;
+    else this.log.warn({ id: m.id, url: c.url }, "assign without credit");
+    c.assignedSinceGrant++;
+    c.lastAssignAt = now;
+    if (c.outstanding === 0 && c.zeroSince === null) c.zeroSince = now;
     const old = this.execs.get(m.id);
     if (old) {
       if (old.assign.fence >= m.fence) return this.log.warn({ id: m.id, fence: m.fence, have: old.assign.fence }, "duplicate assign ignored");
@@ -533,11 +868,14 @@ export class Worker extends EventEmitter {
     }
     if (this.running + this.waiting.length >= this.opts.concurrency + this.opts.prefetch) {
       // The node gave more than the credit: refuse without running it (it is retried).
-      this.log.error({ id: m.id, inFlight: this.running }, "assign beyond concurrency refused");
-      this.enqueue({ t: "failed", id: m.id, fence: m.fence, error: { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, retryable: true });
+      this.log.error({ id: m.id, inFlight: this.running, url: c.url }, "assign beyond concurrency refused");
+      const refusal: FailedMessage = { t: "failed", id: m.id, fence: m.fence, error: { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, retryable: true };
+      const on = c.ready ? c : [...this.allConns()].find((o) => o.ready);
+      on?.outbox.push(refusal);
+      this.scheduleTurn();
       return;
     }
-    const x = this.newExec(m, Date.now());
+    const x = this.newExec(m, now, c);
     this.execs.set(m.id, x);
     if (this.running < this.opts.concurrency) {
       this.begin(x);
@@ -559,7 +897,7 @@ export class Worker extends EventEmitter {
     const m = x.assign;
     x.queuedStart = false;
     this.running++;
-    this.enqueue(started(x));
+    this.sendFor(x, started(x));
     this.emit("assigned", { id: m.id, attempt: m.attempt, fence: m.fence, queue: m.queue });
     const handler = this.opts.handler;
     // After this frame is processed, so a handler's synchronous start cannot delay the others.
@@ -571,7 +909,7 @@ export class Worker extends EventEmitter {
       );
   }
 
-  private newExec(m: AssignMessage, now: number): Exec {
+  private newExec(m: AssignMessage, now: number, c: Conn): Exec {
     const ctrl = new AbortController();
     const intervalMs = Math.max(1, Math.floor(m.leaseMs / 3));
     const x: Exec = {
@@ -579,6 +917,8 @@ export class Worker extends EventEmitter {
       ctrl,
       ctx: undefined as unknown as ExecutionContext,
       intervalMs,
+      origin: c.url,
+      via: c.ready ? c : null,
       running: true,
       queuedStart: false,
       dropped: false,
@@ -619,7 +959,8 @@ export class Worker extends EventEmitter {
     }
     x.final = jsonReport(report);
     x.nextSendAt = Date.now() + x.intervalMs;
-    this.enqueue(x.final);
+    this.sendFor(x, x.final);
+    this.scheduleTurn(); // the slot is free: credit
   }
 
   private onAck(m: AckMessage): void {
@@ -667,6 +1008,7 @@ export class Worker extends EventEmitter {
       this.waiting.splice(this.waiting.indexOf(x), 1);
       x.queuedStart = false;
       x.running = false;
+      this.scheduleTurn(); // its slot is free
     }
     const error = new ExecutionAbortedError(reason, x.assign.id);
     if (!x.ctrl.signal.aborted) x.ctrl.abort(error);
@@ -710,14 +1052,16 @@ export class Worker extends EventEmitter {
       const waiter = { resolve, reject };
       if (json !== undefined) x.unsentProgress = { value: json };
       x.unsentWaiters.push(waiter);
-      if (this.ready) this.sendHeartbeat(x, Date.now());
+      this.sendHeartbeat(x, Date.now()); // or with the next connection's welcome
     });
     p.catch(() => {}); // a fire-and-forget heartbeat must not become an unhandled rejection
     return p;
   }
 
-  /** Queue a heartbeat for x (merged with one already queued this turn). */
+  /** Queue a heartbeat for x (merged with one already queued this turn); none without a connection. */
   private sendHeartbeat(x: Exec, now: number): void {
+    const c = this.routeFor(x);
+    if (!c) return;
     x.nextSendAt = now + x.intervalMs;
     const waiters = x.unsentWaiters;
     x.unsentWaiters = [];
@@ -736,7 +1080,19 @@ export class Worker extends EventEmitter {
       x.heartbeatsSent[0]!.waiters.unshift(...oldest.waiters);
     }
     x.queuedHeartbeat = { message, entry };
-    this.enqueue(message);
+    c.outbox.push(message);
+    this.scheduleTurn();
+  }
+
+  /** Everything x still owes a node, on its (new) connection: started, a heartbeat, its outcome. */
+  private resend(x: Exec, now: number): void {
+    if (x.dropped) return;
+    if (!x.startedAcked && !x.queuedStart) this.sendFor(x, started(x));
+    if (x.running) this.sendHeartbeat(x, now);
+    else if (x.final) {
+      this.sendFor(x, x.final);
+      x.nextSendAt = now + x.intervalMs;
+    }
   }
 
   /** The one timer: heartbeats and resends due, local lease and timeout expiry. */
@@ -744,14 +1100,15 @@ export class Worker extends EventEmitter {
     this.timer = null;
     this.timerAt = Infinity;
     const now = Date.now();
+    const connected = this.anyReady();
     for (const x of [...this.execs.values()]) {
       const slack = x.intervalMs / 4; // send a little early so due heartbeats share a frame
       if (x.running) {
         if (!x.ctrl.signal.aborted && now >= x.assign.timeoutAt) this.abortRunning(x, "timed-out");
         else if (!x.ctrl.signal.aborted && now >= x.leaseDeadline) this.abortRunning(x, "lease-lost");
-        if (this.ready && now >= x.nextSendAt - slack) this.sendHeartbeat(x, now);
-      } else if (x.final && this.ready && now >= x.nextSendAt - slack) {
-        this.enqueue(x.final);
+        if (connected && now >= x.nextSendAt - slack) this.sendHeartbeat(x, now);
+      } else if (x.final && connected && now >= x.nextSendAt - slack) {
+        this.sendFor(x, x.final);
         x.nextSendAt = now + x.intervalMs;
       }
     }
@@ -766,11 +1123,12 @@ export class Worker extends EventEmitter {
 
   private armTimer(): void {
     let at = Infinity;
+    const connected = this.anyReady();
     for (const x of this.execs.values()) {
       if (x.running) {
         if (!x.ctrl.signal.aborted) at = Math.min(at, x.leaseDeadline, x.assign.timeoutAt);
-        if (this.ready) at = Math.min(at, x.nextSendAt - x.intervalMs / 4);
-      } else if (x.final && this.ready) at = Math.min(at, x.nextSendAt - x.intervalMs / 4);
+        if (connected) at = Math.min(at, x.nextSendAt - x.intervalMs / 4);
+      } else if (x.final && connected) at = Math.min(at, x.nextSendAt - x.intervalMs / 4);
     }
     if (at === this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
@@ -782,11 +1140,15 @@ export class Worker extends EventEmitter {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // frames out: one frame per event-loop turn
+  // frames out: one frame per connection per event-loop turn
 
-  private enqueue(m: WorkerMessage): void {
-    this.outbox.push(m);
+  /** Queue m on x's connection; false when no connection is open (it goes after the next welcome). */
+  private sendFor(x: Exec, m: WorkerMessage): boolean {
+    const c = this.routeFor(x);
+    if (!c) return false;
+    c.outbox.push(m);
     this.scheduleTurn();
+    return true;
   }
 
   private scheduleTurn(): void {
@@ -803,12 +1165,12 @@ export class Worker extends EventEmitter {
    * A `started` whose final report leaves in the same frame tells the node nothing (a short
    * handler): drop it, halving the reports and acks of short executions.
    */
-  private dropOvertakenStarts(): void {
+  private dropOvertakenStarts(c: Conn): void {
     let finals: Set<string> | null = null;
-    for (const m of this.outbox) if (m.t === "succeeded" || m.t === "failed") (finals ??= new Set()).add(`${m.id}#${m.fence}`);
+    for (const m of c.outbox) if (m.t === "succeeded" || m.t === "failed") (finals ??= new Set()).add(`${m.id}#${m.fence}`);
     if (finals === null) return;
     const done = finals;
-    this.outbox = this.outbox.filter((m) => {
+    c.outbox = c.outbox.filter((m) => {
       if (m.t !== "started" || !done.has(`${m.id}#${m.fence}`)) return true;
       const x = this.execs.get(m.id);
       if (x) x.startedAcked = true;
@@ -816,36 +1178,70 @@ export class Worker extends EventEmitter {
     });
   }
 
-  /** Send this turn's messages, plus the credit for the free slots, in one frame. */
+  /** Capacity not held by an execution or by credit outstanding on some connection. */
+  private freeCapacity(): number {
+    let outstanding = 0;
+    for (const c of this.allConns()) outstanding += c.outstanding;
+    return this.opts.concurrency + this.opts.prefetch - this.running - this.waiting.length - outstanding;
+  }
+
+  /** The connections credit may go to (ready) or is reserved for (not ready yet). */
+  private creditSlots(): CreditSlot[] {
+    const slots: CreditSlot[] = [];
+    for (const c of this.active.values()) {
+      if (c.nodeDraining) continue;
+      slots.push({ key: c.url, ready: c.ready, outstanding: c.outstanding, assignedSinceGrant: c.assignedSinceGrant, lastGrantAt: c.lastGrantAt, lastAssignAt: c.lastAssignAt, zeroSince: c.zeroSince });
+    }
+    return slots;
+  }
+
+  /** Send this turn's messages, plus the credit each connection gets, one frame per connection. */
   private flush(): void {
     for (const x of this.execs.values()) x.queuedHeartbeat = null;
-    const ws = this.socket;
-    if (!this.ready || !ws || ws.readyState !== WebSocket.OPEN) {
-      this.outbox = []; // reports stay in their executions and go out after the next welcome
-      return;
-    }
-    this.dropOvertakenStarts();
-    if (this.state === "running" && !this.nodeDraining) {
-      const free = this.opts.concurrency + this.opts.prefetch - this.running - this.waiting.length - this.creditOutstanding;
-      if (free > 0) {
-        this.outbox.push({ t: "credit", n: free });
-        this.creditOutstanding += free;
+    const now = Date.now();
+    const grants = this.state === "running" ? planCredits(this.freeCapacity(), this.creditSlots(), { now, fairnessWaitMs: FAIRNESS_WAIT_MS }) : null;
+    for (const c of this.allConns()) {
+      const ws = c.ws;
+      if (!c.welcomed || !ws || ws.readyState !== WebSocket.OPEN) {
+        c.outbox = []; // reports stay in their executions and go out on another connection
+        continue;
       }
+      this.dropOvertakenStarts(c);
+      const n = c.retiring === null ? (grants?.get(c.url) ?? 0) : 0;
+      if (n > 0) {
+        c.outbox.push({ t: "credit", n });
+        c.outstanding += n;
+        c.assignedSinceGrant = 0;
+        c.lastGrantAt = now;
+        c.zeroSince = null;
+      }
+      if (c.outbox.length === 0) continue;
+      let frame: Buffer;
+      try {
+        frame = pack(c.outbox);
+      } catch (error) {
+        // Unreachable by construction (reports carry JSON only); never let it kill the process.
+        this.log.error({ err: error, messages: c.outbox.length }, "frame not encodable: dropped");
+        c.outbox = [];
+        continue;
+      }
+      c.outbox = [];
+      ws.send(frame, { binary: true }, (error) => {
+        if (error && ws === c.ws) this.log.warn({ err: error, url: c.url }, "send failed");
+      });
     }
-    if (this.outbox.length === 0) return;
-    let frame: Buffer;
-    try {
-      frame = pack(this.outbox);
-    } catch (error) {
-      // Unreachable by construction (reports carry JSON only); never let it kill the process.
-      this.log.error({ err: error, messages: this.outbox.length }, "frame not encodable: dropped");
-      this.outbox = [];
-      return;
-    }
-    this.outbox = [];
-    ws.send(frame, { binary: true }, (error) => {
-      if (error && ws === this.socket) this.log.warn({ err: error }, "send failed");
-    });
+    if (this.state === "running") this.reclaimIdleCredit(now);
+  }
+
+  /** Take back credit stranded at an idle node while another waits (credit-policy.ts). */
+  private reclaimIdleCredit(now: number): void {
+    if (this.active.size < 2) return;
+    for (const c of this.retiring) if (c.retiring === "reclaimed") return; // one at a time
+    const key = pickReclaim(this.creditSlots(), { now, free: this.freeCapacity(), capacity: this.opts.concurrency + this.opts.prefetch, idleMs: RECLAIM_IDLE_MS });
+    const c = key === null ? undefined : this.active.get(key);
+    if (!c) return;
+    this.retire(c, "reclaimed");
+    this.openConn(c.url, c.expectedNodeId);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -874,16 +1270,23 @@ export class Worker extends EventEmitter {
     this.state = "closed";
     this.flush(); // the drain and any last reports (no credit: closed)
     for (const s of this.opts.shutdownSignals) process.removeListener(s, this.onSignal);
-    for (const t of [this.reconnectTimer, this.graceTimer, this.timer]) if (t) clearTimeout(t);
-    this.reconnectTimer = this.graceTimer = this.timer = null;
-    this.clearConnectionTimers();
-    const ws = this.socket;
-    this.socket = null;
-    this.ready = false;
-    if (ws) {
-      if (ws.readyState === WebSocket.OPEN) ws.close(1000, "worker closing");
-      else ws.terminate();
+    for (const t of [this.graceTimer, this.timer, this.refreshTimer]) if (t) clearTimeout(t);
+    this.graceTimer = this.timer = this.refreshTimer = null;
+    for (const c of [...this.allConns()]) {
+      this.clearConnectionTimers(c);
+      for (const t of [c.reconnectTimer, c.retireTimer]) if (t) clearTimeout(t);
+      c.reconnectTimer = c.retireTimer = null;
+      const ws = c.ws;
+      c.ws = null;
+      c.welcomed = c.ready = false;
+      if (ws) {
+        if (ws.readyState === WebSocket.OPEN) ws.close(1000, "worker closing");
+        else ws.terminate();
+      }
     }
+    this.active.clear();
+    this.retiring.clear();
+    this.http.close();
     this.startSettle?.reject(new Error("worker closed before it connected"));
     this.startSettle = null;
     this.log.info({ workerId: this.opts.workerId }, "worker closed");
