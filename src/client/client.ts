@@ -28,6 +28,20 @@
  * Two consequences of retrying after a lost answer: a conditional PUT (`ifMatch`) whose first
  * attempt did land fails its retry with `conflict`, and a DELETE's retry with `not_found`.
  *
+ * Several nodes. `url` may be a list of base URLs (any node serves every request: it forwards to
+ * the shard's leader). Requests go to one URL — the last one that answered — and move to the next
+ * URL at once, within the same attempt, when the current one fails at the connection level:
+ *   - any request, when it provably never left: DNS failure, connection refused or unreachable,
+ *     no connection within `timeoutMs` (the socket never connected, so nothing was sent);
+ *   - an idempotent request (see above) also when the connection broke or timed out after the
+ *     request was sent but before the complete answer.
+ * A request that is not idempotent and may have reached a node (a reset or timeout after the
+ * connection was made) is not sent anywhere else: it fails with `unavailable`, as with one URL.
+ * An attempt fails when every URL failed; then the retry rules above apply (the next attempt
+ * starts again at the next URL). HTTP answers (503 included) do not move to another URL: any node
+ * answers for the whole cluster. With a single URL nothing changes: a request that is not
+ * idempotent is never sent twice.
+ *
  * Times. Inputs (`at`, `startAt`, `endAt`, `runAt`, backfill `from`/`to`, list `from`/`to`) accept
  * a `Date` (sent as RFC 3339 UTC, `toISOString()`), a number (sent as milliseconds since the
  * epoch) or a string (sent as is: RFC 3339 with `Z` or an offset; the server refuses offset-less
@@ -36,7 +50,7 @@
  *
  * Ids in paths are URL-encoded (`encodeURIComponent`), so execution ids with `:` are safe.
  */
-import { HttpTransport } from "./http-transport.js";
+import { HttpTransport, NotSentError } from "./http-transport.js";
 import { CronwheelApiError, errorFromResponse } from "./errors.js";
 import type {
   BackfillInput,
@@ -73,8 +87,11 @@ export interface ClientRetryOptions {
 }
 
 export interface ClientOptions {
-  /** Base URL of any node, e.g. `http://127.0.0.1:7070` (a path prefix is kept). */
-  url: string;
+  /**
+   * Base URL of any node, e.g. `http://127.0.0.1:7070` (a path prefix is kept), or several: a
+   * request moves to the next one when a node cannot be reached (see the file header).
+   */
+  url: string | readonly string[];
   /** Bearer token; omit when the server runs without a tokens file. */
   token?: string;
   /** Per attempt: the time to get the complete answer. Default 10,000 ms. */
@@ -112,11 +129,18 @@ class AttemptFailure {
   constructor(
     readonly error: CronwheelApiError,
     readonly retryable: boolean,
+    /** No HTTP answer: the connection failed (another URL may work). */
+    readonly connection: "not-sent" | "maybe-sent" | null = null,
   ) {}
 }
 
 export class Client {
+  /** The first base URL (trailing slashes removed). */
   readonly url: string;
+  /** Every base URL, in the order given. */
+  readonly urls: readonly string[];
+  /** Index in `urls` of the URL requests go to first (the last one that answered). */
+  private current = 0;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
   private readonly attempts: number;
@@ -125,22 +149,27 @@ export class Client {
   private readonly transport: HttpTransport;
 
   constructor(options: ClientOptions) {
-    let parsed: URL;
-    try {
-      parsed = new URL(options.url);
-    } catch {
-      throw new TypeError(`Client: url is not a URL: '${options.url}'`);
+    const given = typeof options.url === "string" ? [options.url] : [...(options.url ?? [])];
+    if (given.length === 0) throw new TypeError("Client: url: at least one base URL");
+    for (const url of given) {
+      let parsed: URL;
+      try {
+        parsed = new URL(url);
+      } catch {
+        throw new TypeError(`Client: url is not a URL: '${url}'`);
+      }
+      if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+        throw new TypeError(`Client: url must be http or https, got '${url}'`);
+      }
     }
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-      throw new TypeError(`Client: url must be http or https, got '${options.url}'`);
-    }
-    this.url = options.url.replace(/\/+$/, "");
+    this.urls = Object.freeze(given.map((url) => url.replace(/\/+$/, "")));
+    this.url = this.urls[0]!;
     this.token = options.token;
     this.timeoutMs = positive(options.timeoutMs, DEFAULT_TIMEOUT_MS, "timeoutMs");
     this.attempts = Math.max(1, Math.floor(positive(options.retry?.attempts, DEFAULT_RETRY_ATTEMPTS, "retry.attempts")));
     this.baseDelayMs = nonNegative(options.retry?.baseDelayMs, DEFAULT_RETRY_BASE_DELAY_MS, "retry.baseDelayMs");
     this.maxDelayMs = nonNegative(options.retry?.maxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS, "retry.maxDelayMs");
-    this.transport = new HttpTransport(this.url);
+    this.transport = new HttpTransport();
   }
 
   /** Close the kept-alive connections (a Client that is dropped closes them when they idle out). */
@@ -342,11 +371,32 @@ export class Client {
 
   private async request<T>(spec: RequestSpec): Promise<RawResponse<T>> {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.attempt<T>(spec);
+      const outcome = await this.attemptEachUrl<T>(spec);
       if (!(outcome instanceof AttemptFailure)) return outcome;
       if (!outcome.retryable || !spec.idempotent || attempt >= this.attempts) throw outcome.error.withAttempts(attempt);
+      if (outcome.connection !== null && this.urls.length > 1) this.current = (this.current + 1) % this.urls.length;
       await sleep(this.delayBefore(attempt + 1, outcome.error.retryAfterSec));
     }
+  }
+
+  /**
+   * One attempt: the current URL, then — on a connection-level failure the request may be resent
+   * after (see the file header) — each other URL once, in order. The URL that answers becomes the
+   * current one.
+   */
+  private async attemptEachUrl<T>(spec: RequestSpec): Promise<RawResponse<T> | AttemptFailure> {
+    const first = this.current;
+    let outcome: RawResponse<T> | AttemptFailure | undefined;
+    for (let i = 0; i < this.urls.length; i++) {
+      const index = (first + i) % this.urls.length;
+      outcome = await this.attempt<T>(spec, this.urls[index]!);
+      const failover = outcome instanceof AttemptFailure && (outcome.connection === "not-sent" || (outcome.connection === "maybe-sent" && spec.idempotent));
+      if (!failover) {
+        if (i > 0 || !(outcome instanceof AttemptFailure)) this.current = index;
+        return outcome;
+      }
+    }
+    return outcome!;
   }
 
   /** The wait before attempt `next` (≥ 2). */
@@ -356,8 +406,8 @@ export class Client {
     return step / 2 + Math.random() * (step / 2);
   }
 
-  private async attempt<T>(spec: RequestSpec): Promise<RawResponse<T> | AttemptFailure> {
-    const url = this.url + spec.path + queryString(spec.query);
+  private async attempt<T>(spec: RequestSpec, base: string): Promise<RawResponse<T> | AttemptFailure> {
+    const url = base + spec.path + queryString(spec.query);
     const headers: Record<string, string> = { accept: "application/json", ...spec.headers };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     let body: string | undefined;
@@ -371,7 +421,7 @@ export class Client {
     try {
       ({ status, text, retryAfter } = await this.transport.request(url, spec.method, headers, body, this.timeoutMs));
     } catch (error) {
-      return new AttemptFailure(networkError(error, spec.method, url, this.timeoutMs), true);
+      return new AttemptFailure(networkError(error, spec.method, url, this.timeoutMs), true, error instanceof NotSentError ? "not-sent" : "maybe-sent");
     }
     let parsed: unknown = text;
     let isJson = false;

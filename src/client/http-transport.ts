@@ -1,7 +1,12 @@
 /**
- * The Client's HTTP transport: node:http(s) with a keep-alive agent per Client. Node's global
- * fetch costs a stream, an AbortSignal and a timer per request; at thousands of requests a second
- * that showed as a 3x worse p99 enqueue latency than plain http with keep-alive.
+ * The SDK's HTTP transport: node:http(s) with keep-alive agents (one per scheme, made on first
+ * use). Node's global fetch costs a stream, an AbortSignal and a timer per request; at thousands of
+ * requests a second that showed as a 3x worse p99 enqueue latency than plain http with keep-alive.
+ *
+ * A failure before the request's socket connected (DNS failure, connection refused, unreachable,
+ * no connect within the timeout) is a `NotSentError`: the request provably never reached a server,
+ * so even a request that is not idempotent may be sent to another node. A failure after that
+ * (reset, timeout waiting for the answer) may have come after the server acted on the request.
  */
 import http from "node:http";
 import https from "node:https";
@@ -12,23 +17,31 @@ export interface TransportResponse {
   text: string;
 }
 
-/** Sockets kept open per Client (per host). */
+/** Sockets kept open per scheme (per host). */
 const SOCKETS_PER_CLIENT_MAX = 64;
 
-export class HttpTransport {
-  private readonly agent: http.Agent;
-  private readonly lib: typeof http | typeof https;
-
-  constructor(baseUrl: string) {
-    const secure = new URL(baseUrl).protocol === "https:";
-    this.lib = secure ? https : http;
-    this.agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: SOCKETS_PER_CLIENT_MAX });
+/** The request failed before its socket connected: nothing was sent. `cause` is the error. */
+export class NotSentError extends Error {
+  constructor(readonly original: Error) {
+    super(original.message, { cause: original });
+    this.name = original.name === "TimeoutError" ? "TimeoutError" : "NotSentError";
   }
+}
+
+export class HttpTransport {
+  private httpAgent: http.Agent | null = null;
+  private httpsAgent: https.Agent | null = null;
 
   request(url: string, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<TransportResponse> {
+    const secure = url.startsWith("https:");
+    const lib = secure ? https : http;
+    const agent = secure
+      ? (this.httpsAgent ??= new https.Agent({ keepAlive: true, maxSockets: SOCKETS_PER_CLIENT_MAX }))
+      : (this.httpAgent ??= new http.Agent({ keepAlive: true, maxSockets: SOCKETS_PER_CLIENT_MAX }));
     return new Promise((resolve, reject) => {
+      let connected = false;
       const outgoing = body === undefined ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) };
-      const req = this.lib.request(url, { method, headers: outgoing, agent: this.agent, timeout: timeoutMs }, (res) => {
+      const req = lib.request(url, { method, headers: outgoing, agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
@@ -37,13 +50,19 @@ export class HttpTransport {
         });
         res.on("error", reject);
       });
+      req.on("socket", (socket) => {
+        // A kept-alive socket is connected already; a new one connects (or fails) first.
+        if (!socket.connecting) connected = true;
+        else socket.once("connect", () => (connected = true));
+      });
       req.on("timeout", () => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms`), { name: "TimeoutError" })));
-      req.on("error", reject);
+      req.on("error", (error) => reject(connected ? error : new NotSentError(error)));
       req.end(body);
     });
   }
 
   close(): void {
-    this.agent.destroy();
+    this.httpAgent?.destroy();
+    this.httpsAgent?.destroy();
   }
 }
