@@ -38,6 +38,7 @@ function tempDir(name: string): string {
 
 async function startNode(dataDir: string, observer?: ShardObserver): Promise<CronwheelNode> {
   return CronwheelNode.start({
+    address: "127.0.0.1:0",
     nodeId: "bench",
     dataDir,
     shardCount: SHARDS,

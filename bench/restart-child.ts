@@ -10,7 +10,8 @@ import { CronwheelNode } from "../src/node/node.js";
 const [dataDir, shards] = process.argv.slice(2);
 const started = performance.now();
 const node = await CronwheelNode.start({
-  nodeId: "bench",
+  address: "127.0.0.1:0",
+    nodeId: "bench",
   dataDir: dataDir!,
   shardCount: Number(shards),
   fsync: "batch",
@@ -18,6 +19,6 @@ const node = await CronwheelNode.start({
   logger: pino({ level: "warn" }),
 });
 const sec = (performance.now() - started) / 1000;
-const jobs = node.shards.reduce((sum, s) => sum + s.state.jobs.size, 0);
+const jobs = node.localShards().reduce((sum, s) => sum + s.state.jobs.size, 0);
 process.stdout.write(`${JSON.stringify({ sec, jobs })}\n`);
 process.exit(0); // no clean stop: it would write snapshots and change the directory being measured

@@ -7,12 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { shardRanges } from "../src/core/routing.js";
-
-export interface ShardInfo {
-  id: number;
-  /** Inclusive slot range. */
-  range: [number, number];
-}
+import { STANDALONE_EPOCH, ShardTable, type ClusterView, type Coordinator, type LeaderInfo, type ShardInfo } from "./coordinator.js";
 
 interface Layout {
   version: 1;
@@ -20,19 +15,20 @@ interface Layout {
   shardCount: number;
 }
 
-export class StaticCoordinator {
-  /** slot → shard index, precomputed: routing is on every request's path. */
-  private readonly shardOfSlot: Uint16Array;
+export class StaticCoordinator implements Coordinator {
+  private readonly table: ShardTable;
+  /** Filled in by the node: the commit index of each local shard. */
+  commitIndexOf: (shardIndex: number) => number = () => 0;
 
   private constructor(
     readonly nodeId: string,
+    private readonly address: string,
     readonly shards: ShardInfo[],
   ) {
-    this.shardOfSlot = new Uint16Array(65_536);
-    shards.forEach((s, i) => this.shardOfSlot.fill(i, s.range[0], s.range[1] + 1));
+    this.table = new ShardTable(shards);
   }
 
-  static open(dataDir: string, nodeId: string, shardCount: number): StaticCoordinator {
+  static open(dataDir: string, nodeId: string, address: string, shardCount: number): StaticCoordinator {
     fs.mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, "cluster.json");
     if (fs.existsSync(file)) {
@@ -49,11 +45,28 @@ export class StaticCoordinator {
       fs.writeFileSync(tmp, JSON.stringify(layout, null, 2));
       fs.renameSync(tmp, file);
     }
-    const shards = shardRanges(shardCount).map((range, id) => ({ id, range }));
-    return new StaticCoordinator(nodeId, shards);
+    const shards = shardRanges(shardCount).map((range, id) => ({ id, range, replicas: [nodeId] }));
+    return new StaticCoordinator(nodeId, address, shards);
   }
 
   shardIndexOfSlot(slot: number): number {
-    return this.shardOfSlot[slot]!;
+    return this.table.shardIndexOfSlot(slot);
   }
+
+  leaderOf(): LeaderInfo {
+    return { nodeId: this.nodeId, epoch: STANDALONE_EPOCH };
+  }
+
+  addressOf(nodeId: string): string | null {
+    return nodeId === this.nodeId ? this.address : null;
+  }
+
+  view(): ClusterView {
+    return {
+      nodes: [{ id: this.nodeId, address: this.address, state: "ready" }],
+      shards: this.shards.map((s, i) => ({ ...s, leader: this.nodeId, epoch: STANDALONE_EPOCH, commitIndex: this.commitIndexOf(i) })),
+    };
+  }
+
+  async close(): Promise<void> {}
 }

@@ -44,6 +44,22 @@ export class Auth {
     return this.tokens !== null;
   }
 
+  /** The token a node presents to its peers: the first admin token (null when auth is off). */
+  peerToken(): string | null {
+    if (this.tokens === null) return null;
+    for (const [token, p] of this.tokens) if (p.role === "admin") return token;
+    throw new Error("cluster mode with auth needs an admin token in the token file: nodes use it with each other");
+  }
+
+  /** Whether an Authorization header may act as a peer node (an admin token). */
+  authorizesPeer(authorization: string): boolean {
+    try {
+      return this.authenticate(authorization).role === "admin";
+    } catch {
+      return false;
+    }
+  }
+
   /** Who sends a request with this Authorization header; throws 401 when unknown. */
   authenticate(authorization: string): Principal {
     if (this.tokens === null) return OPEN;

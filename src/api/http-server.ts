@@ -9,6 +9,7 @@ import uWS from "uWebSockets.js";
 import { CronwheelError } from "../core/errors.js";
 import type { CronwheelNode } from "../node/node.js";
 import type { Auth } from "./auth.js";
+import { FORWARDED_HEADER, SCOPE_HEADER } from "./forwarding.js";
 import { errorBody, STATUS_OF, STATUS_TEXT } from "./http-errors.js";
 import { dispatch, type ApiRequest, type ApiResponse, type RouteContext } from "./routes.js";
 import type { Limits } from "./validation.js";
@@ -101,14 +102,16 @@ function handle(res: uWS.HttpResponse, req: uWS.HttpRequest, opts: HttpServerOpt
   const queryString = req.getQuery() ?? "";
   const authorization = req.getHeader("authorization");
   const ifMatch = req.getHeader("if-match");
+  const forwardedBy = req.getHeader(FORWARDED_HEADER);
+  const scopeLocal = req.getHeader(SCOPE_HEADER) === "local";
   const declaredLength = Number(req.getHeader("content-length") || "0");
   let aborted = false;
   res.onAborted(() => (aborted = true));
 
-  const send = (r: ApiResponse, retryAfterSec?: number) => {
+  const send = (r: ApiResponse, retryAfterSec = r.retryAfterSec) => {
     if (aborted) return;
     aborted = true;
-    const text = r.status === 204 ? "" : JSON.stringify(r.body);
+    const text = r.raw ?? (r.status === 204 ? "" : JSON.stringify(r.body));
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[r.status] ?? `${r.status} Unknown`);
       res.writeHeader("content-type", "application/json");
@@ -159,6 +162,10 @@ function handle(res: uWS.HttpResponse, req: uWS.HttpRequest, opts: HttpServerOpt
     if (!isLast) return;
     const apiRequest: ApiRequest = {
       method,
+      rawPath: queryString ? `${url}?${queryString}` : url,
+      authorization,
+      forwardedBy,
+      scopeLocal,
       segments,
       query: new URLSearchParams(queryString),
       ifMatch,

@@ -4,6 +4,7 @@
  * `views.ts`, decisions in the shard state machine; this file only translates.
  */
 import { CronwheelError, invalidArgument } from "../core/errors.js";
+import { enqueueSlot } from "../node/node.js";
 import type { ExecutionResult, JobPutResult } from "../core/shard-state.js";
 import type { CronwheelNode } from "../node/node.js";
 import { requireRole, type Principal } from "./auth.js";
@@ -22,9 +23,19 @@ import {
 } from "./validation.js";
 import { errorBody, STATUS_OF } from "./http-errors.js";
 import { executionView, jobView, previewView } from "./views.js";
+import { forwardedJson, forwardRequest } from "./forwarding.js";
+import { CLUSTER_TIMING } from "../../cluster/timing.js";
+import { slotOf, slotOfExecution } from "../core/routing.js";
 
 export interface ApiRequest {
   method: string;
+  /** The path and query as received, for forwarding. */
+  rawPath: string;
+  authorization: string;
+  /** Set when another node forwarded this request here (it is served or refused, never forwarded again). */
+  forwardedBy: string;
+  /** A listing asked for this node's own shards only (by a node merging every leader's part). */
+  scopeLocal: boolean;
   /** Path segments after the leading slash, percent-decoded. */
   segments: string[];
   query: URLSearchParams;
@@ -36,6 +47,9 @@ export interface ApiRequest {
 export interface ApiResponse {
   status: number;
   body: unknown;
+  /** An answer passed through from another node as it was. */
+  raw?: string;
+  retryAfterSec?: number;
 }
 
 export interface RouteContext {
@@ -47,21 +61,54 @@ export interface RouteContext {
 
 type Handler = (req: ApiRequest, params: string[], ctx: RouteContext) => Promise<ApiResponse> | ApiResponse;
 
+/**
+ * Where a request runs: the routing slot of the shard it touches (forwarded to that shard's
+ * leader), "any" (any leader will do: ad-hoc work without keys), or, when absent, this node
+ * (cluster views, listings that merge every leader's part themselves).
+ */
+type Placer = (req: ApiRequest, params: string[]) => number | "any" | "here";
+
 interface Route {
   method: string;
   /** Literal segments, or null where a parameter goes. */
   pattern: Array<string | null>;
   handler: Handler;
+  placer?: Placer;
 }
 
 const routes: Route[] = [];
 
-function route(method: string, path: string, handler: Handler): void {
+function route(method: string, path: string, handler: Handler, placer?: Placer): void {
   const pattern = path
     .split("/")
     .filter((s) => s !== "")
     .map((s) => (s.startsWith(":") ? null : s));
-  routes.push({ method, pattern, handler });
+  routes.push({ method, pattern, handler, placer });
+}
+
+/** Run the route here, or pass the request to the node that leads its shard. */
+function placed(r: Route, req: ApiRequest, params: string[], ctx: RouteContext): Promise<ApiResponse> | ApiResponse {
+  if (!r.placer) return r.handler(req, params, ctx);
+  const where = r.placer(req, params);
+  if (where === "here") return r.handler(req, params, ctx);
+  const placement = where === "any" ? ctx.node.anyLeader() : ctx.node.placement(where);
+  if (placement.kind === "local") return r.handler(req, params, ctx);
+  if (req.forwardedBy !== "") throw notLeaderHere(req);
+  return forwardRequest(placement.address, req, { fromNodeId: ctx.node.opts.nodeId, timeoutMs: CLUSTER_TIMING.forwardTimeoutMs });
+}
+
+function notLeaderHere(req: ApiRequest): CronwheelError {
+  return new CronwheelError("unavailable", `leadership moved while ${req.forwardedBy} forwarded this request; retry`, undefined, 1);
+}
+
+/** The other leaders' parts of a listing (none when this node serves every shard or was asked for its own part). */
+async function otherParts<T>(req: ApiRequest, ctx: RouteContext): Promise<T[]> {
+  if (req.scopeLocal) return [];
+  const others = ctx.node.otherLeaders();
+  const answers = await Promise.all(
+    others.map((o) => forwardRequest(o.address, req, { fromNodeId: ctx.node.opts.nodeId, timeoutMs: CLUSTER_TIMING.forwardTimeoutMs, scopeLocal: true })),
+  );
+  return answers.map((a) => forwardedJson(a) as T);
 }
 
 /** Finds the route; 404 for an unknown path, 405-as-400 for a known path with another method. */
@@ -81,7 +128,7 @@ export function dispatch(req: ApiRequest, ctx: RouteContext): Promise<ApiRespons
     }
     if (!ok) continue;
     pathMatched = true;
-    if (r.method === req.method) return r.handler(req, params, ctx);
+    if (r.method === req.method) return placed(r, req, params, ctx);
   }
   if (pathMatched) throw invalidArgument(`method ${req.method} is not allowed on /${req.segments.join("/")}`);
   throw new CronwheelError("not_found", `no such endpoint: /${req.segments.join("/")}`);
@@ -129,6 +176,41 @@ const isExecutionCursor = (v: unknown): v is { t: number; i: string } =>
 
 const clientRoles = ["admin", "client"] as const;
 
+function isJobId(id: string): boolean {
+  try {
+    validateJobId(id);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Placers: which shard a request touches. An id that fails validation runs here, to be refused.
+const jobSlot: Placer = (req, [id]) => (isJobId(id!) ? slotOf(req.principal.tenant, id!) : "here");
+const executionSlot: Placer = (req, [id]) => slotOfExecution(req.principal.tenant, id!) ?? "here";
+/** An enqueue goes where its keys say, or to any leader; a body that does not parse is refused here. */
+const enqueuePlacer: Placer = (req) => {
+  const keys = enqueueKeys(req.body);
+  if (keys === null) return "here";
+  return enqueueSlot(req.principal.tenant, keys) ?? "any";
+};
+
+/** The ordering and idempotency keys of an enqueue body, or null if it is not a JSON object. */
+function enqueueKeys(raw: Buffer | unknown): { orderingKey: string | null; idempotencyKey: string | null } | null {
+  let v: unknown = raw;
+  if (Buffer.isBuffer(raw)) {
+    try {
+      v = JSON.parse(raw.toString("utf8"));
+    } catch {
+      return null;
+    }
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  const o = v as { orderingKey?: unknown; idempotencyKey?: unknown };
+  const key = (k: unknown) => (typeof k === "string" ? k : null);
+  return { orderingKey: key(o.orderingKey), idempotencyKey: key(o.idempotencyKey) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // jobs
 
@@ -138,22 +220,28 @@ route("PUT", "/v1/jobs/:id", async (req, [id], ctx) => {
   const spec = parseJobBody(body(req), ctx.now(), ctx.limits);
   const r: JobPutResult = await ctx.node.putJob(req.principal.tenant, jobId, spec, ifMatch(req));
   return { status: r.created ? 201 : 200, body: jobView(r.job) };
-});
+}, jobSlot);
 
-route("GET", "/v1/jobs/:id", (req, [id], ctx) => ok(jobView(ctx.node.getJob(req.principal.tenant, validateJobId(id!)))));
+route("GET", "/v1/jobs/:id", (req, [id], ctx) => ok(jobView(ctx.node.getJob(req.principal.tenant, validateJobId(id!)))), jobSlot);
 
-route("GET", "/v1/jobs", (req, _p, ctx) => {
+route("GET", "/v1/jobs", async (req, _p, ctx) => {
   const q = parseListQuery(req.query, ["queue", "label", "cursor", "limit"]);
   const limit = Number(q.limit);
   const after = decodeCursor(q.cursor, isJobCursor);
-  const jobs = ctx.node.listJobs(req.principal.tenant, {
-    queue: q.queue,
-    label: q.label !== undefined ? parseLabelFilter(q.label) : undefined,
-    afterId: after?.a,
-    limit,
-  });
-  const last = jobs[jobs.length - 1];
-  return ok({ jobs: jobs.map(jobView), nextCursor: jobs.length === limit && last ? encodeCursor({ a: last.id }) : null });
+  const jobs = ctx.node
+    .listJobs(req.principal.tenant, {
+      queue: q.queue,
+      label: q.label !== undefined ? parseLabelFilter(q.label) : undefined,
+      afterId: after?.a,
+      limit,
+    })
+    .map((j) => jobView(j) as unknown as JobListView);
+  // Every leader lists its own shards; the merge keeps id order and the page size.
+  const merged = jobs.concat(...(await otherParts<{ jobs: JobListView[] }>(req, ctx)).map((p) => p.jobs));
+  merged.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const page = merged.slice(0, limit);
+  const last = page[page.length - 1];
+  return ok({ jobs: page, nextCursor: page.length === limit && last ? encodeCursor({ a: last.id }) : null });
 });
 
 route("DELETE", "/v1/jobs/:id", async (req, [id], ctx) => {
@@ -161,7 +249,7 @@ route("DELETE", "/v1/jobs/:id", async (req, [id], ctx) => {
   const q = parseListQuery(req.query, ["cancelRunning"]);
   const r: JobPutResult = await ctx.node.deleteJob(req.principal.tenant, validateJobId(id!), q.cancelRunning === "true");
   return ok({ ...jobView(r.job), deleted: true });
-});
+}, jobSlot);
 
 for (const action of ["pause", "resume"] as const) {
   route("POST", `/v1/jobs/:id/${action}`, async (req, [id], ctx) => {
@@ -169,7 +257,7 @@ for (const action of ["pause", "resume"] as const) {
     noBody(req);
     const r: JobPutResult = await ctx.node.setJobPaused(req.principal.tenant, validateJobId(id!), action === "pause");
     return ok(jobView(r.job));
-  });
+  }, jobSlot);
 }
 
 route("POST", "/v1/jobs/:id/trigger", async (req, [id], ctx) => {
@@ -178,19 +266,19 @@ route("POST", "/v1/jobs/:id/trigger", async (req, [id], ctx) => {
   const t = parseTriggerBody(body(req, true), ctx.limits);
   const r: ExecutionResult = await ctx.node.triggerJob(req.principal.tenant, jobId, t.payload, t.idempotencyKey);
   return { status: r.created ? 201 : 200, body: executionView(r.execution) };
-});
+}, jobSlot);
 
 route("GET", "/v1/jobs/:id/preview", (req, [id], ctx) => {
   const q = parseListQuery(req.query, ["count"]);
   return ok(previewView(ctx.node.previewJob(req.principal.tenant, validateJobId(id!), Number(q.count))));
-});
+}, jobSlot);
 
 route("POST", "/v1/jobs/:id/backfill", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const jobId = validateJobId(id!);
   const { fromMs, toMs } = parseBackfillBody(body(req), ctx.now());
   return ok(await ctx.node.backfillJob(req.principal.tenant, jobId, fromMs, toMs));
-});
+}, jobSlot);
 
 // ---------------------------------------------------------------------------------------------
 // executions
@@ -200,15 +288,31 @@ route("POST", "/v1/executions", async (req, _p, ctx) => {
   const spec = parseEnqueueBody(body(req), ctx.now(), ctx.limits);
   const r: ExecutionResult = await ctx.node.enqueue(req.principal.tenant, spec);
   return { status: r.created ? 201 : 200, body: executionView(r.execution) };
-});
+}, enqueuePlacer);
 
 route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
   requireRole(req.principal, ...clientRoles);
-  const items = parseEnqueueBatchBody(body(req), ctx.now(), ctx.limits);
+  const json = body(req);
+  const items = parseEnqueueBatchBody(json, ctx.now(), ctx.limits);
+  const originals = (json as { executions: unknown[] }).executions;
   const results = await Promise.all(
-    items.map(async (item) => {
+    items.map(async (item, i) => {
       try {
         if (item instanceof CronwheelError) throw item;
+        const slot = enqueueSlot(req.principal.tenant, item);
+        const placement = slot === null ? ctx.node.anyLeader() : ctx.node.placement(slot);
+        if (placement.kind === "remote") {
+          // This item's shard is led elsewhere: enqueue it there, as a single request.
+          if (req.forwardedBy !== "") throw notLeaderHere(req);
+          const one = await forwardRequest(placement.address, req, {
+            fromNodeId: ctx.node.opts.nodeId,
+            timeoutMs: CLUSTER_TIMING.forwardTimeoutMs,
+            method: "POST",
+            path: "/v1/executions",
+            body: Buffer.from(JSON.stringify(originals[i])),
+          });
+          return { status: one.status, execution: forwardedJson(one) };
+        }
         const r = await ctx.node.enqueue(req.principal.tenant, item);
         return { status: r.created ? 201 : 200, execution: executionView(r.execution) };
       } catch (error) {
@@ -220,49 +324,63 @@ route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
   return ok({ results });
 });
 
-route("GET", "/v1/executions/:id", (req, [id], ctx) => ok(executionView(ctx.node.getExecution(req.principal.tenant, id!))));
+route("GET", "/v1/executions/:id", (req, [id], ctx) => ok(executionView(ctx.node.getExecution(req.principal.tenant, id!))), executionSlot);
 
 route("POST", "/v1/executions/:id/cancel", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   noBody(req);
   const r: ExecutionResult = await ctx.node.cancelExecution(req.principal.tenant, id!);
   return ok(executionView(r.execution));
-});
+}, executionSlot);
 
 route("POST", "/v1/executions/:id/replay", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   noBody(req);
   const r: ExecutionResult = await ctx.node.replayExecution(req.principal.tenant, id!);
   return { status: 201, body: executionView(r.execution) };
-});
+}, executionSlot);
 
-function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: string[], state?: string): ApiResponse {
+async function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: string[], state?: string): Promise<ApiResponse> {
   const q = parseListQuery(req.query, allowed);
   const limit = Number(q.limit);
   const before = decodeCursor(q.cursor, isExecutionCursor);
-  const list = ctx.node.listExecutions(
-    req.principal.tenant,
-    {
-      jobId: q.jobId,
-      queue: q.queue,
-      state: state ?? q.state,
-      fromMs: q.from !== undefined ? parseQueryTime(q.from, "from") : undefined,
-      toMs: q.to !== undefined ? parseQueryTime(q.to, "to") : undefined,
-      limit,
-    },
-    before ? { createdAt: before.t, id: before.i } : undefined,
-  );
-  const last = list[list.length - 1];
+  const local = ctx.node
+    .listExecutions(
+      req.principal.tenant,
+      {
+        jobId: q.jobId,
+        queue: q.queue,
+        state: state ?? q.state,
+        fromMs: q.from !== undefined ? parseQueryTime(q.from, "from") : undefined,
+        toMs: q.to !== undefined ? parseQueryTime(q.to, "to") : undefined,
+        limit,
+      },
+      before ? { createdAt: before.t, id: before.i } : undefined,
+    )
+    .map((e) => executionView(e) as unknown as ExecutionListView);
+  // Newest first across every leader's part (ISO times of one format sort as strings).
+  const merged = local.concat(...(await otherParts<{ executions: ExecutionListView[] }>(req, ctx)).map((p) => p.executions));
+  merged.sort((a, b) => (a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  const page = merged.slice(0, limit);
+  const last = page[page.length - 1];
   return ok({
-    executions: list.map(executionView),
-    nextCursor: list.length === limit && last ? encodeCursor({ t: last.createdAt, i: last.id }) : null,
+    executions: page,
+    nextCursor: page.length === limit && last ? encodeCursor({ t: Date.parse(last.createdAt), i: last.id }) : null,
   });
 }
 
+interface JobListView {
+  id: string;
+}
+
+interface ExecutionListView {
+  id: string;
+  createdAt: string;
+}
 route("GET", "/v1/executions", (req, _p, ctx) => listExecutions(req, ctx, ["jobId", "queue", "state", "from", "to", "cursor", "limit"]));
 route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, ["queue", "cursor", "limit"], "failed"));
 
 // ---------------------------------------------------------------------------------------------
 // cluster
 
-route("GET", "/v1/cluster", (_req, _p, ctx) => ok(ctx.node.clusterView(ctx.advertise)));
+route("GET", "/v1/cluster", (_req, _p, ctx) => ok(ctx.node.clusterView()));

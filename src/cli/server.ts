@@ -68,9 +68,26 @@ export async function runServer(argv: string[]): Promise<void> {
   const logger = pino({ level: values["log-level"]!, base: { node: values["node-id"] } });
   const clock = new SystemClock(Number(process.env.CRONWHEEL_CLOCK_OFFSET_MS ?? 0));
   const dataDir = path.resolve(values["data-dir"]!);
+  const auth = values.tokens ? Auth.fromFile(values.tokens) : Auth.open();
+  const etcd = values.etcd && !values.standalone ? values.etcd.split(",").map((u) => u.trim()).filter((u) => u !== "") : null;
+  if (etcd && port === 0 && !values.advertise) throw new UsageError("--etcd needs a fixed --listen port (or --advertise): peers must know where to reach this node");
+  const advertise = values.advertise ?? `${host}:${port}`;
+  parseHostPort(advertise, "--advertise");
 
   const node = await CronwheelNode.start({
     nodeId: values["node-id"]!,
+    address: advertise,
+    ...(etcd
+      ? {
+          cluster: {
+            etcd,
+            name: values.cluster!,
+            replicationFactor: positiveInt(values["replication-factor"]!, "--replication-factor"),
+            peerToken: auth.peerToken(),
+            authorizePeer: (h: string) => auth.authorizesPeer(h),
+          },
+        }
+      : {}),
     dataDir,
     shardCount,
     fsync,
@@ -79,23 +96,26 @@ export async function runServer(argv: string[]): Promise<void> {
     snapshotEveryRecords: positiveInt(values["snapshot-every"]!, "--snapshot-every"),
     repair: values.repair!,
   });
-  const auth = values.tokens ? Auth.fromFile(values.tokens) : Auth.open();
   const gateway = new WorkerGateway(node, auth, logger);
   const server = await HttpServer.listen({
     host,
     port,
     node,
     auth,
-    configure: (app) => gateway.attach(app),
+    configure: (app) => {
+      gateway.attach(app);
+      node.peers?.attach(app);
+    },
     limits: { payloadBytesMax: positiveInt(values["payload-bytes-max"]!, "--payload-bytes-max") },
     bodyBytesMax: 64 * 1024 * 1024,
     logger,
-    advertise: values.advertise ?? `${host}:${port}`,
+    advertise,
   });
+  node.startCoordination();
   const base = `http://${host}:${server.port}`;
   logger.info({ listen: `${host}:${server.port}`, dataDir, shards: shardCount, fsync }, "cronwheel node ready");
   process.stdout.write(
-    `\nCronwheel is running (standalone, ${shardCount} shards, data in ${dataDir}).\n` +
+    `\nCronwheel is running (${etcd ? `cluster '${values.cluster}' as ${values["node-id"]}` : "standalone"}, ${node.coordinator.shards.length} shards, data in ${dataDir}).\n` +
       `  API:     ${base}/v1   health: ${base}/healthz   metrics: ${base}/metrics\n` +
       `  Try:     curl -X PUT ${base}/v1/jobs/hello -H 'content-type: application/json' \\\n` +
       `             -d '{"queue":"demo","cron":"*/10 * * * * *","payload":{"hi":1}}'\n` +

@@ -123,7 +123,18 @@ export interface TickRecord extends RecordBase {
   horizon?: number;
 }
 
+/**
+ * A new leader's first record in its epoch. It changes nothing; committing it commits every
+ * earlier entry the leader adopted (Raft counts replicas only for entries of the current epoch).
+ */
+export interface LeaderRecord extends RecordBase {
+  type: "leader";
+  nodeId: string;
+  epoch: number;
+}
+
 export type ShardRecord =
+  | LeaderRecord
   | JobPutRecord
   | JobDeleteRecord
   | JobPauseRecord

@@ -190,6 +190,8 @@ export class ShardState {
     const at = Math.max(this.lastAt, record.at);
     this.lastAt = at;
     switch (record.type) {
+      case "leader":
+        return undefined;
       case "tick":
         return this.tick(at, Math.min(Math.max(at, record.horizon ?? at), at + TICK_HORIZON_MAX_MS));
       case "job.put":

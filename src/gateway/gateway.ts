@@ -18,8 +18,8 @@ import uWS from "uWebSockets.js";
 import type { Auth } from "../api/auth.js";
 import { CronwheelError } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
-import type { EnqueueRecord, ExecutionRef, ReportItem, ShardRecord } from "../core/records.js";
-import type { ClaimOutcome, ReportOutcome, ShardObserver } from "../core/shard-state.js";
+import type { EnqueueRecord, ExecutionRef, ReportItem, ReportRecord, ShardRecord } from "../core/records.js";
+import type { ClaimOutcome, ShardObserver } from "../core/shard-state.js";
 import type { CronwheelNode } from "../node/node.js";
 import type { ShardReplica } from "../node/shard-replica.js";
 import {
@@ -78,7 +78,8 @@ export class WorkerGateway {
   private dispatchTimer: NodeJS.Timeout | null = null;
   private readonly flushQueue = new Set<Connection>();
   private flushScheduled = false;
-  private reports = new Map<ShardReplica, PendingReport[]>();
+  /** Reports by shard index, committed once per turn (on this node or forwarded to the leader). */
+  private reports = new Map<number, PendingReport[]>();
   private reportsScheduled = false;
   private draining = false;
   private rotation = 0;
@@ -90,6 +91,7 @@ export class WorkerGateway {
   ) {
     node.addObserver(this.observer());
     node.onEnqueueProposed((shard, record) => this.claimFresh(shard, record));
+    node.onServingChange(() => this.scheduleDispatch());
   }
 
   attach(app: uWS.TemplatedApp): void {
@@ -203,10 +205,10 @@ export class WorkerGateway {
   private onReport(conn: Connection, m: ReportMessage): void {
     if (typeof m.id !== "string" || !Number.isSafeInteger(m.fence)) throw bad(`${m.t} needs an execution id and a fence`);
     const tenant = conn.tenant ?? this.assignedTenant.get(m.id);
-    let shard: ShardReplica;
+    let shard: number;
     try {
       if (tenant === undefined) throw new CronwheelError("not_found", "unknown execution");
-      shard = this.node.executionShard(tenant, m.id);
+      shard = this.node.executionShardIndex(tenant, m.id);
     } catch {
       this.send(conn, { t: "stale", id: m.id, fence: m.fence, of: m.t });
       return;
@@ -232,10 +234,10 @@ export class WorkerGateway {
     this.reports = new Map();
     for (const [shard, pending] of batches) {
       const workerId = pending[0]!.conn.workerId;
-      const record: ShardRecord = { type: "exec.report", at: this.node.opts.clock.now(), workerId, items: pending.map((p) => p.item) };
-      shard.propose(record).then(
+      const record: ReportRecord = { type: "exec.report", at: this.node.opts.clock.now(), workerId, items: pending.map((p) => p.item) };
+      this.node.commitReports(shard, record).then(
         (result) => {
-          (result as ReportOutcome[]).forEach((outcome, i) => {
+          result.forEach((outcome, i) => {
             const { conn, message } = pending[i]!;
             if (outcome.ok) {
               if (message.t === "succeeded" || message.t === "failed") this.assignedTenant.delete(message.id);
@@ -302,9 +304,8 @@ export class WorkerGateway {
       const conn = conns[(start + k) % conns.length]!;
       if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
       if (conn.ws.getBufferedAmount() > WS_SEND_BUFFER_BYTES_MAX) continue;
-      for (const shard of this.node.shards) {
+      for (const shard of this.node.servingShards()) {
         if (conn.credit <= 0) break;
-        if (!shard.healthy) continue;
         const taken: Execution[] = [];
         for (const queue of conn.queues) {
           if (conn.credit <= 0) break;

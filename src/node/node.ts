@@ -10,13 +10,18 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { FsyncMode } from "../../wal/index.js";
+import type { ClusterView, Coordinator } from "../../cluster/coordinator.js";
+import { EtcdCoordinator } from "../../cluster/etcd-coordinator.js";
+import { PeerNetwork } from "../../cluster/peer-network.js";
+import { handleReplication, type ReplicationRequest } from "../../cluster/replication.js";
+import { CLUSTER_TIMING } from "../../cluster/timing.js";
 import { StaticCoordinator } from "../../cluster/static-coordinator.js";
 import type { Clock } from "../core/clock.js";
 import { CronwheelError, notFound } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
-import type { EnqueueRecord, ShardRecord } from "../core/records.js";
-import { adHocExecutionId, SLOT_COUNT, slotOf, slotOfExecution } from "../core/routing.js";
+import type { EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
+import { adHocExecutionId, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
   NO_OBSERVER,
@@ -25,16 +30,32 @@ import {
   type JobPutResult,
   type ListExecutionsQuery,
   type ListJobsQuery,
+  type ReportOutcome,
   type ShardLimits,
   type ShardObserver,
 } from "../core/shard-state.js";
 import { preview, type PreviewItem } from "../core/trigger.js";
 import type { EnqueueSpec, JobSpec } from "../core/types.js";
 import { NodeMetrics } from "./metrics.js";
-import { ShardReplica, SnapshotTurns } from "./shard-replica.js";
+import { notLeader, ShardReplica, SnapshotTurns } from "./shard-replica.js";
+
+export interface ClusterOptions {
+  etcd: string[];
+  /** etcd key prefix. */
+  name: string;
+  replicationFactor: number;
+  /** Token this node presents to peers (an admin token) when auth is on. */
+  peerToken: string | null;
+  /** Whether an Authorization header may act as a peer. */
+  authorizePeer: (authorization: string) => boolean;
+}
 
 export interface NodeOptions {
   nodeId: string;
+  /** "host:port" other nodes and clients reach this node at. */
+  address: string;
+  /** Join an etcd-coordinated cluster; standalone (every shard here) without it. */
+  cluster?: ClusterOptions;
   dataDir: string;
   shardCount: number;
   fsync: FsyncMode;
@@ -51,66 +72,188 @@ export interface NodeOptions {
 export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 100_000;
 
 
+/** What nodes ask each other: the replication protocol, plus worker reports for a shard's leader. */
+export type PeerRequest = ReplicationRequest | { t: "report"; shard: number; record: ReportRecord };
+
+/** Where a request for a slot goes: here, to another node, or nowhere right now. */
+export type Placement = { kind: "local" } | { kind: "remote"; nodeId: string; address: string };
+
 export class CronwheelNode {
   readonly metrics: NodeMetrics;
   private closed = false;
   private extraObservers: ShardObserver[] = [];
   private readonly enqueueListeners: Array<(shard: ShardReplica, record: EnqueueRecord) => void> = [];
+  private readonly servingListeners: Array<() => void> = [];
 
   private constructor(
     readonly opts: NodeOptions,
-    readonly coordinator: StaticCoordinator,
-    readonly shards: ShardReplica[],
+    readonly coordinator: Coordinator,
+    /** By shard index; undefined where this node holds no replica. */
+    readonly shards: Array<ShardReplica | undefined>,
     metrics: NodeMetrics,
+    readonly peers: PeerNetwork | null,
   ) {
     this.metrics = metrics;
   }
 
   static async start(opts: NodeOptions): Promise<CronwheelNode> {
-    const coordinator = StaticCoordinator.open(opts.dataDir, opts.nodeId, opts.shardCount);
-    const shards: ShardReplica[] = [];
-    const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => s.state.readyStats()));
+    const cluster = opts.cluster;
+    const coordinator: Coordinator = cluster
+      ? await EtcdCoordinator.join({
+          endpoints: cluster.etcd,
+          cluster: cluster.name,
+          nodeId: opts.nodeId,
+          address: opts.address,
+          shardCount: opts.shardCount,
+          replicationFactor: cluster.replicationFactor,
+          logger: opts.logger,
+        })
+      : StaticCoordinator.open(opts.dataDir, opts.nodeId, opts.address, opts.shardCount);
+    const shards: Array<ShardReplica | undefined> = coordinator.shards.map(() => undefined);
+    const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => (s?.serving ? s.state.readyStats() : [])));
     // Observers added later (the worker gateway) see every live event too.
     const extra: ShardObserver[] = opts.observer ? [opts.observer] : [];
     const snapshotTurns = new SnapshotTurns();
     const observer = composeObservers(metrics.observer(opts.clock), extra);
-    for (const shard of coordinator.shards) {
+    const mine = coordinator.shards.filter((s) => s.replicas.includes(opts.nodeId));
+    for (const shard of mine) {
       const dir = path.join(opts.dataDir, "shards", String(shard.id));
       fs.mkdirSync(dir, { recursive: true });
-      shards.push(
-        await ShardReplica.open(
-          {
-            shardId: shard.id,
-            dir,
-            fsync: opts.fsync,
-            clock: opts.clock,
-            logger: opts.logger,
-            limits: opts.limits ?? DEFAULT_SHARD_LIMITS,
-            observer,
-            snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
-            repair: opts.repair ?? false,
-            snapshotTurns,
-            onBatch: (records, fsyncMs) => metrics.onWalBatch(records, fsyncMs),
-          },
-          NO_OBSERVER,
-        ),
+      shards[coordinator.shards.indexOf(shard)] = await ShardReplica.open(
+        {
+          shardId: shard.id,
+          dir,
+          fsync: opts.fsync,
+          clock: opts.clock,
+          logger: opts.logger,
+          limits: opts.limits ?? DEFAULT_SHARD_LIMITS,
+          observer,
+          snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
+          repair: opts.repair ?? false,
+          snapshotTurns,
+          mode: cluster ? "replicated" : "standalone",
+          onBatch: (records, fsyncMs) => metrics.onWalBatch(records, fsyncMs),
+        },
+        NO_OBSERVER,
       );
     }
-    const node = new CronwheelNode(opts, coordinator, shards, metrics);
+    const byId = new Map(shards.filter((s) => s !== undefined).map((s) => [s.shardId, s]));
+    const peers = cluster
+      ? new PeerNetwork({
+          nodeId: opts.nodeId,
+          addressOf: (id) => coordinator.addressOf(id),
+          handler: (_from, req) => node.onPeerRequest(req as PeerRequest),
+          token: cluster.peerToken,
+          authorize: cluster.authorizePeer,
+          logger: opts.logger,
+        })
+      : null;
+    // eslint-disable-next-line prefer-const -- the peer handler needs the node it belongs to
+    let node: CronwheelNode;
+    node = new CronwheelNode(opts, coordinator, shards, metrics, peers);
     node.extraObservers = extra;
+    for (const s of byId.values()) s.onServingChange(() => node.servingListeners.forEach((l) => l()));
+    if (coordinator instanceof StaticCoordinator) coordinator.commitIndexOf = (i) => shards[i]?.commitIndex ?? 0;
     return node;
   }
 
+  /** Requests from other nodes: replication, and worker reports forwarded to this shard leader. */
+  onPeerRequest(req: PeerRequest): Promise<unknown> {
+    if (req.t === "report") return this.commitReports(req.shard, req.record);
+    return handleReplication(this.shards[req.shard], req);
+  }
+
+  /**
+   * Commit a batch of worker reports on the shard's leader: here, or on the leader they are
+   * forwarded to (a worker may report on any connection, e.g. after a failover).
+   */
+  async commitReports(shardIndex: number, record: ReportRecord): Promise<ReportOutcome[]> {
+    const local = this.shards[shardIndex];
+    if (local?.serving) return (await local.propose(record)) as ReportOutcome[];
+    const leader = this.leaderPlacement(shardIndex) as { kind: "remote"; nodeId: string };
+    if (!this.peers) throw notLeader(shardIndex);
+    return this.peers.request<ReportOutcome[]>(leader.nodeId, { t: "report", shard: shardIndex, record } satisfies PeerRequest, CLUSTER_TIMING.forwardTimeoutMs);
+  }
+
+  /** Shard index of an execution id; throws not_found for an id no shard could hold. */
+  executionShardIndex(tenant: string, executionId: string): number {
+    const slot = slotOfExecution(tenant, executionId);
+    if (slot === null) throw notFound(`execution '${executionId}' not found`);
+    return this.coordinator.shardIndexOfSlot(slot);
+  }
+
+  /** Begin elections (cluster mode), once the server that peers reach is listening. */
+  startCoordination(): void {
+    if (this.coordinator instanceof EtcdCoordinator && this.peers) {
+      this.coordinator.start(this.localShards(), this.peers);
+    }
+  }
+
   get ready(): boolean {
-    return !this.closed && this.shards.every((s) => s.healthy);
+    return !this.closed && this.localShards().every((s) => s.healthy);
+  }
+
+  /** The replicas this node holds. */
+  localShards(): ShardReplica[] {
+    return this.shards.filter((s): s is ShardReplica => s !== undefined);
+  }
+
+  /** The replicas this node leads and serves right now. */
+  servingShards(): ShardReplica[] {
+    return this.shards.filter((s): s is ShardReplica => s !== undefined && s.serving);
+  }
+
+  /** Hear when a local replica starts or stops serving (the gateway dispatches again). */
+  onServingChange(listener: () => void): void {
+    this.servingListeners.push(listener);
+  }
+
+  /** Where a request for `slot` must run. Throws `unavailable` while the shard has no leader. */
+  placement(slot: number): Placement {
+    const index = this.coordinator.shardIndexOfSlot(slot);
+    if (this.shards[index]?.serving) return { kind: "local" };
+    return this.leaderPlacement(index);
+  }
+
+  private leaderPlacement(index: number): Placement {
+    const leader = this.coordinator.leaderOf(index);
+    const shardId = this.coordinator.shards[index]!.id;
+    if (!leader || leader.nodeId === this.opts.nodeId) throw notLeader(shardId);
+    const address = this.coordinator.addressOf(leader.nodeId);
+    if (!address) throw notLeader(shardId);
+    return { kind: "remote", nodeId: leader.nodeId, address };
+  }
+
+  /** Nodes leading the shards this node does not serve (for listings that span every shard). */
+  otherLeaders(): Array<{ nodeId: string; address: string }> {
+    const found = new Map<string, string>();
+    this.shards.forEach((s, i) => {
+      if (s?.serving) return;
+      const p = this.leaderPlacement(i) as { kind: "remote"; nodeId: string; address: string };
+      found.set(p.nodeId, p.address);
+    });
+    return [...found].map(([nodeId, address]) => ({ nodeId, address }));
+  }
+
+  /** A node serving some shard, for work any shard can take (ad-hoc enqueues without keys). */
+  anyLeader(): Placement {
+    if (this.servingShards().length > 0) return { kind: "local" };
+    const others = this.otherLeaders();
+    if (others.length === 0) throw new CronwheelError("unavailable", "no shard has a leader right now; retry", undefined, 1);
+    const pick = others[Math.floor(Math.random() * others.length)]!;
+    return { kind: "remote", ...pick };
   }
 
   private get clock(): Clock {
     return this.opts.clock;
   }
 
+  /** The local serving replica for `slot`; the API forwards requests for other shards first. */
   private shardAt(slot: number): ShardReplica {
-    return this.shards[this.coordinator.shardIndexOfSlot(slot)]!;
+    const index = this.coordinator.shardIndexOfSlot(slot);
+    const shard = this.shards[index];
+    if (!shard?.serving) throw notLeader(this.coordinator.shards[index]!.id);
+    return shard;
   }
 
   private jobShard(tenant: string, jobId: string): ShardReplica {
@@ -176,7 +319,7 @@ export class CronwheelNode {
 
   /** Jobs of a tenant in id order, merged across shards. */
   listJobs(tenant: string, q: ListJobsQuery): Job[] {
-    const merged = this.shards.flatMap((s) => s.state.listJobs(tenant, q));
+    const merged = this.servingShards().flatMap((s) => s.state.listJobs(tenant, q));
     merged.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return merged.slice(0, q.limit);
   }
@@ -186,12 +329,8 @@ export class CronwheelNode {
 
   enqueue(tenant: string, spec: EnqueueSpec): Promise<ExecutionResult> {
     const at = this.clock.now();
-    const slot =
-      spec.orderingKey !== null
-        ? slotOf(tenant, `ordering/${spec.orderingKey}`)
-        : spec.idempotencyKey !== null
-          ? slotOf(tenant, `idempotency/${spec.idempotencyKey}`)
-          : Math.floor(Math.random() * SLOT_COUNT); // any shard will do; spread them
+    // Without keys any shard will do: one this node leads, spread over them.
+    const slot = enqueueSlot(tenant, spec) ?? this.randomServingSlot();
     const record: EnqueueRecord = {
       type: "exec.enqueue",
       at,
@@ -203,6 +342,14 @@ export class CronwheelNode {
     const result = this.propose(shard, record) as Promise<ExecutionResult>;
     for (const listener of this.enqueueListeners) listener(shard, record);
     return result;
+  }
+
+  private randomServingSlot(): number {
+    const serving = this.servingShards();
+    if (serving.length === 0) throw new CronwheelError("unavailable", "this node leads no shard right now; retry", undefined, 1);
+    const shard = serving[Math.floor(Math.random() * serving.length)]!;
+    const [lo, hi] = this.coordinator.shards[this.shards.indexOf(shard)]!.range;
+    return lo + Math.floor(Math.random() * (hi - lo + 1));
   }
 
   /**
@@ -248,7 +395,7 @@ export class CronwheelNode {
 
   /** Executions newest first, merged across shards; `before` is the cursor (the last one seen). */
   listExecutions(tenant: string, q: ListExecutionsQuery, before?: { createdAt: number; id: string }): Execution[] {
-    const merged = this.shards.flatMap((s) => s.state.listExecutions(tenant, q, before));
+    const merged = this.servingShards().flatMap((s) => s.state.listExecutions(tenant, q, before));
     merged.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     return merged.slice(0, q.limit);
   }
@@ -256,25 +403,27 @@ export class CronwheelNode {
   // ---------------------------------------------------------------------------------------------
   // cluster view and lifecycle
 
-  clusterView(advertise: string): unknown {
-    return {
-      nodes: [{ id: this.opts.nodeId, address: advertise, state: this.ready ? "ready" : "unavailable" }],
-      shards: this.coordinator.shards.map((s, i) => ({
-        id: s.id,
-        range: s.range,
-        replicas: [this.opts.nodeId],
-        leader: this.opts.nodeId,
-        epoch: 1,
-        commitIndex: this.shards[i]!.indexes.durable,
-      })),
-    };
+  clusterView(): ClusterView {
+    return this.coordinator.view();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.shards.map((s) => s.close()));
+    await this.coordinator.close();
+    this.peers?.close();
+    await Promise.all(this.localShards().map((s) => s.close()));
   }
+}
+
+/**
+ * The routing slot an ad-hoc execution must live on: its ordering key's (one line per key) or its
+ * idempotency key's (one dedup table per key); null when it has neither and any shard will do.
+ */
+export function enqueueSlot(tenant: string, spec: Pick<EnqueueSpec, "orderingKey" | "idempotencyKey">): number | null {
+  if (spec.orderingKey !== null) return slotOf(tenant, `ordering/${spec.orderingKey}`);
+  if (spec.idempotencyKey !== null) return slotOf(tenant, `idempotency/${spec.idempotencyKey}`);
+  return null;
 }
 
 function composeObservers(first: ShardObserver, rest: ShardObserver[]): ShardObserver {

@@ -1,23 +1,32 @@
 /**
- * The driver of one shard on this node: it owns the shard's log and state and does the I/O the
- * pure state machine must not do. The order of the driver loop, asserted below:
+ * The driver of one shard replica on this node: it owns the shard's log and state and does the
+ * I/O the pure state machine must not do. A replica is a leader or a follower.
  *
- *   1. propose(record): append to the log (in memory), remember who waits for it;
- *   2. once per event-loop turn, flush: one write + one fsync for everything appended (group commit);
- *   3. when the log is durable up to index i (committed, on a single node), apply every record
- *      up to i in log order, and only then answer each proposer;
+ * Leader (the only role in standalone mode, where the replica set is this node alone):
+ *   1. propose(record): append to the log in the leader's epoch, remember who waits for it;
+ *   2. once per event-loop turn, flush: one write + one fsync for everything appended (group
+ *      commit); the replicator (cluster/) ships the same entries to the followers meanwhile;
+ *   3. an entry is committed when a majority of the replica set has it durable and it (or a later
+ *      entry) is of the leader's epoch; committed entries are applied in log order, and only then
+ *      is each proposer answered;
  *   4. re-arm the one timer at the wheel's next due time; when it rings, propose a `tick`.
+ * Follower: stores what its leader sends (after the previous-index/epoch check), applies what the
+ * leader says is committed, and never ticks: its wheel stays warm for a failover.
  *
- * appliedIndex ≤ durableIndex ≤ appendedIndex holds at all times. A log write or fsync failure
- * is fatal for the shard (its state may no longer match its disk): every waiter is failed and the
- * shard stops serving until the process restarts and recovers from the log.
+ * appliedIndex ≤ commitIndex and appliedIndex ≤ appendedIndex hold at all times. A log write or
+ * fsync failure is fatal for the replica (its state may no longer match its disk): every waiter
+ * is failed and it stops serving until the process restarts and recovers from the log.
  */
+import fs from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { Wal, WalError, type FsyncMode } from "../../wal/index.js";
+import { STANDALONE_EPOCH } from "../../cluster/coordinator.js";
+import { Wal, WalError, type FsyncMode, type LogEntry } from "../../wal/index.js";
 import type { Clock } from "../core/clock.js";
 import { CronwheelError } from "../core/errors.js";
 import type { ShardRecord } from "../core/records.js";
-import { ShardState, type ShardLimits, type ShardObserver } from "../core/shard-state.js";
+import { NO_OBSERVER, ShardState, type ShardLimits, type ShardObserver } from "../core/shard-state.js";
 import { decodeSnapshotChunks, encodeSnapshotChunks, type ChunkedShardSnapshot } from "./snapshot-chunks.js";
 
 /** Node's setTimeout overflows past 2^31-1 ms; far timers are re-armed in steps of this. */
@@ -37,8 +46,6 @@ export const TICK_LOOKAHEAD_MS = 10;
  */
 const SHARD_SEGMENT_BYTES_MAX = 16 * 1024 * 1024;
 
-/** The leader's epoch on a single node; cluster mode (etcd) replaces it. */
-const STANDALONE_EPOCH = 1;
 
 export interface ShardReplicaOptions {
   shardId: number;
@@ -47,12 +54,18 @@ export interface ShardReplicaOptions {
   clock: Clock;
   logger: Logger;
   limits: ShardLimits;
+  /** What a serving leader reports live events to; followers report nothing (no double counts). */
   observer: ShardObserver;
   /** Take a snapshot (and drop covered log segments) after this many applied records. */
   snapshotEveryRecords: number;
   repair: boolean;
   /** Serializes snapshots across the node's shards. */
   snapshotTurns: SnapshotTurns;
+  /**
+   * standalone: this node is the whole replica set, every durable entry is committed.
+   * replicated: entries commit by majority; the log may end in entries that never will.
+   */
+  mode: "standalone" | "replicated";
   /** Called after each durable batch, for metrics. */
   onBatch?: (records: number, fsyncMs: number) => void;
 }
@@ -65,17 +78,28 @@ export class SnapshotTurns {
   }
 }
 
-interface Waiter {
+/** An appended entry not yet applied; a leader's own proposals carry their proposer. */
+interface PendingEntry {
   index: number;
   record: ShardRecord;
-  resolve: (value: unknown) => void;
-  reject: (error: Error) => void;
+  resolve?: (value: unknown) => void;
+  reject?: (error: Error) => void;
 }
 
+/** A shard state captured at an applied index, ready to ship to another replica. */
+export interface TransferSnapshot {
+  index: number;
+  epoch: number;
+  state: ChunkedShardSnapshot;
+}
+
+export type Role = "leader" | "follower";
+
 export class ShardReplica {
-  private readonly waiters: Waiter[] = [];
-  private waitersHead = 0;
+  private pending: PendingEntry[] = [];
+  private pendingHead = 0;
   private appliedIndex: number;
+  private commit: number;
   private lastSnapshotIndex: number;
   private lastProposedAt: number;
   private flushScheduled = false;
@@ -85,16 +109,37 @@ export class ShardReplica {
   private timer: NodeJS.Timeout | null = null;
   private timerDueAt = Number.POSITIVE_INFINITY;
   private tickInFlight = false;
+  private _role: Role = "follower";
+  private _epoch = 0;
+  private _serving = false;
+  /** Highest epoch this replica promised to; appends and prepares of lower epochs are refused. */
+  private promised: number;
+  private commitHintWritten = 0;
+  private commitHintTimer: NodeJS.Timeout | null = null;
+  /** Serializes follower-side log changes (appends, snapshot installs) of this shard. */
+  private logTurn: Promise<unknown> = Promise.resolve();
+  /** Leader: the quorum rule, fed by the replicator; null in standalone mode. */
+  private quorum: ((ownDurable: number) => number) | null = null;
+  /** Told when the leader appended entries (the replicator ships them). */
+  private appendedListener: (() => void) | null = null;
+  /** performance.now() of the last append or snapshot accepted from a leader (for deposing). */
+  lastLeaderContact = 0;
+  private readonly servingListeners: Array<(serving: boolean) => void> = [];
 
   private constructor(
     private readonly opts: ShardReplicaOptions,
     private readonly wal: Wal,
-    readonly state: ShardState,
+    public state: ShardState,
     appliedIndex: number,
+    pending: PendingEntry[],
+    promised: number,
   ) {
     this.appliedIndex = appliedIndex;
+    this.commit = appliedIndex;
     this.lastSnapshotIndex = appliedIndex;
     this.lastProposedAt = state.lastAt;
+    this.pending = pending;
+    this.promised = promised;
   }
 
   static async open(opts: ShardReplicaOptions, replayObserver: ShardObserver): Promise<ShardReplica> {
@@ -111,37 +156,99 @@ export class ShardReplica {
       ? ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state as ChunkedShardSnapshot), opts.limits, replayObserver)
       : new ShardState(opts.clock.now(), opts.limits, replayObserver);
     let applied = snapshot?.index ?? 0;
+    // Standalone: every durable entry is committed. Replicated: only up to what this replica last
+    // knew was committed; the rest waits for a leader to say so (or to cut it).
+    const committed = opts.mode === "standalone" ? Number.POSITIVE_INFINITY : readNumberFile(commitHintPath(opts.dir));
+    const pending: PendingEntry[] = [];
     for (const entry of entries) {
-      state.apply(entry.record as ShardRecord);
-      applied = entry.index;
+      if (entry.index <= committed) {
+        state.apply(entry.record as ShardRecord);
+        applied = entry.index;
+      } else {
+        pending.push({ index: entry.index, record: entry.record as ShardRecord });
+      }
     }
-    state.setObserver(opts.observer);
-    const replica = new ShardReplica(opts, wal, state, applied);
+    const promised = Math.max(readNumberFile(promisePath(opts.dir)), wal.lastEpoch());
+    const replica = new ShardReplica(opts, wal, state, applied, pending, promised);
     wal.onDurable(() => replica.onDurable());
     opts.logger.info(
-      { shard: opts.shardId, snapshotIndex: snapshot?.index ?? 0, replayed: entries.length, ...report, ms: Date.now() - started },
+      { shard: opts.shardId, snapshotIndex: snapshot?.index ?? 0, replayed: entries.length, unapplied: pending.length, ...report, ms: Date.now() - started },
       "shard recovered",
     );
-    replica.armTimer();
+    if (opts.mode === "standalone") {
+      replica._role = "leader";
+      replica._epoch = STANDALONE_EPOCH;
+      replica.setServing(true);
+    }
     return replica;
+  }
+
+  get shardId(): number {
+    return this.opts.shardId;
   }
 
   get healthy(): boolean {
     return this.failure === null && !this.closed;
   }
 
-  get indexes(): { applied: number; durable: number; appended: number } {
-    return { applied: this.appliedIndex, durable: this.wal.durableIndex, appended: this.wal.appendedIndex };
+  get role(): Role {
+    return this._role;
   }
 
-  /** Append `record`, wait until it is durable and applied, and return what apply returned. */
+  /** The epoch this replica leads in (leader) or last followed (follower). */
+  get epoch(): number {
+    return this._epoch;
+  }
+
+  /** A leader whose own epoch record is committed and applied: it takes writes and dispatches. */
+  get serving(): boolean {
+    return this._serving && this.healthy;
+  }
+
+  get promisedEpoch(): number {
+    return this.promised;
+  }
+
+  get commitIndex(): number {
+    return this.commit;
+  }
+
+  get indexes(): { applied: number; committed: number; durable: number; appended: number; first: number; lastEpoch: number } {
+    return {
+      applied: this.appliedIndex,
+      committed: this.commit,
+      durable: this.wal.durableIndex,
+      appended: this.wal.appendedIndex,
+      first: this.wal.firstIndex,
+      lastEpoch: this.wal.lastEpoch(),
+    };
+  }
+
+  /** The log, for the replicator: entries from `from`, and the epoch of an index (undefined if compacted). */
+  get log(): Pick<Wal, "readFrom" | "epochAt" | "firstIndex" | "appendedIndex" | "durableIndex" | "snapshotIndex"> {
+    return this.wal;
+  }
+
+  onServingChange(listener: (serving: boolean) => void): void {
+    this.servingListeners.push(listener);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // leader: proposing
+
+  /** Append `record`, wait until it is committed and applied, and return what apply returned. */
   propose(record: ShardRecord): Promise<unknown> {
     if (this.failure) return Promise.reject(unavailable(this.failure));
     if (this.closed) return Promise.reject(new CronwheelError("unavailable", "shard is closing", undefined, 1));
+    if (!this._serving) return Promise.reject(notLeader(this.opts.shardId));
+    return this.appendAsLeader(record).then(throwIfError);
+  }
+
+  private appendAsLeader(record: ShardRecord): Promise<unknown> {
     record.at = this.nextAt(record.at); // before append: the log stores the record as encoded now
     let lastIndex: number;
     try {
-      ({ lastIndex } = this.wal.append(STANDALONE_EPOCH, [record]));
+      ({ lastIndex } = this.wal.append(this._epoch, [record]));
     } catch (error) {
       // The log's write queue is full (the disk cannot keep up): push back instead of buffering more.
       if (error instanceof WalError && error.code === "WAL_BACKPRESSURE") {
@@ -150,15 +257,16 @@ export class ShardReplica {
       return Promise.reject(unavailable(error as Error));
     }
     const promise = new Promise<unknown>((resolve, reject) => {
-      this.waiters.push({ index: lastIndex, record, resolve, reject });
+      this.pending.push({ index: lastIndex, record, resolve, reject });
     });
     this.scheduleFlush();
-    return promise.then(throwIfError);
+    this.appendedListener?.();
+    return promise;
   }
 
   /** Records carry the leader's time, never decreasing within a shard even if the clock steps back. */
   private nextAt(requested: number): number {
-    const at = Math.max(requested, this.lastProposedAt);
+    const at = Math.max(requested, this.lastProposedAt, this.state.lastAt);
     this.lastProposedAt = at;
     return at;
   }
@@ -173,35 +281,58 @@ export class ShardReplica {
   }
 
   private onDurable(): void {
-    const durable = this.wal.durableIndex;
     if (this.opts.onBatch) {
       const stats = this.wal.stats();
       this.opts.onBatch(stats.lastBatchRecords, stats.lastFsyncMs);
     }
-    while (this.waitersHead < this.waiters.length) {
-      const w = this.waiters[this.waitersHead]!;
-      if (w.index > durable) break;
-      if (w.index !== this.appliedIndex + 1) throw new Error(`shard ${this.opts.shardId}: apply order broken at ${w.index}`);
-      this.waitersHead++;
+    if (this._role === "leader") this.recomputeCommit();
+  }
+
+  /** Leader: the commit index follows the quorum (own durable index alone in standalone mode). */
+  recomputeCommit(): void {
+    if (this._role !== "leader") return;
+    const durable = this.wal.durableIndex;
+    const candidate = this.quorum ? this.quorum(durable) : durable;
+    // Raft's rule: replicas are counted only for an entry of the current epoch; earlier ones
+    // commit with it. (A standalone log is all one epoch.)
+    if (candidate > this.commit && this.wal.epochAt(candidate) === this._epoch) this.advanceCommit(candidate);
+  }
+
+  /** Apply every committed entry in order; answer proposers; snapshot and re-arm the timer. */
+  private advanceCommit(index: number): void {
+    if (index <= this.commit) return;
+    this.commit = index;
+    while (this.pendingHead < this.pending.length) {
+      const p = this.pending[this.pendingHead]!;
+      if (p.index > this.commit) break;
+      if (p.index !== this.appliedIndex + 1) {
+        this.fail(new Error(`shard ${this.opts.shardId}: apply order broken at ${p.index} after ${this.appliedIndex}`));
+        return;
+      }
+      this.pendingHead++;
       let result: unknown;
       try {
-        result = this.state.apply(w.record);
+        result = this.state.apply(p.record);
       } catch (error) {
         // A bug in apply: the state may be half-changed, so stop serving rather than diverge.
         this.fail(error as Error);
-        w.reject(error as Error);
+        p.reject?.(error as Error);
         return;
       }
-      this.appliedIndex = w.index;
-      w.resolve(result);
+      this.appliedIndex = p.index;
+      p.resolve?.(result);
     }
-    if (this.waitersHead > 1024 && this.waitersHead * 2 > this.waiters.length) {
-      this.waiters.splice(0, this.waitersHead);
-      this.waitersHead = 0;
-    }
-    if (this.appliedIndex > durable) throw new Error("appliedIndex passed durableIndex");
+    this.compactPending();
+    this.scheduleCommitHint();
     this.maybeSnapshot();
     this.armTimer();
+  }
+
+  private compactPending(): void {
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
   }
 
   private fail(error: Error): void {
@@ -209,16 +340,191 @@ export class ShardReplica {
     this.failure = error;
     this.opts.logger.error({ shard: this.opts.shardId, err: error }, "shard failed; it stops serving until restart");
     this.clearTimer();
-    for (let i = this.waitersHead; i < this.waiters.length; i++) this.waiters[i]!.reject(unavailable(error));
-    this.waiters.length = 0;
-    this.waitersHead = 0;
+    this.rejectWaiters(unavailable(error));
+    this.setServing(false);
+  }
+
+  private rejectWaiters(error: CronwheelError): void {
+    for (let i = this.pendingHead; i < this.pending.length; i++) {
+      const p = this.pending[i]!;
+      p.reject?.(error);
+      p.resolve = p.reject = undefined;
+    }
+  }
+
+  private setServing(serving: boolean): void {
+    if (this._serving === serving) return;
+    this._serving = serving;
+    // Only a serving leader reports live events: a follower applying the same records must not
+    // count fires twice or wake the worker gateway.
+    this.state.setObserver(serving ? this.opts.observer : NO_OBSERVER);
+    if (serving) {
+      this.lastProposedAt = Math.max(this.lastProposedAt, this.state.lastAt);
+      this.armTimer();
+    } else {
+      this.clearTimer();
+    }
+    for (const l of this.servingListeners) l(serving);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // leadership changes (cluster mode; driven by the coordinator and the replicator)
+
+  /**
+   * Become leader in `epoch` with an adopted log (see cluster/leader-recovery): append this
+   * epoch's first record; the replica serves once that record is committed and applied.
+   * `quorum` maps this replica's durable index to the index a majority has durable.
+   */
+  async lead(nodeId: string, epoch: number, quorum: (ownDurable: number) => number, onAppended: () => void): Promise<void> {
+    if (this.failure) throw unavailable(this.failure);
+    if (epoch < this.promised) throw new CronwheelError("unavailable", `epoch ${epoch} is older than promised ${this.promised}`);
+    await this.promise(epoch);
+    this._role = "leader";
+    this._epoch = epoch;
+    this.quorum = quorum;
+    this.appendedListener = onAppended;
+    this.lastProposedAt = Math.max(this.lastProposedAt, this.state.lastAt, this.opts.clock.now());
+    const record: ShardRecord = { type: "leader", at: this.opts.clock.now(), nodeId, epoch };
+    await this.appendAsLeader(record);
+    if (this._role === "leader" && this._epoch === epoch && !this.failure) this.setServing(true);
+  }
+
+  /** Stop leading (lease lost, deposed, no quorum, a higher epoch seen): answer waiters, stop ticking. */
+  stepDown(reason: string): void {
+    if (this._role !== "leader") return;
+    this.opts.logger.warn({ shard: this.opts.shardId, epoch: this._epoch, reason }, "stepping down");
+    this._role = "follower";
+    this.quorum = null;
+    this.appendedListener = null;
+    this.setServing(false);
+    // Their entries may still commit under the next leader; the client cannot know, so: retry.
+    this.rejectWaiters(new CronwheelError("unavailable", `shard ${this.opts.shardId} lost its leader (${reason}); the outcome is unknown, retry`, undefined, 1));
+  }
+
+  /** Refuse every epoch below `epoch` from now on; durable before it returns. */
+  async promise(epoch: number): Promise<void> {
+    if (epoch <= this.promised) return;
+    this.promised = epoch;
+    if (this._role === "leader" && epoch > this._epoch) this.stepDown(`epoch ${epoch} seen`);
+    await writeNumberFileDurably(promisePath(this.opts.dir), epoch);
+  }
+
+  /** Note the current leader's epoch (for followers; the routing layer reads leaders from etcd). */
+  follow(epoch: number): void {
+    if (this._role === "follower" && epoch > this._epoch) this._epoch = epoch;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // follower: storing what a leader sends
+
+  /**
+   * Store entries after (prevIndex, prevEpoch) from a leader of `epoch`, replacing a conflicting
+   * suffix. Returns the index up to which this log now matches the leader's (durable), or a
+   * refusal. Runs one at a time per shard.
+   */
+  storeEntries(epoch: number, prevIndex: number, prevEpoch: number, entries: LogEntry[], leaderCommit: number): Promise<StoreResult> {
+    return this.inLogTurn(async () => {
+      if (this.failure) throw unavailable(this.failure);
+      if (epoch < this.promised) return { ok: false, reason: "stale", promised: this.promised };
+      await this.promise(epoch);
+      this.follow(epoch);
+      this.lastLeaderContact = performance.now();
+      // Everything applied is committed, hence on the leader's log too: skip it.
+      let from = 0;
+      while (from < entries.length && entries[from]!.index <= this.appliedIndex) from++;
+      const base = from === 0 ? prevIndex : entries[from - 1]!.index;
+      const baseEpoch = from === 0 ? prevEpoch : entries[from - 1]!.epoch;
+      if (base > this.wal.appendedIndex) return { ok: false, reason: "gap", hint: this.wal.appendedIndex };
+      if (base > this.appliedIndex && this.wal.epochAt(base) !== baseEpoch) return { ok: false, reason: "mismatch", hint: this.appliedIndex };
+      let i = from;
+      for (; i < entries.length; i++) {
+        const e = entries[i]!;
+        if (e.index > this.wal.appendedIndex) break;
+        if (this.wal.epochAt(e.index) === e.epoch) continue;
+        // A suffix from an older epoch that never committed: cut it here.
+        await this.truncateFrom(e.index);
+        break;
+      }
+      const rest = entries.slice(i);
+      if (rest.length > 0) {
+        this.wal.appendEntries(rest);
+        for (const e of rest) this.pending.push({ index: e.index, record: e.record as ShardRecord });
+      }
+      const matched = entries.length > 0 ? Math.max(base, entries[entries.length - 1]!.index) : base;
+      await this.wal.flush();
+      if (this.promised > epoch) return { ok: false, reason: "stale", promised: this.promised };
+      this.advanceCommit(Math.min(leaderCommit, matched));
+      return { ok: true, matched };
+    });
+  }
+
+  /** Replace state and log with a snapshot from the leader (the follower is behind its log). */
+  installSnapshot(epoch: number, snapshot: TransferSnapshot): Promise<StoreResult> {
+    return this.inLogTurn(async () => {
+      if (this.failure) throw unavailable(this.failure);
+      if (epoch < this.promised) return { ok: false, reason: "stale", promised: this.promised };
+      await this.promise(epoch);
+      this.follow(epoch);
+      this.lastLeaderContact = performance.now();
+      if (snapshot.index <= this.appliedIndex) return { ok: true, matched: this.appliedIndex };
+      const state = ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state), this.opts.limits, NO_OBSERVER);
+      // If this log holds the snapshot's entry, the WAL keeps what follows it, and so do we.
+      const keepsLog = snapshot.index <= this.wal.appendedIndex && this.wal.epochAt(snapshot.index) === snapshot.epoch;
+      this.pending = keepsLog ? this.pending.slice(this.pendingHead).filter((p) => p.index > snapshot.index) : [];
+      this.pendingHead = 0;
+      await this.wal.saveSnapshot(snapshot.index, snapshot.epoch, snapshot.state);
+      this.state = state;
+      this.appliedIndex = this.commit = this.lastSnapshotIndex = snapshot.index;
+      this.scheduleCommitHint();
+      this.opts.logger.info({ shard: this.opts.shardId, index: snapshot.index }, "installed a snapshot from the leader");
+      return { ok: true, matched: snapshot.index };
+    });
+  }
+
+  /** This replica's applied state as a snapshot another replica can install. */
+  async transferSnapshot(): Promise<TransferSnapshot> {
+    const index = this.appliedIndex;
+    const epoch = this.wal.epochAt(index) ?? 0;
+    return { index, epoch, state: await encodeSnapshotChunks(this.state.toSnapshot()) };
+  }
+
+  private async truncateFrom(index: number): Promise<void> {
+    if (index <= this.commit) throw new Error(`shard ${this.opts.shardId}: refusing to cut committed entry ${index}`);
+    const cut = this.wal.truncateSuffix(index);
+    let k = this.pending.length;
+    while (k > this.pendingHead && this.pending[k - 1]!.index >= index) k--;
+    for (let j = k; j < this.pending.length; j++) this.pending[j]!.reject?.(notLeader(this.opts.shardId));
+    this.pending.length = k;
+    await cut;
+  }
+
+  private inLogTurn<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.logTurn.then(work, work);
+    this.logTurn = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Where a restart may apply up to without asking a leader: a lower bound of the commit index,
+   * written now and then without fsync (a lost hint only means a longer catch-up).
+   */
+  private scheduleCommitHint(): void {
+    if (this.opts.mode === "standalone" || this.commitHintTimer || this.closed) return;
+    this.commitHintTimer = setTimeout(() => {
+      this.commitHintTimer = null;
+      const value = this.appliedIndex;
+      if (value === this.commitHintWritten) return;
+      this.commitHintWritten = value;
+      fs.promises.writeFile(commitHintPath(this.opts.dir), String(value)).catch(() => undefined);
+    }, COMMIT_HINT_EVERY_MS);
+    this.commitHintTimer.unref();
   }
 
   // ---------------------------------------------------------------------------------------------
   // time
 
   private armTimer(): void {
-    if (this.failure || this.closed || this.tickInFlight) return;
+    if (!this._serving || this.failure || this.closed || this.tickInFlight) return;
     const due = this.state.nextDueAt();
     if (due === null) {
       this.clearTimer();
@@ -242,14 +548,14 @@ export class ShardReplica {
     this.timerDueAt = Number.POSITIVE_INFINITY;
     const due = this.state.nextDueAt();
     const now = this.opts.clock.now();
-    if (due === null) return;
+    if (due === null || !this._serving) return;
     if (due > now + TICK_LOOKAHEAD_MS) {
       this.armTimer();
       return;
     }
     this.tickInFlight = true;
     this.propose({ type: "tick", at: now, horizon: now + TICK_LOOKAHEAD_MS })
-      .catch(() => undefined) // failures are logged by fail(); the shard stops ticking then
+      .catch(() => undefined) // failures are logged by fail(); a replica that stepped down stops ticking
       .finally(() => {
         this.tickInFlight = false;
         this.armTimer();
@@ -275,12 +581,14 @@ export class ShardReplica {
     }
     this.snapshotting = true;
     const index = this.appliedIndex;
+    const epoch = this.wal.epochAt(index);
     const started = Date.now();
     try {
+      if (epoch === undefined) throw new Error(`no epoch known for applied index ${index}`);
       // Captured synchronously, so it is exactly the state after `index`; encoded in chunks after.
       const captured = this.state.toSnapshot();
       const captureMs = Date.now() - started;
-      await this.wal.saveSnapshot(index, STANDALONE_EPOCH, await encodeSnapshotChunks(captured));
+      await this.wal.saveSnapshot(index, epoch, await encodeSnapshotChunks(captured));
       this.lastSnapshotIndex = index;
       this.opts.logger.info({ shard: this.opts.shardId, index, captureMs, ms: Date.now() - started }, "snapshot written");
     } catch (error) {
@@ -295,12 +603,61 @@ export class ShardReplica {
     if (this.closed) return;
     this.clearTimer();
     if (!this.failure) {
+      await this.logTurn;
+      // Standalone: what was proposed commits with this flush and its proposers are answered.
       await this.wal.flush().catch((error: Error) => this.fail(error));
+      this.stepDown("closing");
       this.closed = true;
       if (!this.failure) await this.snapshot();
     }
     this.closed = true;
+    if (this.commitHintTimer) clearTimeout(this.commitHintTimer);
+    if (this.opts.mode === "replicated") await fs.promises.writeFile(commitHintPath(this.opts.dir), String(this.appliedIndex)).catch(() => undefined);
     await this.wal.close();
+  }
+}
+
+export type StoreResult =
+  | { ok: true; matched: number }
+  | { ok: false; reason: "stale"; promised: number }
+  | { ok: false; reason: "gap" | "mismatch"; hint: number };
+
+/** How often a replica records its commit index for the next restart. */
+const COMMIT_HINT_EVERY_MS = 1000;
+
+function commitHintPath(dir: string): string {
+  return path.join(dir, "commit-hint");
+}
+
+function promisePath(dir: string): string {
+  return path.join(dir, "promised-epoch");
+}
+
+function readNumberFile(file: string): number {
+  try {
+    const n = Number(fs.readFileSync(file, "utf8").trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Write, fsync, rename, fsync the directory: a promise must survive a crash. */
+async function writeNumberFileDurably(file: string, value: number): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const h = await fs.promises.open(tmp, "w");
+  try {
+    await h.writeFile(String(value));
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  await fs.promises.rename(tmp, file);
+  const d = await fs.promises.open(path.dirname(file), "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
   }
 }
 
@@ -311,4 +668,8 @@ function throwIfError(result: unknown): unknown {
 
 function unavailable(cause: Error): CronwheelError {
   return new CronwheelError("unavailable", `shard is not serving: ${cause.message}`, undefined, 5);
+}
+
+export function notLeader(shardId: number): CronwheelError {
+  return new CronwheelError("unavailable", `this node does not lead shard ${shardId} right now; retry`, undefined, 1);
 }

@@ -1,0 +1,404 @@
+/**
+ * Membership, the shard map and one election per shard, in etcd.
+ *
+ * Keys under `/<cluster>/`:
+ *   nodes/<nodeId>    { id, address }                 with the node's lease: it is alive
+ *   map               { shardCount, replicationFactor, shards: [{ id, range, replicas }] }
+ *   leaders/<shard>   { node }                        with the winner's lease; its create
+ *                                                     revision is the leader's epoch
+ *
+ * The map is written once, by the first node that sees `replicationFactor` nodes registered;
+ * each shard's replicas are consecutive nodes (by id) starting at a different node per shard, and
+ * the first replica is the preferred leader, so leaderships spread.
+ *
+ * Every node reads all keys every `pollMs` and reconciles each shard it holds a replica of:
+ *   - no leader key: campaign (create-if-absent with our lease), later replicas waiting longer;
+ *     the winner runs leader recovery (replication.ts) and serves once its epoch record commits;
+ *   - we lead but the key is gone or is another epoch's: stop serving at once;
+ *   - another node leads but has been silent for `deposeAfterMs`: delete that epoch's key.
+ * A leader also stops serving everything when its lease might have expired at etcd (see
+ * timing.ts), before etcd can let another replica win.
+ */
+import { performance } from "node:perf_hooks";
+import { Etcd3, type Lease } from "etcd3";
+import type { Logger } from "pino";
+import { shardRanges } from "../src/core/routing.js";
+import type { ShardReplica } from "../src/node/shard-replica.js";
+import type { PeerNetwork } from "./peer-network.js";
+import { recoverAndLead, type Replicator } from "./replication.js";
+import { CLUSTER_TIMING, withDeadline } from "./timing.js";
+import type { ClusterView, Coordinator, LeaderInfo, ShardInfo } from "./coordinator.js";
+import { ShardTable } from "./coordinator.js";
+
+interface ShardMap {
+  shardCount: number;
+  replicationFactor: number;
+  shards: ShardInfo[];
+}
+
+interface NodeInfo {
+  id: string;
+  address: string;
+}
+
+/** What this node knows and does about one shard it holds a replica of. */
+interface LocalShard {
+  replica: ShardReplica;
+  /** Epoch we lead in (election won), 0 if none. */
+  leadingEpoch: number;
+  replicator: Replicator | null;
+  campaigning: boolean;
+  /** performance.now() when we first saw no leader key (null: there is one). */
+  absentSince: number | null;
+  /** Epoch of the leader we follow and since when (monotonic), for deposing a silent one. */
+  followedEpoch: number;
+  followedSince: number;
+  backoffUntil: number;
+}
+
+export interface EtcdCoordinatorOptions {
+  endpoints: string[];
+  cluster: string;
+  nodeId: string;
+  /** "host:port" peers and clients use. */
+  address: string;
+  shardCount: number;
+  replicationFactor: number;
+  logger: Logger;
+}
+
+export class EtcdCoordinator implements Coordinator {
+  private readonly client: Etcd3;
+  private lease: Lease | null = null;
+  private leaseId = "";
+  /** performance.now() when the last keep-alive that etcd answered was sent. */
+  private leaseConfirmedSentAt = 0;
+  private nodesById = new Map<string, NodeInfo>();
+  private leaders = new Map<number, LeaderInfo>();
+  private table!: ShardTable;
+  private map!: ShardMap;
+  private local = new Map<number, LocalShard>();
+  private peers: PeerNetwork | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private polling = false;
+  private closed = false;
+  private readonly leadershipListeners: Array<() => void> = [];
+
+  private constructor(private readonly opts: EtcdCoordinatorOptions) {
+    this.client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 2000 });
+  }
+
+  private key(...parts: Array<string | number>): string {
+    return [`/${this.opts.cluster}`, ...parts].join("/");
+  }
+
+  get nodeId(): string {
+    return this.opts.nodeId;
+  }
+
+  get shards(): ShardInfo[] {
+    return this.map.shards;
+  }
+
+  /** Register this node and wait for the shard map (creating it once enough nodes are up). */
+  static async join(opts: EtcdCoordinatorOptions): Promise<EtcdCoordinator> {
+    const c = new EtcdCoordinator(opts);
+    await c.grantLease();
+    c.map = await c.awaitMap();
+    c.table = new ShardTable(c.map.shards);
+    await c.poll();
+    return c;
+  }
+
+  /** Shards of the map this node holds a replica of. */
+  myShards(): ShardInfo[] {
+    return this.map.shards.filter((s) => s.replicas.includes(this.opts.nodeId));
+  }
+
+  /** Start elections and leadership tracking for the local replicas. */
+  start(replicas: ShardReplica[], peers: PeerNetwork): void {
+    this.peers = peers;
+    for (const replica of replicas) {
+      this.local.set(replica.shardId, {
+        replica,
+        leadingEpoch: 0,
+        replicator: null,
+        campaigning: false,
+        absentSince: null,
+        followedEpoch: 0,
+        followedSince: performance.now(),
+        backoffUntil: 0,
+      });
+      replica.onServingChange(() => this.notifyLeadership());
+    }
+    this.timers.push(setInterval(() => void this.poll(), CLUSTER_TIMING.pollMs));
+    this.timers.push(setInterval(() => void this.keepAlive(), CLUSTER_TIMING.keepAliveMs));
+    // The lease deadline is checked often: a leader must stop "at once" when it may have lapsed.
+    this.timers.push(setInterval(() => this.checkLease(), 50));
+  }
+
+  onLeadershipChange(listener: () => void): void {
+    this.leadershipListeners.push(listener);
+  }
+
+  private notifyLeadership(): void {
+    for (const l of this.leadershipListeners) l();
+  }
+
+  shardIndexOfSlot(slot: number): number {
+    return this.table.shardIndexOfSlot(slot);
+  }
+
+  leaderOf(shardIndex: number): LeaderInfo | null {
+    return this.leaders.get(this.map.shards[shardIndex]!.id) ?? null;
+  }
+
+  addressOf(nodeId: string): string | null {
+    return this.nodesById.get(nodeId)?.address ?? null;
+  }
+
+  view(): ClusterView {
+    return {
+      nodes: [...this.nodesById.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map((n) => ({ id: n.id, address: n.address, state: "ready" })),
+      shards: this.map.shards.map((s) => {
+        const leader = this.leaders.get(s.id) ?? null;
+        const local = this.local.get(s.id);
+        return {
+          id: s.id,
+          range: s.range,
+          replicas: s.replicas,
+          leader: leader?.nodeId ?? null,
+          epoch: leader?.epoch ?? null,
+          commitIndex: local ? local.replica.commitIndex : null,
+          ...(local?.replicator ? { followers: local.replicator.matchIndexes() } : {}),
+        };
+      }),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // lease
+
+  private async grantLease(): Promise<void> {
+    const lease = this.client.lease(CLUSTER_TIMING.leaseTtlSec, { autoKeepAlive: false });
+    const sentAt = performance.now();
+    this.leaseId = await withDeadline(lease.grant(), 5000, "etcd lease grant");
+    this.lease = lease;
+    this.leaseConfirmedSentAt = sentAt;
+    await this.client.put(this.key("nodes", this.opts.nodeId)).value(JSON.stringify({ id: this.opts.nodeId, address: this.opts.address })).lease(this.leaseId);
+    this.opts.logger.info({ lease: this.leaseId, address: this.opts.address }, "registered in etcd");
+  }
+
+  private async keepAlive(): Promise<void> {
+    if (this.closed || !this.lease) return;
+    const sentAt = performance.now();
+    try {
+      await withDeadline(this.lease.keepaliveOnce({ deadline: Date.now() + CLUSTER_TIMING.keepAliveMs * 2 }), CLUSTER_TIMING.keepAliveMs * 2, "etcd keep-alive");
+      this.leaseConfirmedSentAt = Math.max(this.leaseConfirmedSentAt, sentAt);
+    } catch (error) {
+      const name = (error as Error).constructor?.name ?? "";
+      this.opts.logger.warn({ err: (error as Error).message }, "etcd keep-alive failed");
+      if (name === "EtcdLeaseInvalidError") {
+        // The lease expired at etcd: everything it held is gone. Rejoin with a new one.
+        this.stopAllLeadership("etcd lease expired");
+        this.lease = null;
+        await this.grantLease().catch((e: Error) => this.opts.logger.warn({ err: e.message }, "re-registering failed; will retry"));
+      }
+    }
+  }
+
+  private get leaseValid(): boolean {
+    return this.lease !== null && performance.now() < this.leaseConfirmedSentAt + CLUSTER_TIMING.leaseTtlSec * 1000 - CLUSTER_TIMING.leaseSafetyMs;
+  }
+
+  private checkLease(): void {
+    if (!this.leaseValid) this.stopAllLeadership("etcd lease may have lapsed");
+  }
+
+  private stopAllLeadership(reason: string): void {
+    for (const [id, s] of this.local) if (s.leadingEpoch !== 0 || s.replica.role === "leader") this.abdicate(id, s, reason, false);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // shard map
+
+  private async awaitMap(): Promise<ShardMap> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.client.get(this.key("map")).string();
+      if (existing) {
+        const map = JSON.parse(existing) as ShardMap;
+        if (map.shardCount !== this.opts.shardCount) {
+          this.opts.logger.warn({ map: map.shardCount, flag: this.opts.shardCount }, "the cluster's shard map has another shard count than --shards; the map wins");
+        }
+        return map;
+      }
+      const nodes = await this.client.getAll().prefix(this.key("nodes", "")).strings();
+      const ids = Object.values(nodes).map((v) => (JSON.parse(v) as NodeInfo).id).sort();
+      if (ids.length >= this.opts.replicationFactor) {
+        const map = initialMap(ids, this.opts.shardCount, this.opts.replicationFactor);
+        const r = await this.client.if(this.key("map"), "Create", "==", 0).then(this.client.put(this.key("map")).value(JSON.stringify(map))).commit();
+        if (r.succeeded) this.opts.logger.info({ nodes: ids, shards: map.shardCount }, "created the shard map");
+        continue;
+      }
+      if (attempt % 20 === 0) this.opts.logger.info({ registered: ids.length, needed: this.opts.replicationFactor }, "waiting for nodes before creating the shard map");
+      await sleep(250);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // the poll: read everything, reconcile each local shard
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.closed) return;
+    this.polling = true;
+    try {
+      const all = await withDeadline(this.client.getAll().prefix(`/${this.opts.cluster}/`).exec(), 2000, "etcd read");
+      const nodes = new Map<string, NodeInfo>();
+      const leaders = new Map<number, LeaderInfo>();
+      for (const kv of all.kvs) {
+        const key = kv.key.toString();
+        const rest = key.slice(this.opts.cluster.length + 2);
+        if (rest.startsWith("nodes/")) {
+          const n = JSON.parse(kv.value.toString()) as NodeInfo;
+          nodes.set(n.id, n);
+        } else if (rest.startsWith("leaders/")) {
+          const v = JSON.parse(kv.value.toString()) as { node: string };
+          leaders.set(Number(rest.slice("leaders/".length)), { nodeId: v.node, epoch: Number(kv.create_revision) });
+        } else if (rest === "map" && this.map) {
+          this.map = JSON.parse(kv.value.toString()) as ShardMap;
+        }
+      }
+      this.nodesById = nodes;
+      const changed = !sameLeaders(this.leaders, leaders);
+      this.leaders = leaders;
+      for (const [id, s] of this.local) this.reconcile(id, s, leaders.get(id));
+      if (changed) this.notifyLeadership();
+    } catch (error) {
+      this.opts.logger.debug({ err: (error as Error).message }, "etcd poll failed");
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private reconcile(shardId: number, s: LocalShard, leader: LeaderInfo | undefined): void {
+    const now = performance.now();
+    if (s.leadingEpoch !== 0) {
+      if (!leader || leader.epoch !== s.leadingEpoch) this.abdicate(shardId, s, "election key gone", false);
+      return;
+    }
+    if (leader) {
+      s.absentSince = null;
+      if (leader.nodeId === this.opts.nodeId) {
+        // Ours but not led (an election from before a restart): free it for a real election.
+        if (!s.campaigning) void this.deleteLeaderKey(shardId, leader.epoch);
+        return;
+      }
+      s.replica.follow(leader.epoch);
+      if (s.followedEpoch !== leader.epoch) {
+        s.followedEpoch = leader.epoch;
+        s.followedSince = now;
+      }
+      const heard = Math.max(s.followedSince, s.replica.lastLeaderContact);
+      if (now - heard > CLUSTER_TIMING.deposeAfterMs && this.leaseValid) {
+        this.opts.logger.warn({ shard: shardId, leader: leader.nodeId, epoch: leader.epoch, silentMs: Math.round(now - heard) }, "deposing a silent leader");
+        s.followedSince = now; // one attempt per silence period
+        void this.deleteLeaderKey(shardId, leader.epoch);
+      }
+      return;
+    }
+    s.absentSince ??= now;
+    const info = this.map.shards.find((x) => x.id === shardId);
+    const rank = Math.max(0, info?.replicas.indexOf(this.opts.nodeId) ?? 0);
+    if (!s.campaigning && this.leaseValid && now >= s.backoffUntil && now - s.absentSince >= rank * CLUSTER_TIMING.campaignStaggerMs) {
+      void this.campaign(shardId, s, info?.replicas ?? [this.opts.nodeId]);
+    }
+  }
+
+  private async campaign(shardId: number, s: LocalShard, replicas: string[]): Promise<void> {
+    s.campaigning = true;
+    const key = this.key("leaders", shardId);
+    try {
+      const r = await this.client
+        .if(key, "Create", "==", 0)
+        .then(this.client.put(key).value(JSON.stringify({ node: this.opts.nodeId })).lease(this.leaseId))
+        .commit();
+      if (!r.succeeded) return;
+      const epoch = Number(r.header.revision);
+      s.leadingEpoch = epoch;
+      this.opts.logger.info({ shard: shardId, epoch }, "won the election; recovering the log");
+      const replicator = await recoverAndLead({
+        nodeId: this.opts.nodeId,
+        replica: s.replica,
+        replicas,
+        epoch,
+        peers: this.peers!,
+        logger: this.opts.logger,
+        onLost: (reason) => this.abdicate(shardId, s, reason, true),
+      });
+      if (s.leadingEpoch !== epoch) {
+        replicator.stop();
+        return;
+      }
+      s.replicator = replicator;
+      this.opts.logger.info({ shard: shardId, epoch }, "leading");
+    } catch (error) {
+      this.opts.logger.warn({ shard: shardId, err: (error as Error).message }, "campaign failed");
+      s.backoffUntil = performance.now() + 300 + Math.random() * 700;
+      if (s.leadingEpoch !== 0) this.abdicate(shardId, s, `recovery failed: ${(error as Error).message}`, true);
+    } finally {
+      s.campaigning = false;
+    }
+  }
+
+  /** Stop leading a shard now; free its election key when etcd is reachable. */
+  private abdicate(shardId: number, s: LocalShard, reason: string, freeKey: boolean): void {
+    const epoch = s.leadingEpoch;
+    s.leadingEpoch = 0;
+    s.replicator?.stop();
+    s.replicator = null;
+    s.replica.stepDown(reason);
+    if (freeKey && epoch !== 0) void this.deleteLeaderKey(shardId, epoch);
+  }
+
+  private async deleteLeaderKey(shardId: number, epoch: number): Promise<void> {
+    const key = this.key("leaders", shardId);
+    await this.client
+      .if(key, "Create", "==", epoch)
+      .then(this.client.delete().key(key))
+      .commit()
+      .catch((error: Error) => this.opts.logger.debug({ err: error.message }, "deleting an election key failed"));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    // Hand leaderships over quickly: our keys go with the lease.
+    for (const [id, s] of this.local) this.abdicate(id, s, "node stopping", false);
+    await this.lease?.revoke().catch(() => undefined);
+    this.client.close();
+  }
+}
+
+function initialMap(nodeIds: string[], shardCount: number, replicationFactor: number): ShardMap {
+  const rf = Math.min(replicationFactor, nodeIds.length);
+  const shards = shardRanges(shardCount).map((range, id) => ({
+    id,
+    range,
+    replicas: Array.from({ length: rf }, (_, k) => nodeIds[(id + k) % nodeIds.length]!),
+  }));
+  return { shardCount, replicationFactor, shards };
+}
+
+function sameLeaders(a: Map<number, LeaderInfo>, b: Map<number, LeaderInfo>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (!w || w.epoch !== v.epoch || w.nodeId !== v.nodeId) return false;
+  }
+  return true;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

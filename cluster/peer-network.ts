@@ -1,0 +1,175 @@
+/**
+ * Node-to-node messages: request/reply over long-lived WebSocket connections, msgpack-encoded.
+ * Every node serves `PEER_PATH` on its one uWS server (the same port as the API) and opens one
+ * outgoing connection per peer it talks to; a request goes out on the sender's own connection
+ * and its reply comes back on it, so each direction has one ordered stream.
+ *
+ * Frames: [REQUEST, id, payload] and [REPLY, id, ok, payload-or-error-message].
+ * A request has a deadline; a connection that drops fails every request in flight on it.
+ */
+import { Packr } from "msgpackr";
+import type { Logger } from "pino";
+import uWS from "uWebSockets.js";
+import WebSocket from "ws";
+import { withDeadline } from "./timing.js";
+
+export const PEER_PATH = "/internal/peers";
+/** Replication batches and snapshot transfers travel here. */
+const PEER_FRAME_BYTES_MAX = 512 * 1024 * 1024;
+const REQUEST = 0;
+const REPLY = 1;
+
+const packr = new Packr({ useRecords: false });
+
+export type PeerHandler = (from: string, request: unknown) => Promise<unknown>;
+
+export class PeerError extends Error {}
+
+interface Outgoing {
+  ws: WebSocket;
+  address: string;
+  open: Promise<void>;
+  inflight: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>;
+}
+
+export interface PeerNetworkOptions {
+  nodeId: string;
+  /** Where a node listens ("host:port"), or null if unknown. */
+  addressOf: (nodeId: string) => string | null;
+  handler: PeerHandler;
+  /** Bearer token peers present (an admin token) when auth is on; null when off. */
+  token: string | null;
+  /** Whether a presented Authorization header may act as a peer. */
+  authorize: (authorization: string) => boolean;
+  logger: Logger;
+}
+
+export class PeerNetwork {
+  private readonly outgoing = new Map<string, Outgoing>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly opts: PeerNetworkOptions) {}
+
+  attach(app: uWS.TemplatedApp): void {
+    app.ws<{ from: string }>(PEER_PATH, {
+      compression: uWS.DISABLED,
+      maxPayloadLength: PEER_FRAME_BYTES_MAX,
+      maxBackpressure: PEER_FRAME_BYTES_MAX,
+      idleTimeout: 60,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        const from = new URLSearchParams(req.getQuery() ?? "").get("from") ?? "";
+        if (!this.opts.authorize(req.getHeader("authorization")) || from === "") {
+          res.writeStatus("401 Unauthorized").end("peer authentication failed");
+          return;
+        }
+        res.upgrade({ from }, req.getHeader("sec-websocket-key"), req.getHeader("sec-websocket-protocol"), req.getHeader("sec-websocket-extensions"), context);
+      },
+      message: (ws, data) => {
+        let frame: unknown[];
+        try {
+          frame = packr.unpack(Buffer.from(data)) as unknown[];
+        } catch {
+          ws.end(1008, "malformed peer frame");
+          return;
+        }
+        if (!Array.isArray(frame) || frame[0] !== REQUEST) return;
+        const id = frame[1] as number;
+        const from = ws.getUserData().from;
+        this.opts.handler(from, frame[2]).then(
+          (reply) => sendIfOpen(ws, packr.pack([REPLY, id, true, reply])),
+          (error: Error) => sendIfOpen(ws, packr.pack([REPLY, id, false, error.message])),
+        );
+      },
+    });
+  }
+
+  /** Send `request` to `nodeId` and wait for its reply, at most `timeoutMs`. */
+  async request<T>(nodeId: string, request: unknown, timeoutMs: number): Promise<T> {
+    const conn = this.connection(nodeId);
+    await withDeadline(conn.open, timeoutMs, `connect to ${nodeId}`);
+    if (conn.ws.readyState !== WebSocket.OPEN) throw new PeerError(`connection to ${nodeId} is closed`);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        conn.inflight.delete(id);
+        reject(new PeerError(`${nodeId} did not answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      conn.inflight.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      conn.ws.send(packr.pack([REQUEST, id, request]), { binary: true }, (error) => {
+        if (error) this.failInflight(conn, id, error);
+      });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const conn of this.outgoing.values()) conn.ws.terminate();
+    this.outgoing.clear();
+  }
+
+  private connection(nodeId: string): Outgoing {
+    const address = this.opts.addressOf(nodeId);
+    if (address === null) throw new PeerError(`no address known for node ${nodeId}`);
+    const existing = this.outgoing.get(nodeId);
+    if (existing && existing.address === address && existing.ws.readyState <= WebSocket.OPEN) return existing;
+    if (existing) existing.ws.terminate();
+    if (this.closed) throw new PeerError("peer network closed");
+    const headers: Record<string, string> = this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {};
+    const ws = new WebSocket(`ws://${address}${PEER_PATH}?from=${encodeURIComponent(this.opts.nodeId)}`, {
+      headers,
+      maxPayload: PEER_FRAME_BYTES_MAX,
+      perMessageDeflate: false,
+    });
+    const conn: Outgoing = {
+      ws,
+      address,
+      inflight: new Map(),
+      open: new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", (error) => reject(new PeerError(`connect to ${nodeId} at ${address}: ${error.message}`)));
+      }),
+    };
+    conn.open.catch(() => undefined);
+    ws.on("message", (data: Buffer) => {
+      let frame: unknown[];
+      try {
+        frame = packr.unpack(data) as unknown[];
+      } catch {
+        ws.terminate();
+        return;
+      }
+      if (!Array.isArray(frame) || frame[0] !== REPLY) return;
+      const waiter = conn.inflight.get(frame[1] as number);
+      if (!waiter) return;
+      conn.inflight.delete(frame[1] as number);
+      clearTimeout(waiter.timer);
+      if (frame[2] === true) waiter.resolve(frame[3]);
+      else waiter.reject(new PeerError(`${nodeId}: ${String(frame[3])}`));
+    });
+    ws.on("error", () => undefined); // "close" follows and fails what is in flight
+    ws.on("close", () => {
+      if (this.outgoing.get(nodeId) === conn) this.outgoing.delete(nodeId);
+      for (const id of [...conn.inflight.keys()]) this.failInflight(conn, id, new PeerError(`connection to ${nodeId} closed`));
+    });
+    this.outgoing.set(nodeId, conn);
+    return conn;
+  }
+
+  private failInflight(conn: Outgoing, id: number, error: Error): void {
+    const waiter = conn.inflight.get(id);
+    if (!waiter) return;
+    conn.inflight.delete(id);
+    clearTimeout(waiter.timer);
+    waiter.reject(error);
+  }
+}
+
+function sendIfOpen(ws: uWS.WebSocket<{ from: string }>, bytes: Uint8Array): void {
+  try {
+    ws.send(bytes, true);
+  } catch {
+    // The peer went away; it fails its own request on close.
+  }
+}

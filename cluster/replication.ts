@@ -1,0 +1,305 @@
+/**
+ * Raft-style log replication of one shard, over the peer network.
+ *
+ * Leader side (`Replicator`): per follower a next index and a match index. Entries ship in batches
+ * with the previous index and epoch; a follower whose log does not continue there answers with a
+ * hint (its applied index, which is committed and so on the leader's log too) and the leader
+ * resends from it; a follower behind the leader's snapshot is sent a snapshot. The commit index
+ * is the highest index a majority (the leader counted) has durable. A leader that hears from no
+ * majority for QUORUM_TIMEOUT_MS, or is refused for a higher epoch, steps down.
+ *
+ * Leader recovery (`recoverAndLead`), run by an election's winner before it serves: it makes a
+ * majority promise its epoch (they refuse older leaders from then on), takes the most up-to-date
+ * log among them (highest last epoch, then highest index), appends its epoch's first record and
+ * serves once that record is committed — so every entry a majority had stored survives.
+ *
+ * Follower side (`handleReplication`): requests from leaders and recovering leaders, checked
+ * against the replica's promised epoch.
+ */
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { WalError, type LogEntry } from "../wal/index.js";
+import type { ShardReplica, StoreResult, TransferSnapshot } from "../src/node/shard-replica.js";
+import type { PeerNetwork } from "./peer-network.js";
+import { CLUSTER_TIMING, withDeadline } from "./timing.js";
+
+/** Entries per append: bounds a frame (records are at most ~256 KiB). */
+const APPEND_BATCH_MAX = 1024;
+
+export type ReplicationRequest =
+  | { t: "append"; shard: number; epoch: number; prevIndex: number; prevEpoch: number; entries: LogEntry[]; commit: number }
+  | { t: "snapshot"; shard: number; epoch: number; snapshot: TransferSnapshot }
+  | { t: "prepare"; shard: number; epoch: number }
+  | { t: "fetch"; shard: number; epoch: number; from: number; max: number };
+
+export interface PrepareReply {
+  ok: boolean;
+  promised: number;
+  lastIndex: number;
+  lastEpoch: number;
+}
+
+export type FetchReply =
+  | { kind: "entries"; prevIndex: number; prevEpoch: number; entries: LogEntry[] }
+  | { kind: "snapshot"; snapshot: TransferSnapshot }
+  | { kind: "stale"; promised: number };
+
+/** Serve a replication request for a local replica (null: this node holds no replica of it). */
+export async function handleReplication(replica: ShardReplica | undefined, req: ReplicationRequest): Promise<unknown> {
+  if (!replica) throw new Error(`no replica of shard ${req.shard} here`);
+  switch (req.t) {
+    case "append":
+      return replica.storeEntries(req.epoch, req.prevIndex, req.prevEpoch, req.entries, req.commit);
+    case "snapshot":
+      return replica.installSnapshot(req.epoch, req.snapshot);
+    case "prepare": {
+      if (req.epoch < replica.promisedEpoch) return prepareReply(replica, false);
+      await replica.promise(req.epoch);
+      return prepareReply(replica, replica.promisedEpoch === req.epoch);
+    }
+    case "fetch": {
+      if (req.epoch < replica.promisedEpoch) return { kind: "stale", promised: replica.promisedEpoch } satisfies FetchReply;
+      return fetchFrom(replica, req.from, req.max);
+    }
+  }
+}
+
+function prepareReply(replica: ShardReplica, ok: boolean): PrepareReply {
+  const ix = replica.indexes;
+  return { ok, promised: replica.promisedEpoch, lastIndex: ix.appended, lastEpoch: ix.lastEpoch };
+}
+
+async function fetchFrom(replica: ShardReplica, from: number, max: number): Promise<FetchReply> {
+  const log = replica.log;
+  const prevEpoch = log.epochAt(from - 1);
+  if (from < log.firstIndex || prevEpoch === undefined) return { kind: "snapshot", snapshot: await replica.transferSnapshot() };
+  try {
+    const entries = await log.readFrom(from, Math.min(max, APPEND_BATCH_MAX));
+    return { kind: "entries", prevIndex: from - 1, prevEpoch, entries };
+  } catch (error) {
+    if (error instanceof WalError && error.code === "WAL_COMPACTED") return { kind: "snapshot", snapshot: await replica.transferSnapshot() };
+    throw error;
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// leader side
+
+interface Progress {
+  next: number;
+  match: number;
+  inflight: boolean;
+  /** performance.now() of the last answer (any answer: the follower is reachable). */
+  lastHeard: number;
+  retryAt: number;
+}
+
+export class Replicator {
+  private readonly progress = new Map<string, Progress>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private kickScheduled = false;
+  private stopped = false;
+
+  constructor(
+    private readonly replica: ShardReplica,
+    private readonly peers: PeerNetwork,
+    private readonly followers: string[],
+    private readonly epoch: number,
+    private readonly logger: Logger,
+    private readonly onLost: (reason: string) => void,
+  ) {
+    const next = replica.indexes.appended + 1;
+    const now = performance.now();
+    for (const f of followers) this.progress.set(f, { next, match: 0, inflight: false, lastHeard: now, retryAt: 0 });
+  }
+
+  /** Replicas counted for a majority: the followers and the leader. */
+  private get size(): number {
+    return this.followers.length + 1;
+  }
+
+  /** The highest index a majority has durable, given the leader's own durable index. */
+  quorum(ownDurable: number): number {
+    const matches = [ownDurable, ...[...this.progress.values()].map((p) => p.match)].sort((a, b) => b - a);
+    return matches[Math.floor(this.size / 2)]!;
+  }
+
+  start(): void {
+    this.heartbeat = setInterval(() => this.onHeartbeat(), CLUSTER_TIMING.heartbeatMs);
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+  }
+
+  /** New entries (or a new commit index) to ship: once per event-loop turn. */
+  kick(): void {
+    if (this.kickScheduled || this.stopped) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      for (const [id, p] of this.progress) if (!p.inflight && p.next <= this.replica.log.appendedIndex) void this.ship(id, p, false);
+    });
+  }
+
+  /** Follower → match index, for `admin status` (replication lag). */
+  matchIndexes(): Record<string, number> {
+    return Object.fromEntries([...this.progress].map(([id, p]) => [id, p.match]));
+  }
+
+  private onHeartbeat(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    let reachable = 1;
+    for (const p of this.progress.values()) if (now - p.lastHeard < CLUSTER_TIMING.quorumTimeoutMs) reachable++;
+    if (reachable * 2 <= this.size) {
+      this.onLost(`no majority heard from in ${CLUSTER_TIMING.quorumTimeoutMs} ms`);
+      return;
+    }
+    // Empty appends keep followers from deposing us and carry the commit index.
+    for (const [id, p] of this.progress) if (!p.inflight && now >= p.retryAt) void this.ship(id, p, true);
+  }
+
+  private async ship(id: string, p: Progress, heartbeat: boolean): Promise<void> {
+    p.inflight = true;
+    try {
+      let first = true;
+      while (!this.stopped && (first || p.next <= this.replica.log.appendedIndex)) {
+        first = false;
+        const reply = await this.shipOnce(id, p, heartbeat);
+        p.lastHeard = performance.now();
+        if (reply.ok) {
+          p.match = Math.max(p.match, reply.matched);
+          p.next = Math.max(p.next, reply.matched + 1);
+          this.replica.recomputeCommit();
+        } else if (reply.reason === "stale") {
+          this.onLost(`follower ${id} promised epoch ${reply.promised}`);
+          return;
+        } else {
+          p.next = Math.max(1, reply.hint + 1);
+          p.match = Math.min(p.match, reply.hint);
+        }
+      }
+    } catch (error) {
+      p.retryAt = performance.now() + CLUSTER_TIMING.heartbeatMs;
+      this.logger.debug({ shard: this.replica.shardId, follower: id, err: (error as Error).message }, "append failed");
+    } finally {
+      p.inflight = false;
+    }
+  }
+
+  private async shipOnce(id: string, p: Progress, heartbeat: boolean): Promise<StoreResult> {
+    const log = this.replica.log;
+    const shard = this.replica.shardId;
+    const prevIndex = p.next - 1;
+    const prevEpoch = log.epochAt(prevIndex);
+    if (prevIndex > log.appendedIndex) {
+      p.next = log.appendedIndex + 1;
+      return this.shipOnce(id, p, heartbeat);
+    }
+    let entries: LogEntry[] | null = null;
+    if (prevEpoch !== undefined && p.next >= log.firstIndex) {
+      try {
+        entries = heartbeat && p.next > log.appendedIndex ? [] : await log.readFrom(p.next, APPEND_BATCH_MAX);
+      } catch (error) {
+        if (!(error instanceof WalError && error.code === "WAL_COMPACTED")) throw error;
+      }
+    }
+    if (entries === null || prevEpoch === undefined) {
+      const snapshot = await this.replica.transferSnapshot();
+      this.logger.info({ shard, follower: id, index: snapshot.index }, "sending a snapshot to a follower behind the log");
+      return this.peers.request<StoreResult>(id, { t: "snapshot", shard, epoch: this.epoch, snapshot } satisfies ReplicationRequest, CLUSTER_TIMING.snapshotTimeoutMs);
+    }
+    const req: ReplicationRequest = { t: "append", shard, epoch: this.epoch, prevIndex, prevEpoch, entries, commit: this.replica.commitIndex };
+    return this.peers.request<StoreResult>(id, req, CLUSTER_TIMING.appendTimeoutMs);
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// leader recovery
+
+/**
+ * Run by the winner of the shard's election in `epoch`: collect a majority's promises, adopt the
+ * most up-to-date log among them, then lead. Resolves when the replica serves; throws (after
+ * stepping down) when it cannot.
+ */
+export async function recoverAndLead(opts: {
+  nodeId: string;
+  replica: ShardReplica;
+  replicas: string[];
+  epoch: number;
+  peers: PeerNetwork;
+  logger: Logger;
+  onLost: (reason: string) => void;
+}): Promise<Replicator> {
+  const { nodeId, replica, epoch, peers, logger } = opts;
+  const shard = replica.shardId;
+  const others = opts.replicas.filter((r) => r !== nodeId);
+  await replica.promise(epoch);
+  if (replica.promisedEpoch !== epoch) throw new Error(`epoch ${epoch} is older than promised ${replica.promisedEpoch}`);
+  const own: PrepareReply & { node: string } = { node: nodeId, ...prepareReply(replica, true) };
+  const promises = await majorityOf(
+    others.map((peer) =>
+      peers.request<PrepareReply>(peer, { t: "prepare", shard, epoch } satisfies ReplicationRequest, CLUSTER_TIMING.prepareTimeoutMs).then((r) => {
+        if (!r.ok) throw new Error(`${peer} promised epoch ${r.promised}`);
+        return { node: peer, ...r };
+      }),
+    ),
+    Math.floor(opts.replicas.length / 2), // plus our own promise
+  );
+  const best = [own, ...promises].reduce((a, b) => (b.lastEpoch > a.lastEpoch || (b.lastEpoch === a.lastEpoch && b.lastIndex > a.lastIndex) ? b : a));
+  if (best.node !== nodeId) await adoptLog(replica, best.node, best.lastIndex, epoch, peers);
+  logger.info({ shard, epoch, adoptedFrom: best.node, lastIndex: best.lastIndex, lastEpoch: best.lastEpoch }, "leader recovered the log; taking over");
+  const replicator = new Replicator(replica, peers, others, epoch, logger, opts.onLost);
+  const leading = replica.lead(nodeId, epoch, (d) => replicator.quorum(d), () => replicator.kick());
+  replicator.start();
+  try {
+    await withDeadline(leading, CLUSTER_TIMING.prepareTimeoutMs * 2, "committing the epoch's first record");
+  } catch (error) {
+    replicator.stop();
+    replica.stepDown((error as Error).message);
+    throw error;
+  }
+  return replicator;
+}
+
+/** Pull the entries `from` has beyond our applied index (or its snapshot) until we end where it does. */
+async function adoptLog(replica: ShardReplica, from: string, lastIndex: number, epoch: number, peers: PeerNetwork): Promise<void> {
+  const shard = replica.shardId;
+  let next = replica.indexes.applied + 1;
+  while (next <= lastIndex) {
+    const reply = await peers.request<FetchReply>(from, { t: "fetch", shard, epoch, from: next, max: APPEND_BATCH_MAX } satisfies ReplicationRequest, CLUSTER_TIMING.snapshotTimeoutMs);
+    let stored: StoreResult;
+    if (reply.kind === "stale") throw new Error(`${from} promised epoch ${reply.promised}`);
+    if (reply.kind === "snapshot") stored = await replica.installSnapshot(epoch, reply.snapshot);
+    else {
+      if (reply.entries.length === 0) throw new Error(`${from} has no entries from ${next} though it reported ${lastIndex}`);
+      stored = await replica.storeEntries(epoch, reply.prevIndex, reply.prevEpoch, reply.entries, 0);
+    }
+    if (!stored.ok) throw new Error(`adopting the log of ${from} failed at ${next}: ${stored.reason}`);
+    next = stored.matched + 1;
+  }
+}
+
+/** Resolves with the first `needed` successes; rejects once that is impossible. */
+function majorityOf<T>(attempts: Promise<T>[], needed: number): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const ok: T[] = [];
+    const errors: string[] = [];
+    if (needed <= 0) return resolve(ok);
+    for (const a of attempts) {
+      a.then(
+        (v) => {
+          ok.push(v);
+          if (ok.length === needed) resolve(ok);
+        },
+        (e: Error) => {
+          errors.push(e.message);
+          if (attempts.length - errors.length < needed) reject(new Error(`no majority: ${errors.join("; ")}`));
+        },
+      );
+    }
+  });
+}
