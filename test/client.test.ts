@@ -1,14 +1,17 @@
 /**
  * The SDK's HTTP client against a real server process: every method, its typed results and its
  * errors (`CronwheelApiError` with the contract's code); then the retry rules against a stub HTTP
- * server that counts requests, a closed port and a server that never answers.
+ * server that counts requests, a closed port and a server that never answers; then several URLs:
+ * a dead node and a live one, a node that dies between requests, and a connection reset after the
+ * request was sent (a POST without a key must not go to a second node).
  */
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Client, CronwheelApiError, jobToInput, type Execution, type Job } from "../src/client/index.js";
+import { Client, CronwheelApiError, ERROR_CODES, jobToInput, type Execution, type Job } from "../src/client/index.js";
+import { ERROR_CODES as SERVER_ERROR_CODES } from "../src/core/errors.js";
 import { RawWorker } from "./support/raw-worker.js";
 import { startServer, tempDir, type ServerProcess } from "./support/server-process.js";
 
@@ -407,5 +410,95 @@ describe("retries", () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// several URLs
+
+describe("several node URLs", () => {
+  /** A server that was started and stopped: its port refuses connections now. */
+  let dead: ServerProcess;
+  /** A second live standalone server. */
+  let other: ServerProcess;
+
+  beforeAll(async () => {
+    [dead, other] = await Promise.all([startServer(tempDir("client-dead"), ["--shards", "1"]), startServer(tempDir("client-other"), ["--shards", "1"])]);
+    await dead.stop();
+  });
+
+  afterAll(async () => {
+    await other?.stop();
+  });
+
+  it("given a dead node first, every request reaches the live one — a POST without a key too (a refused connection sent nothing)", async () => {
+    const c = new Client({ url: [dead.base, server.base], retry: { attempts: 1 } });
+    try {
+      expect(c.url).toBe(dead.base);
+      expect(c.urls).toEqual([dead.base, server.base]);
+      expect((await c.putJob("multi-url", { queue: "mu" })).created).toBe(true);
+      expect((await c.getJob("multi-url")).queue).toBe("mu");
+      const { execution, created } = await c.enqueue({ queue: "mu", payload: { n: 1 } });
+      expect(created).toBe(true);
+      expect((await client.getExecution(execution.id)).payload).toEqual({ n: 1 });
+      expect((await c.cancelExecution(execution.id)).state).toBe("canceled");
+      const [item] = await c.enqueueBatch([{ queue: "mu" }]);
+      expect(item).not.toBeInstanceOf(CronwheelApiError);
+      expect((await c.cluster()).nodes).toHaveLength(1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("stays on the node that answered; when it dies, moves on to the next", async () => {
+    const victim = await startServer(tempDir("client-victim"), ["--shards", "1"]);
+    const c = new Client({ url: [victim.base, other.base], retry: { attempts: 1 } });
+    try {
+      await c.putJob("where", { queue: "on-victim" });
+      expect((await c.listJobs()).jobs.map((j) => j.id)).toEqual(["where"]); // the victim's jobs
+      await victim.stop();
+      await new Promise((r) => setTimeout(r, 100)); // its kept-alive socket is closed by now
+      expect((await c.listJobs()).jobs.map((j) => j.id)).toEqual([]); // the other node's
+      const { created } = await c.enqueue({ queue: "after-failover" }); // refused first: never sent, so moved on
+      expect(created).toBe(true);
+    } finally {
+      c.close();
+      if (victim.child.exitCode === null) await victim.stop();
+    }
+  });
+
+  it("a request that may have reached a node (reset after it was sent) moves on only when it is idempotent", async () => {
+    // Accepts, reads the request, and drops the connection without an answer.
+    const received: string[] = [];
+    const resetter = net.createServer((socket) => socket.once("data", (d) => (received.push(d.toString().split("\r\n")[0]!), socket.destroy())));
+    await new Promise<void>((resolve) => resetter.listen(0, "127.0.0.1", resolve));
+    const resetUrl = `http://127.0.0.1:${(resetter.address() as net.AddressInfo).port}`;
+    const c = new Client({ url: [resetUrl, server.base], retry: { attempts: 2, baseDelayMs: 1 } });
+    try {
+      const error = await apiError(c.enqueue({ queue: "maybe-sent" }));
+      expect(error).toMatchObject({ code: "unavailable", status: 0, attempts: 1 });
+      expect(received).toEqual(["POST /v1/executions HTTP/1.1"]);
+      expect((await client.listExecutions({ queue: "maybe-sent" })).executions).toEqual([]); // never sent twice
+      // Idempotent: moves on to the live node within the same attempt.
+      expect((await c.enqueue({ queue: "maybe-sent", idempotencyKey: "k-1" })).created).toBe(true);
+      expect((await c.getJob("multi-url")).id).toBe("multi-url");
+    } finally {
+      c.close();
+      await new Promise<void>((resolve) => resetter.close(() => resolve()));
+    }
+  });
+
+  it("every node unreachable: unavailable after the configured attempts, each trying every URL", async () => {
+    const port = await closedPort();
+    const c = new Client({ url: [dead.base, `http://127.0.0.1:${port}`], retry: { attempts: 2, baseDelayMs: 1 } });
+    const error = await apiError(c.getJob("j"));
+    expect(error).toMatchObject({ code: "unavailable", status: 0, attempts: 2 });
+    expect(await apiError(c.enqueue({ queue: "q" }))).toMatchObject({ code: "unavailable", status: 0, attempts: 1 });
+    expect(() => new Client({ url: [] })).toThrow(TypeError);
+    expect(() => new Client({ url: [server.base, "ftp://x"] })).toThrow(TypeError);
+  });
+
+  it("the SDK's error codes are the server's", () => {
+    expect([...ERROR_CODES]).toEqual([...SERVER_ERROR_CODES]);
   });
 });
