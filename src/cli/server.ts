@@ -12,6 +12,7 @@ import type { FsyncMode } from "../../wal/index.js";
 import { SystemClock } from "../node/clock.js";
 import { CronwheelNode, SNAPSHOT_EVERY_RECORDS_DEFAULT } from "../node/node.js";
 import { WorkerGateway } from "../gateway/gateway.js";
+import { SHARD_SEGMENT_BYTES_DEFAULT } from "../node/shard-replica.js";
 
 const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
 
@@ -30,6 +31,7 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --tokens FILE           bearer tokens (JSON); without it auth is off and the tenant is 'default'
   --payload-bytes-max N   largest payload (default 262144)
   --snapshot-every N      records between snapshots of a shard (default ${SNAPSHOT_EVERY_RECORDS_DEFAULT})
+  --segment-bytes N       shard log segment size (default 16 MiB); only whole segments a snapshot covers are dropped
   --repair                cut a log at a corrupt record instead of refusing to start
   --log-level LEVEL       pino level (default info)
 `;
@@ -52,6 +54,7 @@ export async function runServer(argv: string[]): Promise<void> {
       tokens: { type: "string" },
       "payload-bytes-max": { type: "string", default: String(DEFAULT_LIMITS.payloadBytesMax) },
       "snapshot-every": { type: "string", default: String(SNAPSHOT_EVERY_RECORDS_DEFAULT) },
+      "segment-bytes": { type: "string", default: String(SHARD_SEGMENT_BYTES_DEFAULT) },
       repair: { type: "boolean", default: false },
       "log-level": { type: "string", default: process.env.CRONWHEEL_LOG_LEVEL ?? "info" },
       help: { type: "boolean", default: false },
@@ -94,6 +97,7 @@ export async function runServer(argv: string[]): Promise<void> {
     clock,
     logger,
     snapshotEveryRecords: positiveInt(values["snapshot-every"]!, "--snapshot-every"),
+    segmentBytesMax: positiveInt(values["segment-bytes"]!, "--segment-bytes"),
     repair: values.repair!,
   });
   const gateway = new WorkerGateway(node, auth, logger);

@@ -63,6 +63,7 @@ export interface NodeOptions {
   logger: Logger;
   limits?: ShardLimits;
   snapshotEveryRecords?: number;
+  segmentBytesMax?: number;
   repair?: boolean;
   /** Extra live observer (benchmarks and tests); metrics always observe. */
   observer?: ShardObserver;
@@ -129,6 +130,7 @@ export class CronwheelNode {
           limits: opts.limits ?? DEFAULT_SHARD_LIMITS,
           observer,
           snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
+          segmentBytesMax: opts.segmentBytesMax,
           repair: opts.repair ?? false,
           snapshotTurns,
           mode: cluster ? "replicated" : "standalone",

@@ -44,7 +44,7 @@ export const TICK_LOOKAHEAD_MS = 10;
  * Segment size for shard logs. Smaller than the WAL's default: a restart scans the segment a
  * snapshot covers only partly, so this bounds the bytes read past the snapshot per shard.
  */
-const SHARD_SEGMENT_BYTES_MAX = 16 * 1024 * 1024;
+export const SHARD_SEGMENT_BYTES_DEFAULT = 16 * 1024 * 1024;
 
 
 export interface ShardReplicaOptions {
@@ -58,6 +58,8 @@ export interface ShardReplicaOptions {
   observer: ShardObserver;
   /** Take a snapshot (and drop covered log segments) after this many applied records. */
   snapshotEveryRecords: number;
+  /** Log segment size; a snapshot lets only whole covered segments go. */
+  segmentBytesMax?: number;
   repair: boolean;
   /** Serializes snapshots across the node's shards. */
   snapshotTurns: SnapshotTurns;
@@ -147,7 +149,7 @@ export class ShardReplica {
     const { wal, snapshot, entries, report } = await Wal.open({
       dir: opts.dir,
       fsync: opts.fsync,
-      segmentBytesMax: SHARD_SEGMENT_BYTES_MAX,
+      segmentBytesMax: opts.segmentBytesMax ?? SHARD_SEGMENT_BYTES_DEFAULT,
       repair: opts.repair,
       logger: opts.logger,
     });

@@ -27,8 +27,13 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cronwheel-${prefix}-`));
 }
 
-export async function startServer(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, "server", "--standalone", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...extraArgs], {
+export function startServer(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
+  return launchServer(dataDir, ["--standalone", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...extraArgs], env);
+}
+
+/** A `cronwheel server` with exactly these arguments (cluster nodes: fixed ports, --etcd). */
+export async function launchServer(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, "server", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
