@@ -5,6 +5,7 @@
  */
 import path from "node:path";
 import { freePort, startEtcd, type EtcdProcess } from "./etcd.js";
+import { TcpProxy } from "./tcp-proxy.js";
 import { launchServer, request, tempDir, type ServerProcess } from "./server-process.js";
 
 export interface ClusterNode {
@@ -13,6 +14,8 @@ export interface ClusterNode {
   base: string;
   dataDir: string;
   process: ServerProcess | null;
+  /** The node reaches etcd only through this, so a test can cut it off. */
+  etcdProxy: TcpProxy;
 }
 
 export interface ClusterView {
@@ -31,9 +34,11 @@ export class TestCluster {
     const etcd = await startEtcd();
     const dir = tempDir(opts.name ?? "cluster");
     const nodes: ClusterNode[] = [];
+    const etcdPort = Number(new URL(etcd.endpoint).port);
     for (let i = 1; i <= opts.nodes; i++) {
       const port = await freePort();
-      nodes.push({ id: `n${i}`, port, base: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `n${i}`), process: null });
+      const etcdProxy = await TcpProxy.start("127.0.0.1", etcdPort);
+      nodes.push({ id: `n${i}`, port, base: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `n${i}`), process: null, etcdProxy });
     }
     const args = ["--shards", String(opts.shards), "--replication-factor", String(opts.replicationFactor ?? 3), "--log-level", "warn", ...(opts.args ?? [])];
     const cluster = new TestCluster(etcd, nodes, args);
@@ -51,7 +56,7 @@ export class TestCluster {
   async startNode(id: string): Promise<void> {
     const n = this.node(id);
     n.process = await launchServer(n.dataDir, [
-      "--etcd", this.etcd.endpoint,
+      "--etcd", n.etcdProxy.endpoint,
       "--node-id", n.id,
       "--data-dir", n.dataDir,
       "--listen", `127.0.0.1:${n.port}`,
@@ -94,6 +99,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.process?.stop()));
+    await Promise.all(this.nodes.map((n) => n.etcdProxy.close()));
     await this.etcd.stop();
   }
 }
