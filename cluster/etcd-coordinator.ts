@@ -25,15 +25,18 @@ import type { Logger } from "pino";
 import { shardRanges } from "../src/core/routing.js";
 import type { ShardReplica } from "../src/node/shard-replica.js";
 import type { PeerNetwork } from "./peer-network.js";
+import type { LeaderStatus } from "./rebalancer.js";
 import { recoverAndLead, type Replicator } from "./replication.js";
 import { CLUSTER_TIMING, withDeadline } from "./timing.js";
 import type { ClusterView, Coordinator, LeaderInfo, ShardInfo } from "./coordinator.js";
 import { ShardTable } from "./coordinator.js";
 
-interface ShardMap {
+export interface ShardMap {
   shardCount: number;
   replicationFactor: number;
   shards: ShardInfo[];
+  /** Nodes drained by an operator: rebalances leave them out until they register again. */
+  drained?: string[];
 }
 
 interface NodeInfo {
@@ -41,9 +44,18 @@ interface NodeInfo {
   address: string;
 }
 
+/** How the node opens and closes the replicas the map assigns to it. */
+export interface ReplicaHost {
+  open(shard: ShardInfo): Promise<ShardReplica>;
+  /** Close a replica this node no longer holds, and delete its data. */
+  close(shardId: number): Promise<void>;
+}
+
 /** What this node knows and does about one shard it holds a replica of. */
 interface LocalShard {
   replica: ShardReplica;
+  /** The replica set this node's leadership was won with; a different one in the map ends it. */
+  ledWith: string[];
   /** Epoch we lead in (election won), 0 if none. */
   leadingEpoch: number;
   replicator: Replicator | null;
@@ -77,6 +89,10 @@ export class EtcdCoordinator implements Coordinator {
   private leaders = new Map<number, LeaderInfo>();
   private table!: ShardTable;
   private map!: ShardMap;
+  /** etcd mod revision of the map we act on; campaigns are conditional on it. */
+  private mapRevision = 0;
+  private host: ReplicaHost | null = null;
+  private applyingMap: Promise<void> = Promise.resolve();
   private local = new Map<number, LocalShard>();
   private peers: PeerNetwork | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -104,7 +120,7 @@ export class EtcdCoordinator implements Coordinator {
   static async join(opts: EtcdCoordinatorOptions): Promise<EtcdCoordinator> {
     const c = new EtcdCoordinator(opts);
     await c.grantLease();
-    c.map = await c.awaitMap();
+    [c.map, c.mapRevision] = await c.awaitMap();
     c.table = new ShardTable(c.map.shards);
     await c.poll();
     return c;
@@ -116,25 +132,97 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   /** Start elections and leadership tracking for the local replicas. */
-  start(replicas: ShardReplica[], peers: PeerNetwork): void {
+  start(replicas: ShardReplica[], peers: PeerNetwork, host: ReplicaHost): void {
     this.peers = peers;
-    for (const replica of replicas) {
-      this.local.set(replica.shardId, {
-        replica,
-        leadingEpoch: 0,
-        replicator: null,
-        campaigning: false,
-        absentSince: null,
-        followedEpoch: 0,
-        followedSince: performance.now(),
-        backoffUntil: 0,
-      });
-      replica.onServingChange(() => this.notifyLeadership());
-    }
+    this.host = host;
+    for (const replica of replicas) this.adopt(replica);
     this.timers.push(setInterval(() => void this.poll(), CLUSTER_TIMING.pollMs));
     this.timers.push(setInterval(() => void this.keepAlive(), CLUSTER_TIMING.keepAliveMs));
     // The lease deadline is checked often: a leader must stop "at once" when it may have lapsed.
     this.timers.push(setInterval(() => this.checkLease(), 50));
+  }
+
+  private adopt(replica: ShardReplica): void {
+    this.local.set(replica.shardId, {
+      replica,
+      ledWith: [],
+      leadingEpoch: 0,
+      replicator: null,
+      campaigning: false,
+      absentSince: null,
+      followedEpoch: 0,
+      followedSince: performance.now(),
+      backoffUntil: 0,
+    });
+    replica.onServingChange(() => this.notifyLeadership());
+  }
+
+  /**
+   * The map changed (an admin move): open replicas newly assigned here, close and delete those
+   * moved away, and end leaderships whose replica set changed — every change of a shard's replica
+   * set happens in a new epoch, whose leader recovers the log from a majority of the new set.
+   * Moves change one replica at a time, so any majority of the old set meets any of the new.
+   */
+  private applyMap(map: ShardMap): Promise<void> {
+    const run = async () => {
+      for (const info of map.shards) {
+        const mine = info.replicas.includes(this.opts.nodeId);
+        const local = this.local.get(info.id);
+        if (mine && !local && this.host) {
+          this.adopt(await this.host.open(info));
+          this.opts.logger.info({ shard: info.id, replicas: info.replicas }, "now a replica of this shard");
+        } else if (!mine && local) {
+          this.abdicate(info.id, local, "moved off this node", true);
+          this.local.delete(info.id);
+          await this.host?.close(info.id);
+          this.opts.logger.info({ shard: info.id, replicas: info.replicas }, "no longer a replica of this shard; its data is deleted");
+        } else if (local && local.leadingEpoch !== 0 && local.ledWith.join(",") !== info.replicas.join(",")) {
+          this.abdicate(info.id, local, "replica set changed; a new epoch takes over", true);
+        }
+      }
+      this.notifyLeadership();
+    };
+    this.applyingMap = this.applyingMap.then(run, run);
+    return this.applyingMap;
+  }
+
+  /**
+   * Replace the map if it is still at `revision` (compare-and-swap: concurrent admin operations
+   * cannot overwrite each other). Returns false when someone else changed it first.
+   */
+  async replaceMap(map: ShardMap, revision: number): Promise<boolean> {
+    const key = this.key("map");
+    const r = await this.client.if(key, "Mod", "==", revision).then(this.client.put(key).value(JSON.stringify(map))).commit();
+    return r.succeeded;
+  }
+
+  /** The map as etcd has it now, with its revision (for a compare-and-swap). */
+  async readMap(): Promise<{ map: ShardMap; revision: number }> {
+    const got = await this.client.get(this.key("map")).exec();
+    const kv = got.kvs[0];
+    if (!kv) throw new Error("the shard map is gone from etcd");
+    return { map: JSON.parse(kv.value.toString()) as ShardMap, revision: Number(kv.mod_revision) };
+  }
+
+  /** What this node, as a shard's leader, says about its replication (admin moves wait on it). */
+  leaderStatus(shardId: number): LeaderStatus {
+    const s = this.local.get(shardId);
+    if (!s || !s.replicator || !s.replica.serving) return { serving: false, epoch: s?.leadingEpoch ?? 0, replicas: [], commitIndex: s?.replica.commitIndex ?? 0, followers: {} };
+    return { serving: true, epoch: s.leadingEpoch, replicas: s.ledWith, commitIndex: s.replica.commitIndex, followers: s.replicator.matchIndexes() };
+  }
+
+  /** Step aside as the shard's leader (a leadership transfer); do not campaign again for a while. */
+  resign(shardId: number): void {
+    const s = this.local.get(shardId);
+    if (!s || s.leadingEpoch === 0) return;
+    this.abdicate(shardId, s, "asked to hand leadership to the preferred replica", true);
+    s.backoffUntil = performance.now() + RESIGN_HOLD_OFF_MS;
+  }
+
+  /** The local replica and its replicator, for replication status (admin). */
+  localShard(shardId: number): { replica: ShardReplica; replicator: Replicator | null } | null {
+    const s = this.local.get(shardId);
+    return s ? { replica: s.replica, replicator: s.replicator } : null;
   }
 
   onLeadershipChange(listener: () => void): void {
@@ -187,6 +275,20 @@ export class EtcdCoordinator implements Coordinator {
     this.leaseConfirmedSentAt = sentAt;
     await this.client.put(this.key("nodes", this.opts.nodeId)).value(JSON.stringify({ id: this.opts.nodeId, address: this.opts.address })).lease(this.leaseId);
     this.opts.logger.info({ lease: this.leaseId, address: this.opts.address }, "registered in etcd");
+    await this.undrain();
+  }
+
+  /** A node that (re)joins is eligible for replicas again: take it off the drained list. */
+  private async undrain(): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const got = await this.client.get(this.key("map")).exec();
+      const kv = got.kvs[0];
+      if (!kv) return;
+      const map = JSON.parse(kv.value.toString()) as ShardMap;
+      if (!(map.drained ?? []).includes(this.opts.nodeId)) return;
+      map.drained = map.drained!.filter((n) => n !== this.opts.nodeId);
+      if (await this.replaceMap(map, Number(kv.mod_revision))) return;
+    }
   }
 
   private async keepAlive(): Promise<void> {
@@ -222,15 +324,16 @@ export class EtcdCoordinator implements Coordinator {
   // ---------------------------------------------------------------------------------------------
   // shard map
 
-  private async awaitMap(): Promise<ShardMap> {
+  private async awaitMap(): Promise<[ShardMap, number]> {
     for (let attempt = 0; ; attempt++) {
-      const existing = await this.client.get(this.key("map")).string();
-      if (existing) {
-        const map = JSON.parse(existing) as ShardMap;
+      const got = await this.client.get(this.key("map")).exec();
+      const kv = got.kvs[0];
+      if (kv) {
+        const map = JSON.parse(kv.value.toString()) as ShardMap;
         if (map.shardCount !== this.opts.shardCount) {
           this.opts.logger.warn({ map: map.shardCount, flag: this.opts.shardCount }, "the cluster's shard map has another shard count than --shards; the map wins");
         }
-        return map;
+        return [map, Number(kv.mod_revision)];
       }
       const nodes = await this.client.getAll().prefix(this.key("nodes", "")).strings();
       const ids = Object.values(nodes).map((v) => (JSON.parse(v) as NodeInfo).id).sort();
@@ -264,8 +367,11 @@ export class EtcdCoordinator implements Coordinator {
         } else if (rest.startsWith("leaders/")) {
           const v = JSON.parse(kv.value.toString()) as { node: string };
           leaders.set(Number(rest.slice("leaders/".length)), { nodeId: v.node, epoch: Number(kv.create_revision) });
-        } else if (rest === "map" && this.map) {
+        } else if (rest === "map" && Number(kv.mod_revision) !== this.mapRevision) {
           this.map = JSON.parse(kv.value.toString()) as ShardMap;
+          this.mapRevision = Number(kv.mod_revision);
+          this.table = new ShardTable(this.map.shards);
+          void this.applyMap(this.map);
         }
       }
       this.nodesById = nodes;
@@ -308,23 +414,27 @@ export class EtcdCoordinator implements Coordinator {
     }
     s.absentSince ??= now;
     const info = this.map.shards.find((x) => x.id === shardId);
-    const rank = Math.max(0, info?.replicas.indexOf(this.opts.nodeId) ?? 0);
+    if (!info || !info.replicas.includes(this.opts.nodeId)) return;
+    const rank = info.replicas.indexOf(this.opts.nodeId);
     if (!s.campaigning && this.leaseValid && now >= s.backoffUntil && now - s.absentSince >= rank * CLUSTER_TIMING.campaignStaggerMs) {
-      void this.campaign(shardId, s, info?.replicas ?? [this.opts.nodeId]);
+      void this.campaign(shardId, s, [...info.replicas], this.mapRevision);
     }
   }
 
-  private async campaign(shardId: number, s: LocalShard, replicas: string[]): Promise<void> {
+  private async campaign(shardId: number, s: LocalShard, replicas: string[], mapRevision: number): Promise<void> {
     s.campaigning = true;
     const key = this.key("leaders", shardId);
     try {
+      // Only under the map we read: a replica set changed meanwhile is not ours to lead.
       const r = await this.client
         .if(key, "Create", "==", 0)
+        .and(this.key("map"), "Mod", "==", mapRevision)
         .then(this.client.put(key).value(JSON.stringify({ node: this.opts.nodeId })).lease(this.leaseId))
         .commit();
       if (!r.succeeded) return;
       const epoch = Number(r.header.revision);
       s.leadingEpoch = epoch;
+      s.ledWith = replicas;
       this.opts.logger.info({ shard: shardId, epoch }, "won the election; recovering the log");
       const replicator = await recoverAndLead({
         nodeId: this.opts.nodeId,
@@ -379,6 +489,9 @@ export class EtcdCoordinator implements Coordinator {
     this.client.close();
   }
 }
+
+/** After resigning, a node leaves the next election to the others. */
+const RESIGN_HOLD_OFF_MS = 2000;
 
 function initialMap(nodeIds: string[], shardCount: number, replicationFactor: number): ShardMap {
   const rf = Math.min(replicationFactor, nodeIds.length);

@@ -5,6 +5,7 @@
  */
 import { CronwheelError, invalidArgument } from "../core/errors.js";
 import { enqueueSlot } from "../node/node.js";
+import type { Step } from "../../cluster/rebalancer.js";
 import type { ExecutionResult, JobPutResult } from "../core/shard-state.js";
 import type { CronwheelNode } from "../node/node.js";
 import { requireRole, type Principal } from "./auth.js";
@@ -384,3 +385,56 @@ route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, ["qu
 // cluster
 
 route("GET", "/v1/cluster", (_req, _p, ctx) => ok(ctx.node.clusterView()));
+
+// Admin operations (cluster mode): each step changes one replica or leadership at a time.
+
+function stepBody(req: ApiRequest, fields: string[]): Record<string, string> {
+  const b = body(req);
+  if (typeof b !== "object" || b === null || Array.isArray(b)) throw invalidArgument("expected a JSON object");
+  const out: Record<string, string> = {};
+  for (const f of fields) {
+    const v = (b as Record<string, unknown>)[f];
+    if (typeof v !== "string" || v === "") throw invalidArgument(`${f}: expected a node id`, { field: f });
+    out[f] = v;
+  }
+  return out;
+}
+
+function shardIdParam(id: string): number {
+  if (!/^\d{1,6}$/.test(id)) throw invalidArgument(`shard id: expected a number, got '${id.slice(0, 20)}'`, { field: "shardId" });
+  return Number(id);
+}
+
+/** `?dryRun=true` answers the plan only; otherwise the steps run one after another. */
+async function runSteps(req: ApiRequest, ctx: RouteContext, steps: Step[]): Promise<ApiResponse> {
+  const q = parseListQuery(req.query, ["dryRun"]);
+  if (q.dryRun === "true") return ok({ steps });
+  const results = [];
+  for (const step of steps) results.push(await ctx.node.rebalancer().run(step));
+  return ok({ steps, results });
+}
+
+route("POST", "/v1/cluster/shards/:id/move", async (req, [id], ctx) => {
+  requireRole(req.principal, "admin");
+  const { from, to } = stepBody(req, ["from", "to"]);
+  return ok(await ctx.node.rebalancer().run({ kind: "move", shard: shardIdParam(id!), from: from!, to: to! }));
+});
+
+route("POST", "/v1/cluster/shards/:id/leader", async (req, [id], ctx) => {
+  requireRole(req.principal, "admin");
+  const { node } = stepBody(req, ["node"]);
+  return ok(await ctx.node.rebalancer().run({ kind: "leader", shard: shardIdParam(id!), to: node! }));
+});
+
+route("POST", "/v1/cluster/rebalance", async (req, _p, ctx) => {
+  requireRole(req.principal, "admin");
+  return runSteps(req, ctx, await ctx.node.rebalancer().plan());
+});
+
+route("POST", "/v1/cluster/nodes/:id/drain", async (req, [id], ctx) => {
+  requireRole(req.principal, "admin");
+  const rebalancer = ctx.node.rebalancer();
+  const steps = await rebalancer.drainPlan(id!);
+  if (parseListQuery(req.query, ["dryRun"]).dryRun !== "true") await rebalancer.markDrained(id!);
+  return runSteps(req, ctx, steps);
+});

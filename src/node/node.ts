@@ -10,9 +10,10 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { FsyncMode } from "../../wal/index.js";
-import type { ClusterView, Coordinator } from "../../cluster/coordinator.js";
+import type { ClusterView, Coordinator, ShardInfo } from "../../cluster/coordinator.js";
 import { EtcdCoordinator } from "../../cluster/etcd-coordinator.js";
 import { PeerNetwork } from "../../cluster/peer-network.js";
+import { Rebalancer } from "../../cluster/rebalancer.js";
 import { handleReplication, type ReplicationRequest } from "../../cluster/replication.js";
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
 import { StaticCoordinator } from "../../cluster/static-coordinator.js";
@@ -74,7 +75,11 @@ export const SNAPSHOT_EVERY_RECORDS_DEFAULT = 100_000;
 
 
 /** What nodes ask each other: the replication protocol, plus worker reports for a shard's leader. */
-export type PeerRequest = ReplicationRequest | { t: "report"; shard: number; record: ReportRecord };
+export type PeerRequest =
+  | ReplicationRequest
+  | { t: "report"; shard: number; record: ReportRecord }
+  | { t: "status"; shard: number }
+  | { t: "resign"; shard: number };
 
 /** Where a request for a slot goes: here, to another node, or nowhere right now. */
 export type Placement = { kind: "local" } | { kind: "remote"; nodeId: string; address: string };
@@ -82,7 +87,9 @@ export type Placement = { kind: "local" } | { kind: "remote"; nodeId: string; ad
 export class CronwheelNode {
   readonly metrics: NodeMetrics;
   private closed = false;
-  private extraObservers: ShardObserver[] = [];
+  private readonly extraObservers: ShardObserver[];
+  private readonly snapshotTurns = new SnapshotTurns();
+  private rebalancerInstance: Rebalancer | null = null;
   private readonly enqueueListeners: Array<(shard: ShardReplica, record: EnqueueRecord) => void> = [];
   private readonly servingListeners: Array<() => void> = [];
 
@@ -95,6 +102,7 @@ export class CronwheelNode {
     readonly peers: PeerNetwork | null,
   ) {
     this.metrics = metrics;
+    this.extraObservers = opts.observer ? [opts.observer] : [];
   }
 
   static async start(opts: NodeOptions): Promise<CronwheelNode> {
@@ -112,34 +120,6 @@ export class CronwheelNode {
       : StaticCoordinator.open(opts.dataDir, opts.nodeId, opts.address, opts.shardCount);
     const shards: Array<ShardReplica | undefined> = coordinator.shards.map(() => undefined);
     const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => (s?.serving ? s.state.readyStats() : [])));
-    // Observers added later (the worker gateway) see every live event too.
-    const extra: ShardObserver[] = opts.observer ? [opts.observer] : [];
-    const snapshotTurns = new SnapshotTurns();
-    const observer = composeObservers(metrics.observer(opts.clock), extra);
-    const mine = coordinator.shards.filter((s) => s.replicas.includes(opts.nodeId));
-    for (const shard of mine) {
-      const dir = path.join(opts.dataDir, "shards", String(shard.id));
-      fs.mkdirSync(dir, { recursive: true });
-      shards[coordinator.shards.indexOf(shard)] = await ShardReplica.open(
-        {
-          shardId: shard.id,
-          dir,
-          fsync: opts.fsync,
-          clock: opts.clock,
-          logger: opts.logger,
-          limits: opts.limits ?? DEFAULT_SHARD_LIMITS,
-          observer,
-          snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
-          segmentBytesMax: opts.segmentBytesMax,
-          repair: opts.repair ?? false,
-          snapshotTurns,
-          mode: cluster ? "replicated" : "standalone",
-          onBatch: (records, fsyncMs) => metrics.onWalBatch(records, fsyncMs),
-        },
-        NO_OBSERVER,
-      );
-    }
-    const byId = new Map(shards.filter((s) => s !== undefined).map((s) => [s.shardId, s]));
     const peers = cluster
       ? new PeerNetwork({
           nodeId: opts.nodeId,
@@ -150,19 +130,80 @@ export class CronwheelNode {
           logger: opts.logger,
         })
       : null;
-    // eslint-disable-next-line prefer-const -- the peer handler needs the node it belongs to
-    let node: CronwheelNode;
-    node = new CronwheelNode(opts, coordinator, shards, metrics, peers);
-    node.extraObservers = extra;
-    for (const s of byId.values()) s.onServingChange(() => node.servingListeners.forEach((l) => l()));
+    const node: CronwheelNode = new CronwheelNode(opts, coordinator, shards, metrics, peers);
+    for (const shard of coordinator.shards) if (shard.replicas.includes(opts.nodeId)) await node.openReplica(shard);
     if (coordinator instanceof StaticCoordinator) coordinator.commitIndexOf = (i) => shards[i]?.commitIndex ?? 0;
     return node;
   }
 
+  /** Open (recover) this node's replica of a shard. */
+  async openReplica(shard: ShardInfo): Promise<ShardReplica> {
+    const opts = this.opts;
+    const dir = this.replicaDir(shard.id);
+    fs.mkdirSync(dir, { recursive: true });
+    const replica = await ShardReplica.open(
+      {
+        shardId: shard.id,
+        dir,
+        fsync: opts.fsync,
+        clock: opts.clock,
+        logger: opts.logger,
+        limits: opts.limits ?? DEFAULT_SHARD_LIMITS,
+        // Observers added later (the worker gateway) see every live event too: the list is shared.
+        observer: composeObservers(this.metrics.observer(opts.clock), this.extraObservers),
+        snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
+        segmentBytesMax: opts.segmentBytesMax,
+        repair: opts.repair ?? false,
+        snapshotTurns: this.snapshotTurns,
+        mode: opts.cluster ? "replicated" : "standalone",
+        onBatch: (records, fsyncMs) => this.metrics.onWalBatch(records, fsyncMs),
+      },
+      NO_OBSERVER,
+    );
+    replica.onServingChange(() => this.servingListeners.forEach((l) => l()));
+    this.shards[shard.id] = replica;
+    return replica;
+  }
+
+  /** Close a replica moved off this node and delete its data (the shard lives on its replicas). */
+  async closeReplica(shardId: number): Promise<void> {
+    const replica = this.shards[shardId];
+    if (!replica) return;
+    this.shards[shardId] = undefined;
+    await replica.close();
+    await fs.promises.rm(this.replicaDir(shardId), { recursive: true, force: true });
+  }
+
+  private replicaDir(shardId: number): string {
+    return path.join(this.opts.dataDir, "shards", String(shardId));
+  }
+
   /** Requests from other nodes: replication, and worker reports forwarded to this shard leader. */
-  onPeerRequest(req: PeerRequest): Promise<unknown> {
-    if (req.t === "report") return this.commitReports(req.shard, req.record);
-    return handleReplication(this.shards[req.shard], req);
+  async onPeerRequest(req: PeerRequest): Promise<unknown> {
+    switch (req.t) {
+      case "report":
+        return this.commitReports(req.shard, req.record);
+      case "status":
+        return this.etcdCoordinator().leaderStatus(req.shard);
+      case "resign":
+        return this.etcdCoordinator().resign(req.shard);
+      default:
+        return handleReplication(this.shards[req.shard], req);
+    }
+  }
+
+  /** The coordinator in cluster mode; admin operations refuse in standalone mode. */
+  etcdCoordinator(): EtcdCoordinator {
+    if (!(this.coordinator instanceof EtcdCoordinator)) {
+      throw new CronwheelError("invalid_argument", "this is a standalone node: there are no other nodes to move shards to");
+    }
+    return this.coordinator;
+  }
+
+  /** Moves, rebalances and drains (cluster mode). */
+  rebalancer(): Rebalancer {
+    this.rebalancerInstance ??= new Rebalancer(this.etcdCoordinator(), this.peers!, this.opts.logger);
+    return this.rebalancerInstance;
   }
 
   /**
@@ -187,7 +228,10 @@ export class CronwheelNode {
   /** Begin elections (cluster mode), once the server that peers reach is listening. */
   startCoordination(): void {
     if (this.coordinator instanceof EtcdCoordinator && this.peers) {
-      this.coordinator.start(this.localShards(), this.peers);
+      this.coordinator.start(this.localShards(), this.peers, {
+        open: (shard) => this.openReplica(shard),
+        close: (shardId) => this.closeReplica(shardId),
+      });
     }
   }
 

@@ -30,7 +30,8 @@ export class TestCluster {
     private readonly args: string[],
   ) {}
 
-  static async start(opts: { nodes: number; shards: number; replicationFactor?: number; args?: string[]; name?: string }): Promise<TestCluster> {
+  /** `nodes` are prepared; the first `initial` (default all) start now, the rest join later with startNode. */
+  static async start(opts: { nodes: number; initial?: number; shards: number; replicationFactor?: number; args?: string[]; name?: string }): Promise<TestCluster> {
     const etcd = await startEtcd();
     const dir = tempDir(opts.name ?? "cluster");
     const nodes: ClusterNode[] = [];
@@ -42,7 +43,7 @@ export class TestCluster {
     }
     const args = ["--shards", String(opts.shards), "--replication-factor", String(opts.replicationFactor ?? 3), "--log-level", "warn", ...(opts.args ?? [])];
     const cluster = new TestCluster(etcd, nodes, args);
-    await Promise.all(nodes.map((n) => cluster.startNode(n.id)));
+    await Promise.all(nodes.slice(0, opts.initial ?? opts.nodes).map((n) => cluster.startNode(n.id)));
     await cluster.waitForLeaders();
     return cluster;
   }
