@@ -8,7 +8,9 @@
  * Several nodes: a worker given a dead URL and a live one; a worker following a cluster view that
  * names two real server processes as the leaders (the view is served by a small directory stub,
  * because a standalone server's own view names only itself), with the credit split, a node that
- * stops leading and one that comes back. Frame-level checks against scripted nodes: a report goes
+ * stops leading and one that comes back; and a real three-node cluster (etcd, three server
+ * processes): one Worker serves every shard, and follows a leader's kill -9 — its in-flight
+ * executions report through another node. Frame-level checks against scripted nodes: a report goes
  * on another connection after the delivering one closed, and unused credit at an idle node is
  * taken back for a busy one. Unit tests of the pure parts: the credit policy and the view parser.
  */
@@ -27,6 +29,8 @@ import { pickReclaim, planCredits, type CreditSlot } from "../src/client/credit-
 import { ExecutionAbortedError, NonRetryableError, Worker, type ExecutionContext, type WorkerOptions } from "../src/client/worker.js";
 import { httpBase, leaderTargets } from "../src/client/worker-support.js";
 import { request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
+import { TestCluster } from "./support/cluster.js";
+import { slotOf } from "../src/core/routing.js";
 
 let server: ServerProcess;
 let authServer: ServerProcess;
@@ -609,6 +613,91 @@ describe("Worker SDK against a scripted node (frame-level checks)", () => {
       await w.close({ graceful: false });
       await new Promise((r) => wss.close(r));
     }
+  });
+});
+
+describe("Worker SDK against a real three-node cluster", () => {
+  let cluster: TestCluster;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ nodes: 3, shards: 6, name: "worker-sdk-cluster" });
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  /** `n` idempotency keys whose executions live on the shard with `range`. */
+  function keysOnShard(prefix: string, range: [number, number], n: number): string[] {
+    const keys: string[] = [];
+    for (let i = 0; keys.length < n; i++) {
+      const slot = slotOf("default", `idempotency/${prefix}-${i}`);
+      if (slot >= range[0] && slot <= range[1]) keys.push(`${prefix}-${i}`);
+    }
+    return keys;
+  }
+
+  async function enqueueVia(base: string, body: Record<string, unknown>): Promise<string> {
+    const res = await request(base, "POST", "/v1/executions", body);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.id as string;
+  }
+
+  async function waitForStateVia(base: () => string, id: string, state: string, timeoutMs = 15_000) {
+    return waitFor(`${id} to be ${state}`, async () => {
+      const r = await request(base(), "GET", `/v1/executions/${encodeURIComponent(id)}`).catch(() => undefined);
+      return r?.status === 200 && r.body.state === state ? r.body : undefined;
+    }, timeoutMs);
+  }
+
+  const readyLeaders = (w: Worker) => w.connections.filter((c) => c.ready && !c.retiring).map((c) => c.nodeId).sort();
+
+  it("given one node's URL, connects to every shard leader and runs executions of every shard", async () => {
+    const view = await cluster.view();
+    const leaders = [...new Set(view.shards.map((s) => s.leader!))].sort();
+    const { lines, logger } = recordingLogger();
+    const w = newWorker({ url: cluster.nodes[0]!.base, queues: ["cluster-all"], concurrency: 6, clusterRefreshMs: 200, logger, handler: async (ctx) => ({ ran: ctx.id }) });
+    await w.start();
+    await waitFor("a connection to every leader", () => JSON.stringify(readyLeaders(w)) === JSON.stringify(leaders));
+    const ids = await Promise.all(
+      view.shards.flatMap((s, i) => keysOnShard(`all-${s.id}`, s.range, 4).map((key, k) => enqueueVia(cluster.nodes[(i + k) % 3]!.base, { queue: "cluster-all", idempotencyKey: key }))),
+    );
+    for (const id of ids) expect(await waitForStateVia(() => cluster.nodes[0]!.base, id, "succeeded")).toMatchObject({ attempt: 1, result: { ran: id } });
+    expect(lines.filter((l) => /credit|beyond/.test(l))).toEqual([]);
+  });
+
+  it("follows a shard leader's kill -9: its in-flight executions report through another node; the new leaders get connections", async () => {
+    const before = await cluster.view();
+    const victim = before.shards[0]!.leader!;
+    const survivor = cluster.nodes.find((n) => n.id !== victim)!;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const w = newWorker({
+      url: cluster.nodes.map((n) => n.base),
+      queues: ["cluster-failover"],
+      concurrency: 8,
+      clusterRefreshMs: 200,
+      handler: async (ctx) => {
+        if ((ctx.payload as { hold?: boolean } | null)?.hold) await gate;
+        return { ran: ctx.id, aborted: ctx.signal.aborted };
+      },
+    });
+    await w.start();
+    await waitFor("a connection to every leader", () => readyLeaders(w).length === new Set(before.shards.map((s) => s.leader)).size);
+    // Two executions on the victim's shard, running in this worker when their leader dies.
+    const held = await Promise.all(keysOnShard("held", before.shards[0]!.range, 2).map((key) => enqueueVia(survivor.base, { queue: "cluster-failover", idempotencyKey: key, payload: { hold: true } })));
+    for (const id of held) await waitForStateVia(() => survivor.base, id, "running");
+
+    await cluster.kill9(victim);
+    const after = await cluster.waitForLeaders(30_000, [victim]);
+    const newLeaders = [...new Set(after.shards.map((s) => s.leader!))].sort();
+    await waitFor("connections to the new leaders only", () => JSON.stringify(readyLeaders(w)) === JSON.stringify(newLeaders), 15_000);
+
+    release();
+    for (const id of held) expect(await waitForStateVia(() => survivor.base, id, "succeeded")).toMatchObject({ attempt: 1, result: { ran: id, aborted: false } });
+    // Every shard's work still flows.
+    const more = await Promise.all(after.shards.map((s) => enqueueVia(survivor.base, { queue: "cluster-failover", idempotencyKey: keysOnShard(`more-${s.id}`, s.range, 1)[0]! })));
+    for (const id of more) await waitForStateVia(() => survivor.base, id, "succeeded");
   });
 });
 
