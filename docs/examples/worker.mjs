@@ -7,20 +7,19 @@
 // the environment:
 //   CRONWHEEL_URLS         comma-separated node URLs (default http://127.0.0.1:7070)
 //   CRONWHEEL_QUEUES       comma-separated queues (default demo)
-//   CRONWHEEL_CONCURRENCY  most handlers running at once, per node connection (default 4)
+//   CRONWHEEL_CONCURRENCY  most handlers running at once (default 4)
 //   CRONWHEEL_TOKEN        bearer token with role worker, when the nodes have a token file
 //
-// One Worker connects to one node, so this script starts one per URL: each node hands out the
-// work of the shards it leads. (An application would import from the package, "cronwheel";
-// this file sits in the repository and imports the build output.)
+// One Worker learns the shard leaders from any node it can reach (the URLs are tried in turn) and
+// keeps a connection to each: every node hands out the work of the shards it leads. (An
+// application would import from the package, "cronwheel"; this file sits in the repository and
+// imports the build output.)
 import { NonRetryableError, Worker } from "../../dist/src/client/index.js";
 
 const urls = list(process.env.CRONWHEEL_URLS ?? "http://127.0.0.1:7070");
 const queues = list(process.env.CRONWHEEL_QUEUES ?? "demo");
 const concurrency = Number(process.env.CRONWHEEL_CONCURRENCY ?? 4);
 const token = process.env.CRONWHEEL_TOKEN || undefined;
-/** Below docker compose's stop_grace_period (30 s), so a drain ends before SIGKILL. */
-const DRAIN_TIMEOUT_MS = 20_000;
 
 const logger = {
   info: (o, m) => log("info", o, m),
@@ -41,42 +40,25 @@ async function handler(ctx) {
   return { handledAt: new Date().toISOString() };
 }
 
-const workers = urls.map(
-  (url) =>
-    new Worker({
-      url,
-      token,
-      queues,
-      concurrency,
-      prefetch: 0,
-      handler,
-      reconnect: { initialMs: 200, maxMs: 5_000 },
-      shutdownSignals: false, // handled below: one drain for all the connections
-      logger,
-    }),
-);
+const worker = new Worker({
+  url: urls,
+  token,
+  queues,
+  concurrency,
+  prefetch: 0,
+  handler,
+  reconnect: { initialMs: 200, maxMs: 5_000 },
+  logger,
+});
 
-for (const [i, worker] of workers.entries()) {
-  worker.on("connected", ({ nodeId }) => log("info", { url: urls[i], nodeId }, "connected"));
-  worker.on("reconnecting", ({ attempt, delayMs }) => log("warn", { url: urls[i], attempt, delayMs }, "reconnecting"));
-  worker.on("completed", ({ id, outcome }) => log("info", { id, outcome }, "completed"));
-  worker.on("error", (error) => log("error", { url: urls[i], err: String(error) }, "worker error"));
-}
+worker.on("connected", ({ nodeId, url }) => log("info", { url, nodeId }, "connected"));
+worker.on("reconnecting", ({ attempt, delayMs }) => log("warn", { attempt, delayMs }, "reconnecting"));
+worker.on("completed", ({ id, outcome }) => log("info", { id, outcome }, "completed"));
+worker.on("error", (error) => log("error", { err: String(error) }, "worker error"));
+// SIGTERM (docker compose stop) drains: finish what is in hand, then leave.
+worker.on("closed", () => process.exit(0));
 
-let stopping = false;
-for (const signal of ["SIGTERM", "SIGINT"]) {
-  process.on(signal, () => {
-    if (stopping) {
-      for (const worker of workers) void worker.close({ graceful: false });
-      return;
-    }
-    stopping = true;
-    log("info", { signal }, "draining: finishing the executions in hand (again to force)");
-    Promise.all(workers.map((worker) => worker.close({ timeoutMs: DRAIN_TIMEOUT_MS }))).then(() => process.exit(0));
-  });
-}
-
-await Promise.all(workers.map((worker) => worker.start()));
+await worker.start();
 log("info", { urls, queues, concurrency }, "worker ready");
 
 function list(value) {

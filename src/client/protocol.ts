@@ -3,8 +3,8 @@
  * Every frame is one msgpack-encoded ARRAY of messages (a batch; often of one). Messages are
  * objects with a `t` field. Both sides ignore unknown fields. docs/workers.md has the frames.
  *
- * This is the SDK's own copy of the wire shapes, so the SDK carries no server code; the server's
- * definition is src/gateway/protocol.ts, and test/worker-sdk.test.ts checks that the two agree.
+ * The one definition of the wire shapes: the SDK carries no server code, and the server's
+ * gateway (src/gateway/protocol.ts) uses these.
  *
  * Worker → node                      Node → worker
  *   hello   (first message)            welcome (answer to hello)
@@ -39,6 +39,8 @@ export interface CreditMessage {
 export interface ReportBase {
   id: string;
   fence: number;
+  /** The execution's tenant as `assign` gave it (all-tenant workers only): any node can route the report. */
+  tenant?: string;
 }
 
 export interface StartedMessage extends ReportBase {
@@ -102,6 +104,8 @@ export interface AssignMessage {
   jobId?: string;
   /** For a job's fire: the result of the job's previous succeeded execution, if still known. */
   previousResult?: unknown;
+  /** The execution's tenant, to workers that serve every tenant (an admin token); reports echo it. */
+  tenant?: string;
 }
 
 export interface AckMessage {

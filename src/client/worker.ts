@@ -105,6 +105,7 @@ import {
   type SucceededMessage,
   type WelcomeMessage,
   type WorkerMessage,
+  type ReportBase,
 } from "./protocol.js";
 import { CronwheelApiError, isErrorCode } from "./errors.js";
 import { HttpTransport } from "./http-transport.js";
@@ -869,7 +870,7 @@ export class Worker extends EventEmitter {
     if (this.running + this.waiting.length >= this.opts.concurrency + this.opts.prefetch) {
       // The node gave more than the credit: refuse without running it (it is retried).
       this.log.error({ id: m.id, inFlight: this.running, url: c.url }, "assign beyond concurrency refused");
-      const refusal: FailedMessage = { t: "failed", id: m.id, fence: m.fence, error: { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, retryable: true };
+      const refusal: FailedMessage = { t: "failed", ...reportRef(m), error: { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, retryable: true };
       const on = c.ready ? c : [...this.allConns()].find((o) => o.ready);
       on?.outbox.push(refusal);
       this.scheduleTurn();
@@ -904,8 +905,8 @@ export class Worker extends EventEmitter {
     Promise.resolve()
       .then(() => handler(x.ctx))
       .then(
-        (result) => this.onHandlerDone(x, { t: "succeeded", id: m.id, fence: m.fence, ...(result === undefined ? {} : { result }) }),
-        (error: unknown) => this.onHandlerDone(x, { t: "failed", id: m.id, fence: m.fence, error: serializeError(error), retryable: !(error instanceof NonRetryableError) }),
+        (result) => this.onHandlerDone(x, { t: "succeeded", ...reportRef(m), ...(result === undefined ? {} : { result }) }),
+        (error: unknown) => this.onHandlerDone(x, { t: "failed", ...reportRef(m), error: serializeError(error), retryable: !(error instanceof NonRetryableError) }),
       );
   }
 
@@ -1072,7 +1073,7 @@ export class Worker extends EventEmitter {
       if (progress) x.queuedHeartbeat.message.progress = progress.value;
       return;
     }
-    const message: HeartbeatMessage = { t: "heartbeat", id: x.assign.id, fence: x.assign.fence, ...(progress ? { progress: progress.value } : {}) };
+    const message: HeartbeatMessage = { t: "heartbeat", ...reportRef(x.assign), ...(progress ? { progress: progress.value } : {}) };
     const entry: SentHeartbeat = { sentAt: now, waiters };
     x.heartbeatsSent.push(entry);
     if (x.heartbeatsSent.length > HEARTBEATS_UNACKED_MAX) {
@@ -1300,7 +1301,12 @@ export class Worker extends EventEmitter {
 }
 
 function started(x: Exec): StartedMessage {
-  return { t: "started", id: x.assign.id, fence: x.assign.fence };
+  return { t: "started", ...reportRef(x.assign) };
+}
+
+/** What identifies a report: the execution, its fence, and for an all-tenant worker its tenant. */
+function reportRef(m: AssignMessage): ReportBase {
+  return m.tenant === undefined ? { id: m.id, fence: m.fence } : { id: m.id, fence: m.fence, tenant: m.tenant };
 }
 
 /**
@@ -1311,10 +1317,14 @@ function jsonReport(report: SucceededMessage | FailedMessage): SucceededMessage 
   if (report.t === "failed" || report.result === undefined) return report;
   try {
     const result = toJsonValue(report.result);
-    return { t: "succeeded", id: report.id, fence: report.fence, ...(result === undefined ? {} : { result }) };
+    return { t: "succeeded", ...reportRefOf(report), ...(result === undefined ? {} : { result }) };
   } catch (error) {
-    return { t: "failed", id: report.id, fence: report.fence, error: { name: "ResultNotSerializable", message: `the handler's result is not JSON: ${(error as Error).message}` }, retryable: false };
+    return { t: "failed", ...reportRefOf(report), error: { name: "ResultNotSerializable", message: `the handler's result is not JSON: ${(error as Error).message}` }, retryable: false };
   }
+}
+
+function reportRefOf(r: ReportBase): ReportBase {
+  return r.tenant === undefined ? { id: r.id, fence: r.fence } : { id: r.id, fence: r.fence, tenant: r.tenant };
 }
 
 function defaultWorkerId(): string {

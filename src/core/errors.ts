@@ -3,20 +3,10 @@
  * contract's (API.md): each maps to one HTTP status at the edge, in `src/api/http-errors.ts`.
  */
 
-/** The contract's error codes (API.md); the SDK shares this list. */
-export const ERROR_CODES = [
-  "invalid_argument",
-  "unauthenticated",
-  "permission_denied",
-  "not_found",
-  "conflict",
-  "payload_too_large",
-  "resource_exhausted",
-  "unavailable",
-  "internal",
-] as const;
+import { ERROR_CODES, type ErrorCode } from "../client/errors.js";
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
+/** The contract's error codes (API.md): one list, defined in the SDK (which carries no server code). */
+export { ERROR_CODES, type ErrorCode };
 
 export class CronwheelError extends Error {
   readonly code: ErrorCode;

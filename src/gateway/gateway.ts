@@ -204,7 +204,8 @@ export class WorkerGateway {
 
   private onReport(conn: Connection, m: ReportMessage): void {
     if (typeof m.id !== "string" || !Number.isSafeInteger(m.fence)) throw bad(`${m.t} needs an execution id and a fence`);
-    const tenant = conn.tenant ?? this.assignedTenant.get(m.id);
+    // An all-tenant worker names the tenant (from its assign): this node may not have assigned it.
+    const tenant = conn.tenant ?? this.assignedTenant.get(m.id) ?? (typeof m.tenant === "string" ? m.tenant : undefined);
     let shard: number;
     try {
       if (tenant === undefined) throw new CronwheelError("not_found", "unknown execution");
@@ -411,6 +412,7 @@ export class WorkerGateway {
       leaseDeadline: e.leaseDeadline,
       timeoutAt: e.attemptDeadline,
       ...(e.jobId !== null ? { jobId: e.jobId } : {}),
+      ...(conn.tenant === null ? { tenant: e.tenant } : {}),
     };
     const previous = e.jobId !== null ? shard.state.getJob(e.tenant, e.jobId)?.lastResult : undefined;
     if (previous !== undefined) message.previousResult = previous;
