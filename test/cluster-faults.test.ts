@@ -4,8 +4,7 @@
  * etcd stops serving before another leader starts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { slotOf } from "../src/core/routing.js";
-import { TestCluster } from "./support/cluster.js";
+import { jobIdOnShard, TestCluster } from "./support/cluster.js";
 import { request } from "./support/server-process.js";
 
 let cluster: TestCluster;
@@ -18,14 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-
-function jobIdOnShard(prefix: string, range: [number, number]): string {
-  for (let i = 0; ; i++) {
-    const id = `${prefix}-${i}`;
-    const slot = slotOf("default", id);
-    if (slot >= range[0] && slot <= range[1]) return id;
-  }
-}
 
 async function putJobs(via: string, prefix: string, count: number): Promise<void> {
   for (let i = 0; i < count; i += 50) {

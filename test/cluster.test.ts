@@ -3,9 +3,8 @@
  * a shard leader during a burst of writes, and what must survive it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { TestCluster } from "./support/cluster.js";
+import { jobIdOnShard, TestCluster } from "./support/cluster.js";
 import { request } from "./support/server-process.js";
-import { slotOf } from "../src/core/routing.js";
 
 let cluster: TestCluster;
 
@@ -43,15 +42,6 @@ describe("a three-node cluster", () => {
     expect(ids).toHaveLength(30);
   });
 });
-
-/** A job id that routes to the shard with `range`. */
-function jobIdOnShard(prefix: string, range: [number, number]): string {
-  for (let i = 0; ; i++) {
-    const id = `${prefix}-${i}`;
-    const slot = slotOf("default", id);
-    if (slot >= range[0] && slot <= range[1]) return id;
-  }
-}
 
 describe("kill -9 of a shard leader during a burst of job creations", () => {
   test("a new leader serves within 3 s; no acknowledged job is lost; fires continue; no execution twice", async () => {

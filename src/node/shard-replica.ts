@@ -426,11 +426,8 @@ export class ShardReplica {
    */
   storeEntries(epoch: number, prevIndex: number, prevEpoch: number, entries: LogEntry[], leaderCommit: number): Promise<StoreResult> {
     return this.inLogTurn(async () => {
-      if (this.failure) throw unavailable(this.failure);
-      if (epoch < this.promised) return { ok: false, reason: "stale", promised: this.promised };
-      await this.promise(epoch);
-      this.follow(epoch);
-      this.lastLeaderContact = performance.now();
+      const refused = await this.acceptLeader(epoch);
+      if (refused) return refused;
       // Everything applied is committed, hence on the leader's log too: skip it.
       let from = 0;
       while (from < entries.length && entries[from]!.index <= this.appliedIndex) from++;
@@ -460,14 +457,21 @@ export class ShardReplica {
     });
   }
 
+  /** A leader of `epoch` speaks: refuse it if a newer epoch was promised, else follow it. */
+  private async acceptLeader(epoch: number): Promise<StoreResult | null> {
+    if (this.failure) throw unavailable(this.failure);
+    if (epoch < this.promised) return { ok: false, reason: "stale", promised: this.promised };
+    await this.promise(epoch);
+    this.follow(epoch);
+    this.lastLeaderContact = performance.now();
+    return null;
+  }
+
   /** Replace state and log with a snapshot from the leader (the follower is behind its log). */
   installSnapshot(epoch: number, snapshot: TransferSnapshot): Promise<StoreResult> {
     return this.inLogTurn(async () => {
-      if (this.failure) throw unavailable(this.failure);
-      if (epoch < this.promised) return { ok: false, reason: "stale", promised: this.promised };
-      await this.promise(epoch);
-      this.follow(epoch);
-      this.lastLeaderContact = performance.now();
+      const refused = await this.acceptLeader(epoch);
+      if (refused) return refused;
       if (snapshot.index <= this.appliedIndex) return { ok: true, matched: this.appliedIndex };
       const state = ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state), this.opts.limits, NO_OBSERVER);
       // If this log holds the snapshot's entry, the WAL keeps what follows it, and so do we.

@@ -4,6 +4,7 @@
  * paused and restarted with their data.
  */
 import path from "node:path";
+import { slotOf } from "../../src/core/routing.js";
 import { freePort, startEtcd, type EtcdProcess } from "./etcd.js";
 import { TcpProxy } from "./tcp-proxy.js";
 import { launchServer, request, tempDir, type ServerProcess } from "./server-process.js";
@@ -102,5 +103,14 @@ export class TestCluster {
     await Promise.all(this.nodes.map((n) => n.process?.stop()));
     await Promise.all(this.nodes.map((n) => n.etcdProxy.close()));
     await this.etcd.stop();
+  }
+}
+
+/** A job id (tenant "default") that routes to the shard with `range`. */
+export function jobIdOnShard(prefix: string, range: [number, number]): string {
+  for (let i = 0; ; i++) {
+    const id = `${prefix}-${i}`;
+    const slot = slotOf("default", id);
+    if (slot >= range[0] && slot <= range[1]) return id;
   }
 }
