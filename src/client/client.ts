@@ -1,6 +1,6 @@
 /**
  * The HTTP half of Cronwheel's TypeScript SDK: a typed client for the `/v1` API (jobs, executions,
- * dead letters, cluster) and the health endpoints. It uses Node 20's global `fetch`; no dependency.
+ * dead letters, cluster and its admin operations) and the health endpoints. It uses Node 20's global `fetch`; no dependency.
  *
  *   const client = new Client({ url: "http://127.0.0.1:7070", token: process.env.CRONWHEEL_TOKEN });
  *   const { job, created } = await client.putJob("nightly-report", { queue: "reports", cron: "0 3 * * *" });
@@ -18,9 +18,11 @@
  *      answer at all (connection error or timeout); and
  *   2. the request is idempotent: GET, PUT, DELETE; `pauseJob`/`resumeJob` (the server documents
  *      them as idempotent); and a POST that carries an idempotency key (`triggerJob` and `enqueue`
- *      with `idempotencyKey`, `enqueueBatch` when every item has one).
+ *      with `idempotencyKey`, `enqueueBatch` when every item has one); the admin dry runs
+ *      `planRebalance` and `planDrain`.
  * Everything else is sent once: `triggerJob`/`enqueue`/`enqueueBatch` without keys,
- * `cancelExecution`, `replayExecution`, `backfillJob`. A retry could otherwise run the work twice.
+ * `cancelExecution`, `replayExecution`, `backfillJob`, and the admin steps (`moveShard`,
+ * `transferLeader`, `rebalance`, `drainNode`). A retry could otherwise run the work twice.
  * `retry.attempts` (default 3) counts all attempts, the first included. Between attempts the client
  * waits the server's `Retry-After` when it sent one, else an exponential backoff with jitter
  * (`baseDelayMs` · 2^(n-1), halved-to-full random), both capped at `retry.maxDelayMs`. The error
@@ -73,6 +75,10 @@ import type {
   PutJobOptions,
   PutJobResult,
   Readiness,
+  RebalancePlan,
+  RebalanceRun,
+  RebalanceStep,
+  RebalanceStepResult,
   TimeInput,
   TriggerOptions,
 } from "./types.js";
@@ -349,6 +355,46 @@ export class Client {
     return (await this.request<ClusterView>({ method: "GET", path: "/v1/cluster", idempotent: true })).body;
   }
 
+  // Admin operations (cluster mode; the admin role when auth is on; a standalone node answers
+  // `invalid_argument`). A step blocks until it is done — seconds, longer while a big shard's new
+  // replica catches up — so give the client a `timeoutMs` to match. Steps are sent once (a retry
+  // of a move that did happen fails); dry runs change nothing and may be retried.
+
+  /** `POST /v1/cluster/shards/{id}/move`: one replica of `shard` from node `from` to node `to`. */
+  async moveShard(shard: number, from: string, to: string): Promise<RebalanceStepResult> {
+    return (await this.request<RebalanceStepResult>({ method: "POST", path: `${shardPath(shard)}/move`, body: { from, to }, idempotent: false })).body;
+  }
+
+  /** `POST /v1/cluster/shards/{id}/leader`: `to` (which holds a replica) becomes the shard's leader. */
+  async transferLeader(shard: number, to: string): Promise<RebalanceStepResult> {
+    return (await this.request<RebalanceStepResult>({ method: "POST", path: `${shardPath(shard)}/leader`, body: { node: to }, idempotent: false })).body;
+  }
+
+  /** One step of a plan, through `moveShard` or `transferLeader`. */
+  runStep(step: RebalanceStep): Promise<RebalanceStepResult> {
+    return step.kind === "move" ? this.moveShard(step.shard, step.from, step.to) : this.transferLeader(step.shard, step.to);
+  }
+
+  /** `POST /v1/cluster/rebalance?dryRun=true`: the steps that would spread replicas and leaders evenly. */
+  async planRebalance(): Promise<RebalancePlan> {
+    return (await this.request<RebalancePlan>({ method: "POST", path: "/v1/cluster/rebalance", query: { dryRun: "true" }, idempotent: true })).body;
+  }
+
+  /** `POST /v1/cluster/rebalance`: plans and runs every step, then answers. */
+  async rebalance(): Promise<RebalanceRun> {
+    return (await this.request<RebalanceRun>({ method: "POST", path: "/v1/cluster/rebalance", idempotent: false })).body;
+  }
+
+  /** `POST /v1/cluster/nodes/{id}/drain?dryRun=true`: the moves that would take every replica off `node`. */
+  async planDrain(node: string): Promise<RebalancePlan> {
+    return (await this.request<RebalancePlan>({ method: "POST", path: `${nodePath(node)}/drain`, query: { dryRun: "true" }, idempotent: true })).body;
+  }
+
+  /** `POST /v1/cluster/nodes/{id}/drain`: marks `node` drained (rebalances leave it out), then runs its plan. */
+  async drainNode(node: string): Promise<RebalanceRun> {
+    return (await this.request<RebalanceRun>({ method: "POST", path: `${nodePath(node)}/drain`, idempotent: false })).body;
+  }
+
   /** `GET /healthz`: `{ status: "ok" }` while the process is alive. */
   async health(): Promise<Health> {
     return (await this.request<Health>({ method: "GET", path: "/healthz", idempotent: true })).body;
@@ -462,6 +508,15 @@ function jobPath(id: string): string {
 
 function executionPath(id: string): string {
   return `/v1/executions/${encodeURIComponent(id)}`;
+}
+
+function shardPath(shard: number): string {
+  if (!Number.isSafeInteger(shard) || shard < 0) throw new CronwheelApiError("invalid_argument", `shard: expected a shard number, got ${shard}`, { details: { field: "shard" } });
+  return `/v1/cluster/shards/${shard}`;
+}
+
+function nodePath(node: string): string {
+  return `/v1/cluster/nodes/${encodeURIComponent(node)}`;
 }
 
 /** The cursor for the next page; a server that hands back the same cursor would loop forever. */

@@ -313,19 +313,51 @@ export interface ClusterNode {
   state: string;
 }
 
+/**
+ * A shard as ONE node sees it: each node answers `GET /v1/cluster` with its own view, so
+ * `commitIndex` is that node's replica's (null when it holds none) and `followers` is present only
+ * on the node that leads the shard.
+ */
 export interface ClusterShard {
   id: number;
   /** Inclusive routing slot range `[lo, hi]`. */
   range: [number, number];
+  /** Node ids holding a replica; the first is the preferred leader. */
   replicas: string[];
+  /** null while the shard has no leader. */
   leader: string | null;
-  epoch: number;
-  commitIndex: number;
+  /** The leader's epoch; null while there is no leader. */
+  epoch: number | null;
+  /** The answering node's replica's commit index; null when it holds no replica of the shard. */
+  commitIndex: number | null;
+  /** On the leader's own view only: each follower's match index (its lag is `commitIndex - match`). */
+  followers?: Record<string, number>;
 }
 
 export interface ClusterView {
   nodes: ClusterNode[];
   shards: ClusterShard[];
+}
+
+/** One admin change: a replica moved from one node to another, or a shard's leadership handed over. */
+export type RebalanceStep = { kind: "move"; shard: number; from: string; to: string } | { kind: "leader"; shard: number; to: string };
+
+/** A step done: how long it took and the epoch of the shard's leader afterwards. */
+export interface RebalanceStepResult {
+  step: RebalanceStep;
+  ms: number;
+  epoch: number;
+}
+
+/** The answer of a dry run (`?dryRun=true`): the steps that would run, in order. */
+export interface RebalancePlan {
+  steps: RebalanceStep[];
+}
+
+/** The answer of a run: the steps and one result per step, in order. */
+export interface RebalanceRun {
+  steps: RebalanceStep[];
+  results: RebalanceStepResult[];
 }
 
 export interface Health {
