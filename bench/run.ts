@@ -1,9 +1,11 @@
 /**
  * `npm run bench [-- scenario …]`: runs the benchmark scenarios and prints one JSON document with
- * the machine it ran on. Scenarios: wal, wheel, jobs (1M jobs: heap and restart), lateness.
+ * the machine it ran on. Scenarios: wal, wheel, jobs (1M jobs: heap and restart), lateness, the
+ * Cronwheel-vs-BullMQ workloads (vs-*), and the three-node cluster (cluster-*).
  * Record the figures in bench/RESULTS.md, misses included.
  */
 import os from "node:os";
+import { clusterFailover, clusterLateness, clusterThroughput } from "./cluster-bench.js";
 import { bullmqHerd, bullmqLatency, bullmqRepeat, bullmqThroughput } from "./bullmq-bench.js";
 import { cronwheelHerd, cronwheelLatency, cronwheelRepeat, cronwheelThroughput } from "./cronwheel-bench.js";
 import { runJobsAndRestartBench, runLatenessBench } from "./node-bench.js";
@@ -37,6 +39,10 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
     versus(bullmqHerd, async () => ({ prefetch0: await cronwheelHerd(), prefetch300: await cronwheelHerd({ prefetch: 300 }) }), (b, c) =>
       Math.min(num(c.prefetch0 as Figures, "lastStartedAfterDueSec"), num(c.prefetch300 as Figures, "lastStartedAfterDueSec")) / num(b, "lastStartedAfterDueSec"),
     ),
+  // A three-node cluster, replication factor 3, on this one machine (issue 4).
+  "cluster-throughput": () => clusterThroughput(),
+  "cluster-lateness": () => clusterLateness(),
+  "cluster-failover": () => clusterFailover({ rounds: Number(process.env.BENCH_FAILOVER_ROUNDS ?? 20) }),
   "vs-repeat": () => versus(bullmqRepeat, cronwheelRepeat, (b, c) => num(c, "latenessMsP99") / num(b, "latenessMsP99")),
 };
 

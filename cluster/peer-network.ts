@@ -69,7 +69,8 @@ export class PeerNetwork {
       message: (ws, data) => {
         let frame: unknown[];
         try {
-          frame = packr.unpack(Buffer.from(data)) as unknown[];
+          // Copied: uWS reuses `data` after this callback, and the request is served asynchronously.
+          frame = packr.unpack(Buffer.from(new Uint8Array(data))) as unknown[];
         } catch {
           ws.end(1008, "malformed peer frame");
           return;

@@ -17,6 +17,7 @@
  * against the replica's promised epoch.
  */
 import { performance } from "node:perf_hooks";
+import { Packr } from "msgpackr";
 import type { Logger } from "pino";
 import { WalError, type LogEntry } from "../wal/index.js";
 import type { ShardReplica, StoreResult, TransferSnapshot } from "../src/node/shard-replica.js";
@@ -26,8 +27,11 @@ import { CLUSTER_TIMING, withDeadline } from "./timing.js";
 /** Entries per append: bounds a frame (records are at most ~256 KiB). */
 const APPEND_BATCH_MAX = 1024;
 
+/** An entry on the wire: index, epoch and the record's bytes as its frame holds them (no re-encoding). */
+export type WireEntry = [index: number, epoch: number, bytes: Uint8Array];
+
 export type ReplicationRequest =
-  | { t: "append"; shard: number; epoch: number; prevIndex: number; prevEpoch: number; entries: LogEntry[]; commit: number }
+  | { t: "append"; shard: number; epoch: number; prevIndex: number; prevEpoch: number; entries: WireEntry[]; commit: number }
   | { t: "snapshot"; shard: number; epoch: number; snapshot: TransferSnapshot }
   | { t: "prepare"; shard: number; epoch: number }
   | { t: "fetch"; shard: number; epoch: number; from: number; max: number };
@@ -40,7 +44,7 @@ export interface PrepareReply {
 }
 
 export type FetchReply =
-  | { kind: "entries"; prevIndex: number; prevEpoch: number; entries: LogEntry[] }
+  | { kind: "entries"; prevIndex: number; prevEpoch: number; entries: WireEntry[] }
   | { kind: "snapshot"; snapshot: TransferSnapshot }
   | { kind: "stale"; promised: number };
 
@@ -49,7 +53,7 @@ export async function handleReplication(replica: ShardReplica | undefined, req: 
   if (!replica) throw new Error(`no replica of shard ${req.shard} here`);
   switch (req.t) {
     case "append":
-      return replica.storeEntries(req.epoch, req.prevIndex, req.prevEpoch, req.entries, req.commit);
+      return replica.storeEntries(req.epoch, req.prevIndex, req.prevEpoch, fromWire(req.entries), req.commit);
     case "snapshot":
       return replica.installSnapshot(req.epoch, req.snapshot);
     case "prepare": {
@@ -74,12 +78,24 @@ async function fetchFrom(replica: ShardReplica, from: number, max: number): Prom
   const prevEpoch = log.epochAt(from - 1);
   if (from < log.firstIndex || prevEpoch === undefined) return { kind: "snapshot", snapshot: await replica.transferSnapshot() };
   try {
-    const entries = await log.readFrom(from, Math.min(max, APPEND_BATCH_MAX));
-    return { kind: "entries", prevIndex: from - 1, prevEpoch, entries };
+    const entries = await log.readFrom(from, Math.min(max, APPEND_BATCH_MAX), { raw: true });
+    return { kind: "entries", prevIndex: from - 1, prevEpoch, entries: toWire(entries) };
   } catch (error) {
     if (error instanceof WalError && error.code === "WAL_COMPACTED") return { kind: "snapshot", snapshot: await replica.transferSnapshot() };
     throw error;
   }
+}
+
+/** Records decode with their binary fields copied: the frame they arrived in is not kept. */
+const recordPackr = new Packr({ useRecords: false, copyBuffers: true });
+
+function toWire(entries: LogEntry[]): WireEntry[] {
+  return entries.map((e) => [e.index, e.epoch, e.bytes ?? recordPackr.pack(e.record)]);
+}
+
+/** Entries as the follower stores them: bytes for its log, the decoded record to apply. */
+function fromWire(entries: WireEntry[]): LogEntry[] {
+  return entries.map(([index, epoch, bytes]) => ({ index, epoch, bytes, record: recordPackr.unpack(bytes) }));
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -202,7 +218,7 @@ export class Replicator {
     let entries: LogEntry[] | null = null;
     if (prevEpoch !== undefined && p.next >= log.firstIndex) {
       try {
-        entries = heartbeat && p.next > log.appendedIndex ? [] : await log.readFrom(p.next, APPEND_BATCH_MAX);
+        entries = heartbeat && p.next > log.appendedIndex ? [] : await log.readFrom(p.next, APPEND_BATCH_MAX, { raw: true });
       } catch (error) {
         if (!(error instanceof WalError && error.code === "WAL_COMPACTED")) throw error;
       }
@@ -212,7 +228,7 @@ export class Replicator {
       this.logger.info({ shard, follower: id, index: snapshot.index }, "sending a snapshot to a follower behind the log");
       return this.peers.request<StoreResult>(id, { t: "snapshot", shard, epoch: this.epoch, snapshot } satisfies ReplicationRequest, CLUSTER_TIMING.snapshotTimeoutMs);
     }
-    const req: ReplicationRequest = { t: "append", shard, epoch: this.epoch, prevIndex, prevEpoch, entries, commit: this.replica.commitIndex };
+    const req: ReplicationRequest = { t: "append", shard, epoch: this.epoch, prevIndex, prevEpoch, entries: toWire(entries), commit: this.replica.commitIndex };
     return this.peers.request<StoreResult>(id, req, CLUSTER_TIMING.appendTimeoutMs);
   }
 }
@@ -276,7 +292,7 @@ async function adoptLog(replica: ShardReplica, from: string, lastIndex: number, 
     if (reply.kind === "snapshot") stored = await replica.installSnapshot(epoch, reply.snapshot);
     else {
       if (reply.entries.length === 0) throw new Error(`${from} has no entries from ${next} though it reported ${lastIndex}`);
-      stored = await replica.storeEntries(epoch, reply.prevIndex, reply.prevEpoch, reply.entries, 0);
+      stored = await replica.storeEntries(epoch, reply.prevIndex, reply.prevEpoch, fromWire(reply.entries), 0);
     }
     if (!stored.ok) throw new Error(`adopting the log of ${from} failed at ${next}: ${stored.reason}`);
     next = stored.matched + 1;

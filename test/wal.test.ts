@@ -1,3 +1,4 @@
+import { Packr } from "msgpackr";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -285,6 +286,26 @@ describe("Wal snapshots", () => {
 });
 
 describe("Wal truncateSuffix and readFrom", () => {
+  it("raw reads give each record's encoded bytes, from memory and from disk, and a follower stores them as they are", async () => {
+    const { wal } = await openWal(tmpDir(), { segmentBytesMax: 2048 });
+    wal.append(3, Array.from({ length: 40 }, (_, i) => rec(i + 1)));
+    const fromMemory = await wal.readFrom(1, 40, { raw: true });
+    await wal.flush();
+    const fromDisk = await wal.readFrom(1, 40, { raw: true });
+    const packr = new Packr({ useRecords: false });
+    for (const entries of [fromMemory, fromDisk]) {
+      expect(entries.map((e) => [e.index, e.epoch])).toEqual(Array.from({ length: 40 }, (_, i) => [i + 1, 3]));
+      expect(entries.map((e) => packr.unpack(e.bytes!))).toEqual(Array.from({ length: 40 }, (_, i) => rec(i + 1)));
+    }
+    // A follower appends the bytes (the record object is only for applying) and reads back the same.
+    const follower = (await openWal(tmpDir())).wal;
+    follower.appendEntries(fromDisk.map((e) => ({ ...e, record: undefined })));
+    await follower.flush();
+    expect((await follower.readFrom(1, 40)).map((e) => e.record)).toEqual(Array.from({ length: 40 }, (_, i) => rec(i + 1)));
+    await wal.close();
+    await follower.close();
+  });
+
   it("drops a durable suffix and continues with new entries", async () => {
     const dir = tmpDir();
     const { wal } = await openWal(dir, { segmentBytesMax: 2048 });

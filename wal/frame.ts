@@ -28,6 +28,11 @@ export interface LogEntry {
   index: number;
   epoch: number;
   record: unknown;
+  /**
+   * The record as encoded in its frame (msgpack): set on entries read with `raw` and on those
+   * still in memory, so replication ships bytes instead of re-encoding objects.
+   */
+  bytes?: Uint8Array;
 }
 
 /** Bytes msgpack uses for a non-negative safe integer. */
@@ -145,6 +150,25 @@ export function parseFrameAt(buf: Buffer, off: number, packr: Packr, skipRecords
     return { ok: false, torn: false, reason: "body has a bad index or epoch" };
   }
   return { ok: true, end, entry: { index, epoch, record } };
+}
+
+/**
+ * The frame at `off` without decoding its record: index, epoch and the record's bytes (a view of
+ * `buf`). For shipping entries to another replica, which stores the bytes as they are.
+ */
+export function parseFrameRaw(buf: Buffer, off: number): FrameParse {
+  if (buf.length - off < FRAME_HEADER_BYTES) return { ok: false, torn: true, reason: "partial frame header" };
+  const bodyBytes = buf.readUInt32LE(off);
+  const bodyStart = off + FRAME_HEADER_BYTES;
+  const end = bodyStart + bodyBytes;
+  if (bodyBytes < FRAME_BODY_BYTES_MIN || bodyBytes > FRAME_BODY_BYTES_MAX || end > buf.length) {
+    return { ok: false, torn: true, reason: `bad frame length ${bodyBytes}` };
+  }
+  if (crc32c(buf, bodyStart, end) !== buf.readUInt32LE(off + 4)) return { ok: false, torn: true, reason: "checksum mismatch" };
+  const index = buf[bodyStart] === BODY_ARRAY3 ? readUint(buf, bodyStart + 1, end) : null;
+  const epoch = index && readUint(buf, index[1], end);
+  if (!index || !epoch || index[0] < 1) return { ok: false, torn: false, reason: "body does not start with [index, epoch" };
+  return { ok: true, end, entry: { index: index[0], epoch: epoch[0], record: undefined, bytes: buf.subarray(epoch[1], end) } };
 }
 
 /**

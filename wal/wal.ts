@@ -50,7 +50,7 @@ import { performance } from "node:perf_hooks";
 import { Packr } from "msgpackr";
 import { WalCorruptionError, WalError, walAssert } from "./errors.js";
 import { ensureDirDurable, fsyncDir, readRange, segmentFileName, snapshotFileName, writeAll } from "./files.js";
-import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, frameBytesFor, isLogPosition, type LogEntry, parseFrameAt, writeFrame } from "./frame.js";
+import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, frameBytesFor, isLogPosition, type LogEntry, parseFrameAt, parseFrameRaw, writeFrame } from "./frame.js";
 import { type EpochRun, type RecoveredLog, type RecoveryReport, recoverLog, type WalLogger } from "./recovery.js";
 import { encodeSnapshot, type EncodedSnapshot, type Snapshot, writeSnapshotFile } from "./snapshot.js";
 
@@ -383,7 +383,7 @@ export class Wal {
     const firstIndex = this._appendedIndex + 1;
     const seq = ++this.opSeq;
     try {
-      for (const e of entries) this.appendOne(e.index, e.epoch, e.record, seq);
+      for (const e of entries) this.appendOne(e.index, e.epoch, e.record, seq, e.bytes);
     } catch (err) {
       this.rollBackAppend(firstIndex, err);
     }
@@ -391,8 +391,8 @@ export class Wal {
     this.checkPositions();
   }
 
-  private appendOne(index: number, epoch: number, record: unknown, seq: number): void {
-    const encoded = this.packr.pack(record);
+  /** `encoded`: the record's bytes when they are at hand (a follower storing what it was sent). */
+  private appendOne(index: number, epoch: number, record: unknown, seq: number, encoded: Uint8Array = this.packr.pack(record)): void {
     const frameBytes = frameBytesFor(index, epoch, encoded.length);
     if (frameBytes - FRAME_HEADER_BYTES > FRAME_BODY_BYTES_MAX) {
       throw badArgument(`record at index ${index} encodes to ${encoded.length} bytes, over ${FRAME_BODY_BYTES_MAX}`);
@@ -407,7 +407,7 @@ export class Wal {
     this.pendingBytes += frameBytes;
     const lastRun = this.epochRuns[this.epochRuns.length - 1];
     if (lastRun === undefined || lastRun.epoch !== epoch) this.epochRuns.push({ firstIndex: index, epoch });
-    this.memTail.push({ index, epoch, record });
+    this.memTail.push({ index, epoch, record, bytes: encoded });
     this._appendedIndex = index;
   }
 
@@ -844,7 +844,7 @@ export class Wal {
    * come from memory (the caller's record objects); written ones are read and verified from disk.
    * Throws WAL_COMPACTED when fromIndex is below firstIndex (send the snapshot instead).
    */
-  async readFrom(fromIndex: number, maxEntries: number): Promise<LogEntry[]> {
+  async readFrom(fromIndex: number, maxEntries: number, opts: { raw?: boolean } = {}): Promise<LogEntry[]> {
     if (this.failure) throw this.failure;
     if (this.closed) throw closedError();
     if (!isLogPosition(fromIndex) || fromIndex < 1) throw badArgument(`fromIndex must be a positive integer, got ${fromIndex}`);
@@ -854,11 +854,13 @@ export class Wal {
     }
     const last = Math.min(this._appendedIndex, fromIndex + maxEntries - 1);
     if (last < fromIndex) return [];
-    const fromMemory = this.memorySlice(Math.max(fromIndex, this.writtenIndex + 1), last);
+    const inMemory = this.memorySlice(Math.max(fromIndex, this.writtenIndex + 1), last);
+    // Entries keep their encoded bytes in memory; a plain read returns what a disk read would.
+    const fromMemory = opts.raw === true ? inMemory : inMemory.map(({ index, epoch, record }) => ({ index, epoch, record }));
     const diskLast = Math.min(last, this.writtenIndex);
     if (diskLast < fromIndex) return fromMemory;
     // Plan synchronously against the current state; destructive file ops wait for this read.
-    const read = this.readRanges(this.diskRanges(fromIndex, diskLast));
+    const read = this.readRanges(this.diskRanges(fromIndex, diskLast), opts.raw === true);
     this.readsInFlight.add(read);
     try {
       const fromDisk = await read;
@@ -894,13 +896,14 @@ export class Wal {
 
   private async readRanges(
     ranges: Array<{ path: string; start: number; end: number; firstIndex: number; count: number }>,
+    raw: boolean,
   ): Promise<LogEntry[]> {
     const out: LogEntry[] = [];
     for (const r of ranges) {
       const buf = await readRange(r.path, r.start, r.end);
       let off = 0;
       for (let n = 0; n < r.count; n++) {
-        const parsed = parseFrameAt(buf, off, this.packr);
+        const parsed = raw ? parseFrameRaw(buf, off) : parseFrameAt(buf, off, this.packr);
         if (!parsed.ok) throw new WalCorruptionError(r.path, r.start + off, parsed.reason);
         if (parsed.entry.index !== r.firstIndex + n) {
           throw new WalCorruptionError(r.path, r.start + off, `frame has index ${parsed.entry.index}, expected ${r.firstIndex + n}`);

@@ -1,6 +1,7 @@
 /**
- * The client commands of the `cronwheel` binary: `jobs`, `executions`, `dead-letters`. Each talks
- * to a node over HTTP through the SDK's `Client`.
+ * The client commands of the `cronwheel` binary: `jobs`, `executions`, `dead-letters`, and the
+ * argument and output helpers `admin.ts` shares. Each talks to a node over HTTP through the SDK's
+ * `Client`.
  *
  * Output: readable aligned tables and key/value records by default; `--json` prints the server's
  * answer as one JSON document (a list prints the page: `{ jobs | executions, nextCursor }`).
@@ -12,12 +13,12 @@
  */
 import fs from "node:fs";
 import { parseArgs } from "node:util";
-import { Client } from "../client/client.js";
+import { Client, type ClientOptions } from "../client/client.js";
 import type { Execution, ExecutionState, Job, JobInput } from "../client/types.js";
 import { UsageError } from "./server.js";
 import { formatRecord, formatTable } from "./table.js";
 
-const COMMON_FLAGS = `common options:
+export const COMMON_FLAGS = `common options:
   --url URL        node to talk to (default $CRONWHEEL_URL, else http://127.0.0.1:7070)
   --token TOKEN    bearer token (default $CRONWHEEL_TOKEN)
   --json           print the server's answer as one JSON document instead of a table
@@ -65,7 +66,7 @@ export const DEAD_LETTERS_USAGE = `usage: cronwheel dead-letters ls [--queue Q] 
 
 ${COMMON_FLAGS}`;
 
-type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
+export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 
 const COMMON_OPTIONS: Record<string, OptionSpec> = {
   url: { type: "string" },
@@ -74,13 +75,13 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
   help: { type: "boolean", short: "h" },
 };
 
-interface Parsed {
+export interface Parsed {
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }
 
 /** "see: cronwheel jobs --help", from the usage text's first line. */
-function hintFor(usage: string): string {
+export function hintFor(usage: string): string {
   const m = /^usage: cronwheel ([a-z-]+)/.exec(usage);
   return `see: cronwheel ${m ? m[1] : ""} --help`;
 }
@@ -88,7 +89,7 @@ function hintFor(usage: string): string {
 /** Thrown by `parse` after printing the usage for `--help`; the command then ends with exit 0. */
 class HelpShown extends Error {}
 
-function parse(argv: string[], options: Record<string, OptionSpec>, usage: string): Parsed {
+export function parse(argv: string[], options: Record<string, OptionSpec>, usage: string): Parsed {
   let parsed: Parsed;
   try {
     const { values, positionals } = parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, strict: true, allowPositionals: true });
@@ -105,7 +106,7 @@ function parse(argv: string[], options: Record<string, OptionSpec>, usage: strin
 }
 
 /** Runs a command body; `--help` inside it is a success. */
-async function helpful(body: () => Promise<void>): Promise<void> {
+export async function helpful(body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (error) {
@@ -113,7 +114,7 @@ async function helpful(body: () => Promise<void>): Promise<void> {
   }
 }
 
-function str(p: Parsed, name: string): string | undefined {
+export function str(p: Parsed, name: string): string | undefined {
   const v = p.values[name];
   return typeof v === "string" ? v : undefined;
 }
@@ -123,7 +124,7 @@ function list(p: Parsed, name: string): string[] {
   return Array.isArray(v) ? v : [];
 }
 
-function flag(p: Parsed, name: string): boolean {
+export function flag(p: Parsed, name: string): boolean {
   return p.values[name] === true;
 }
 
@@ -132,24 +133,35 @@ function env(name: string): string | undefined {
   return v === undefined || v === "" ? undefined : v;
 }
 
-function client(p: Parsed): Client {
-  const url = str(p, "url") ?? env("CRONWHEEL_URL") ?? "http://127.0.0.1:7070";
+/** --url, else $CRONWHEEL_URL, else the default local node. */
+export function urlOf(p: Parsed): string {
+  return str(p, "url") ?? env("CRONWHEEL_URL") ?? "http://127.0.0.1:7070";
+}
+
+/** --token, else $CRONWHEEL_TOKEN, else none. */
+export function tokenOf(p: Parsed): string | undefined {
+  return str(p, "token") ?? env("CRONWHEEL_TOKEN");
+}
+
+/** The SDK client for --url and --token; `options` adds to them (a longer timeout, say). */
+export function client(p: Parsed, options: Omit<ClientOptions, "url" | "token"> = {}): Client {
+  const url = urlOf(p);
   try {
-    return new Client({ url, token: str(p, "token") ?? env("CRONWHEEL_TOKEN") });
+    return new Client({ ...options, url, token: tokenOf(p) });
   } catch (error) {
     throw new UsageError(`--url: ${(error as Error).message}`);
   }
 }
 
 /** Exactly one positional: the id. */
-function theId(p: Parsed, what: string, usage: string): string {
+export function theId(p: Parsed, what: string, usage: string): string {
   if (p.positionals.length !== 1) {
     throw new UsageError(`${what}: expected exactly one ID, got ${p.positionals.length === 0 ? "none" : p.positionals.map((s) => `'${s}'`).join(" ")}\n${hintFor(usage)}`);
   }
   return p.positionals[0]!;
 }
 
-function noPositionals(p: Parsed, what: string, usage: string): void {
+export function noPositionals(p: Parsed, what: string, usage: string): void {
   if (p.positionals.length > 0) throw new UsageError(`${what}: unexpected argument '${p.positionals[0]}'\n${hintFor(usage)}`);
 }
 
@@ -178,11 +190,11 @@ function labelPair(value: string, name: string): [string, string] {
   return [value.slice(0, eq), value.slice(eq + 1)];
 }
 
-function write(text: string): void {
+export function write(text: string): void {
   process.stdout.write(text);
 }
 
-function printJson(value: unknown): void {
+export function printJson(value: unknown): void {
   write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
@@ -190,7 +202,7 @@ function moreHint(nextCursor: string | null, count: number): void {
   if (nextCursor) process.stderr.write(`(${count} shown; more with --cursor ${nextCursor})\n`);
 }
 
-function helpRequested(sub: string | undefined): boolean {
+export function helpRequested(sub: string | undefined): boolean {
   return sub === undefined || sub === "help" || sub === "--help" || sub === "-h";
 }
 

@@ -1,5 +1,6 @@
-/** The `cronwheel` binary: `server`, and the client commands `jobs`, `executions`, `dead-letters`. */
+/** The `cronwheel` binary: `server`, and the client commands `jobs`, `executions`, `dead-letters`, `admin`. */
 import { CronwheelApiError } from "../client/errors.js";
+import { runAdminCommand } from "./admin.js";
 import { runDeadLettersCommand, runExecutionsCommand, runJobsCommand } from "./commands.js";
 import { runServer, SERVER_USAGE, UsageError } from "./server.js";
 
@@ -10,6 +11,7 @@ commands:
   jobs           put | get | ls | rm | pause | resume | trigger | preview jobs (cronwheel jobs --help)
   executions     get | ls | cancel | replay executions (cronwheel executions --help)
   dead-letters   ls failed executions (cronwheel dead-letters --help)
+  admin          status | move-shard | rebalance | drain: operate a cluster (cronwheel admin --help)
 
 The client commands talk to --url (default $CRONWHEEL_URL, else http://127.0.0.1:7070) with
 --token (default $CRONWHEEL_TOKEN); --json prints the server's answer as JSON.
@@ -30,6 +32,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "dead-letters":
       await runDeadLettersCommand(rest);
+      return;
+    case "admin":
+      await runAdminCommand(rest);
       return;
     case undefined:
     case "help":

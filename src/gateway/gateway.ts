@@ -44,7 +44,8 @@ const WORKER_QUEUES_MAX = 64;
 /** Seconds without any frame (pings included) before uWS closes a connection. */
 const IDLE_TIMEOUT_SEC = 30;
 
-const packr = new Packr({ useRecords: false });
+// copyBuffers: binary values in a result must not point into the frame, which uWS reuses.
+const packr = new Packr({ useRecords: false, copyBuffers: true });
 
 interface Connection {
   ws: uWS.WebSocket<ConnectionData>;

@@ -33,7 +33,9 @@ export function startServer(dataDir: string, extraArgs: string[] = [], env: Reco
 
 /** A `cronwheel server` with exactly these arguments (cluster nodes: fixed ports, --etcd). */
 export async function launchServer(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, "server", ...args], {
+  // CRONWHEEL_NODE_FLAGS: flags for the server's node (e.g. --cpu-prof), for profiling a benchmark.
+  const nodeFlags = (process.env.CRONWHEEL_NODE_FLAGS ?? "").split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeFlags, BIN, "server", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
