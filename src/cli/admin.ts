@@ -18,8 +18,8 @@
  */
 import { Client } from "../client/client.js";
 import { CronwheelApiError } from "../client/errors.js";
-import type { ClusterView, RebalanceRun, RebalanceStep, RebalanceStepResult } from "../client/types.js";
-import { client, COMMON_FLAGS, flag, helpful, helpRequested, hintFor, noPositionals, parse, printJson, str, theId, tokenOf, urlOf, write, type Parsed } from "./commands.js";
+import type { ClusterShard, ClusterView, RebalanceRun, RebalanceStep, RebalanceStepResult } from "../client/types.js";
+import { client, COMMON_FLAGS, flag, hintFor, noPositionals, parse, printJson, runGroup, str, theId, tokenOf, urlOf, write, type Parsed } from "./commands.js";
 import { UsageError } from "./server.js";
 import { formatTable } from "./table.js";
 
@@ -51,16 +51,10 @@ export const ADMIN_USAGE = `usage: cronwheel admin <command> [options]
 ${COMMON_FLAGS}`;
 
 export function runAdminCommand(argv: string[]): Promise<void> {
-  return helpful(() => admin(argv));
+  return runGroup(argv, "admin", ADMIN_USAGE, admin);
 }
 
-async function admin(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (helpRequested(sub)) {
-    if (sub === undefined) throw new UsageError(`admin: missing command\n${hintFor(ADMIN_USAGE)}`);
-    write(ADMIN_USAGE);
-    return;
-  }
+async function admin(sub: string, rest: string[]): Promise<void> {
   switch (sub) {
     case "status": {
       const p = parse(rest, {}, ADMIN_USAGE);
@@ -208,12 +202,7 @@ export interface NodeStatus {
   leads: number[];
 }
 
-export interface ShardStatus {
-  id: number;
-  range: [number, number];
-  replicas: string[];
-  leader: string | null;
-  epoch: number | null;
+export interface ShardStatus extends Pick<ClusterShard, "id" | "range" | "replicas" | "leader" | "epoch"> {
   /** The leader's commit index (null: no leader, or the leader did not answer). */
   commitIndex: number | null;
   /** Each follower's lag behind the leader's commit index, in entries (null when the leader gave none). */

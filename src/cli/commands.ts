@@ -105,10 +105,16 @@ export function parse(argv: string[], options: Record<string, OptionSpec>, usage
   return parsed;
 }
 
-/** Runs a command body; `--help` inside it is a success. */
-export async function helpful(body: () => Promise<void>): Promise<void> {
+/**
+ * A command group (`cronwheel jobs <command> …`): its usage for `help`, `--help` or `-h`, a usage
+ * error for no command, else `body(command, args)`, where `--help` (HelpShown) is a success.
+ */
+export async function runGroup(argv: string[], group: string, usage: string, body: (sub: string, rest: string[]) => Promise<void>): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined) throw new UsageError(`${group}: missing command\n${hintFor(usage)}`);
+  if (sub === "help" || sub === "--help" || sub === "-h") return write(usage);
   try {
-    await body();
+    await body(sub, rest);
   } catch (error) {
     if (!(error instanceof HelpShown)) throw error;
   }
@@ -200,10 +206,6 @@ export function printJson(value: unknown): void {
 
 function moreHint(nextCursor: string | null, count: number): void {
   if (nextCursor) process.stderr.write(`(${count} shown; more with --cursor ${nextCursor})\n`);
-}
-
-export function helpRequested(sub: string | undefined): boolean {
-  return sub === undefined || sub === "help" || sub === "--help" || sub === "-h";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,16 +355,10 @@ function jobInputFrom(p: Parsed): JobInput {
 }
 
 export function runJobsCommand(argv: string[]): Promise<void> {
-  return helpful(() => jobs(argv));
+  return runGroup(argv, "jobs", JOBS_USAGE, jobs);
 }
 
-async function jobs(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (helpRequested(sub)) {
-    if (sub === undefined) throw new UsageError(`jobs: missing command\n${hintFor(JOBS_USAGE)}`);
-    write(JOBS_USAGE);
-    return;
-  }
+async function jobs(sub: string, rest: string[]): Promise<void> {
   switch (sub) {
     case "put": {
       const p = parse(
@@ -454,16 +450,10 @@ async function jobs(argv: string[]): Promise<void> {
 // executions
 
 export function runExecutionsCommand(argv: string[]): Promise<void> {
-  return helpful(() => executions(argv));
+  return runGroup(argv, "executions", EXECUTIONS_USAGE, executions);
 }
 
-async function executions(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (helpRequested(sub)) {
-    if (sub === undefined) throw new UsageError(`executions: missing command\n${hintFor(EXECUTIONS_USAGE)}`);
-    write(EXECUTIONS_USAGE);
-    return;
-  }
+async function executions(sub: string, rest: string[]): Promise<void> {
   switch (sub) {
     case "get": {
       const p = parse(rest, {}, EXECUTIONS_USAGE);
@@ -523,16 +513,10 @@ async function executions(argv: string[]): Promise<void> {
 // dead letters
 
 export function runDeadLettersCommand(argv: string[]): Promise<void> {
-  return helpful(() => deadLetters(argv));
+  return runGroup(argv, "dead-letters", DEAD_LETTERS_USAGE, deadLetters);
 }
 
-async function deadLetters(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (helpRequested(sub)) {
-    if (sub === undefined) throw new UsageError(`dead-letters: missing command\n${hintFor(DEAD_LETTERS_USAGE)}`);
-    write(DEAD_LETTERS_USAGE);
-    return;
-  }
+async function deadLetters(sub: string, rest: string[]): Promise<void> {
   switch (sub) {
     case "ls":
     case "list": {
