@@ -63,6 +63,20 @@ describe("worker protocol", () => {
     expect(ids).toHaveLength(3);
   });
 
+  it("withdraw gives back credit not used yet, never more; what is left still assigns", async () => {
+    const w = await RawWorker.connect(server.base, "w-withdraw", ["withdraw"]);
+    w.send({ t: "credit", n: 5 }, { t: "withdraw", n: 3 });
+    expect(await w.next((m) => m.t === "withdrawn")).toEqual({ t: "withdrawn", n: 3 });
+    w.send({ t: "withdraw", n: 10 });
+    expect(await w.next((m) => m.t === "withdrawn" && m.n !== 3)).toEqual({ t: "withdrawn", n: 2 });
+    const { id } = await enqueue({ queue: "withdraw" });
+    await sleep(200);
+    expect(w.received.some((m) => m.t === "assign")).toBe(false); // no credit left
+    w.send({ t: "credit", n: 1 });
+    await w.assignment(id);
+    w.close();
+  });
+
   it("an idle worker gets a fresh enqueue claimed in the same commit; a backlog keeps its order", async () => {
     const w = await RawWorker.connect(server.base, "w-fresh", ["fresh"]);
     w.send({ t: "credit", n: 1 });

@@ -23,7 +23,7 @@ import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket as ServerSocket } from "ws";
 import type { WorkerMessage } from "../src/gateway/protocol.js";
-import { pickReclaim, planCredits, type CreditSlot } from "../src/client/credit-policy.js";
+import { pickWithdraw, planCredits, type CreditSlot } from "../src/client/credit-policy.js";
 import { ExecutionAbortedError, NonRetryableError, Worker, type ExecutionContext, type WorkerOptions } from "../src/client/worker.js";
 import { httpBase, leaderTargets } from "../src/client/worker-support.js";
 import { request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
@@ -784,7 +784,7 @@ describe("Worker SDK against scripted nodes (several connections)", () => {
     }
   });
 
-  it("takes back credit left unused at an idle node when another node waits with none", async () => {
+  it("withdraws credit held above the active cap when another active node runs dry", async () => {
     const [n1, n2] = await Promise.all([scriptedNode("node-1"), scriptedNode("node-2")]);
     const dir = await directory(clusterView([["node-1", n1.address], ["node-2", n2.address]], ["node-1", "node-2"]));
     let release!: () => void;
@@ -803,15 +803,18 @@ describe("Worker SDK against scripted nodes (several connections)", () => {
       n2.sockets[0]!.send(pack([assign("long-1", 2)]));
       await waitFor("started on node-2", () => sent(n2).some((m) => m.t === "started"));
       expect(creditOn(n2)).toBe(1);
-      // After RECLAIM_IDLE_MS node-1's connection is drained and remade; its 3 credits are free again.
-      await waitFor("drain on node-1", () => sent(n1, 0).some((m) => m.t === "drain"), 6_000);
-      await waitFor("a new connection to node-1", () => sent(n1, 1).some((m) => m.t === "hello"));
-      await waitFor("the old one closed", () => n1.closed[0] === true, 5_000);
+      // node-2 is active and runs dry while node-1 holds 3: the worker asks node-1 for what is
+      // above the active cap (4 / 2 active connections) …
+      await waitFor("withdraw on node-1", () => sent(n1).some((m) => m.t === "withdraw"), 6_000);
+      const withdraw = sent(n1).find((m) => m.t === "withdraw") as { n: number };
+      expect(withdraw.n).toBe(1);
+      // … the node gives back what it had not used, and that goes where work waits.
+      n1.sockets[0]!.send(pack([{ t: "withdrawn", n: 1 }]));
       await waitFor("node-2 given credit again", () => creditOn(n2) > 1);
-      expect(reasons).toContain("reclaimed");
+      expect(reasons).toEqual([]); // no reconnect needed
       await sleep(50);
-      // Outstanding now: node-1's new connection + node-2's credit less its one assign, plus the running one.
-      expect(creditOn(n1, 1) + creditOn(n2) - 1 + 1).toBeLessThanOrEqual(4);
+      // Held now: node-1's credit less its assign and the 1 withdrawn, node-2's less its assign, and the running one.
+      expect(creditOn(n1) - 1 - 1 + (creditOn(n2) - 1) + 1).toBeLessThanOrEqual(4);
       release();
     } finally {
       await w.close({ graceful: false });
@@ -824,7 +827,7 @@ describe("Worker SDK against scripted nodes (several connections)", () => {
 // the pure parts
 
 const slot = (key: string, over: Partial<CreditSlot> = {}): CreditSlot => ({ key, ready: true, outstanding: 0, assignedSinceGrant: 0, lastGrantAt: 0, lastAssignAt: 0, zeroSince: null, ...over });
-const plan = (free: number, slots: CreditSlot[], now = 10_000) => Object.fromEntries(planCredits(free, slots, { now, fairnessWaitMs: 2_000 }));
+const plan = (free: number, slots: CreditSlot[], now = 10_000, capacity = 100) => Object.fromEntries(planCredits(free, slots, { now, fairnessWaitMs: 2_000, capacity, activeMs: 500 }));
 
 describe("credit policy", () => {
   it("one connection gets all the free capacity; nothing when nothing is free or nothing is ready", () => {
@@ -838,9 +841,11 @@ describe("credit policy", () => {
     expect(plan(10, [slot("a"), slot("b"), slot("c", { outstanding: 1 })])).toEqual({ a: 1, b: 1 });
   });
 
-  it("the rest goes to the busy connections, split evenly, the least recently granted first", () => {
+  it("the rest goes to the busy connections in proportion to the work each took since its last grant", () => {
     expect(plan(6, [slot("a", { assignedSinceGrant: 3 }), slot("b", { outstanding: 1 })])).toEqual({ a: 6 });
-    expect(plan(7, [slot("a", { assignedSinceGrant: 1, lastGrantAt: 5 }), slot("b", { assignedSinceGrant: 2, lastGrantAt: 4 })])).toEqual({ a: 3, b: 4 });
+    expect(plan(7, [slot("a", { assignedSinceGrant: 1, lastGrantAt: 5 }), slot("b", { assignedSinceGrant: 2, lastGrantAt: 4 })])).toEqual({ a: 2, b: 5 });
+    expect(plan(8, [slot("a", { assignedSinceGrant: 3, lastGrantAt: 5 }), slot("b", { assignedSinceGrant: 3, lastGrantAt: 4 })])).toEqual({ a: 4, b: 4 });
+    expect(plan(9, [slot("a", { assignedSinceGrant: 1, lastGrantAt: 5 }), slot("b", { assignedSinceGrant: 1, lastGrantAt: 4 })])).toEqual({ a: 4, b: 5 });
   });
 
   it("holds one credit back for each connection that is not ready yet", () => {
@@ -862,7 +867,7 @@ describe("credit policy", () => {
         fc.array(fc.record({ ready: fc.boolean(), outstanding: fc.integer({ min: 0, max: 5 }), assignedSinceGrant: fc.integer({ min: 0, max: 3 }), lastGrantAt: fc.nat(100), zeroSince: fc.option(fc.nat(10_000)) }), { minLength: 1, maxLength: 6 }),
         (free, raw) => {
           const slots = raw.map((r, i) => slot(`c${i}`, r));
-          const grants = planCredits(free, slots, { now: 10_000, fairnessWaitMs: 2_000 });
+          const grants = planCredits(free, slots, { now: 10_000, fairnessWaitMs: 2_000, capacity: 60, activeMs: 500 });
           const total = [...grants.values()].reduce((a, b) => a + b, 0);
           expect(total).toBeLessThanOrEqual(Math.max(0, free));
           for (const [key, n] of grants) {
@@ -877,18 +882,20 @@ describe("credit policy", () => {
     );
   });
 
-  it("reclaims credit idle at one connection only when another waits with none and nothing is free", () => {
+  it("withdraws credit only when another waits with none and nothing is free: down to the fair share, or an idle one's to its probe", () => {
     const now = 10_000;
-    const idle = slot("a", { outstanding: 3, lastGrantAt: 1_000, lastAssignAt: 1_000 });
+    const busy = slot("a", { outstanding: 7, lastGrantAt: now - 10, lastAssignAt: now - 5 });
     const waiting = slot("b", { outstanding: 0, assignedSinceGrant: 1, lastAssignAt: now - 5 });
-    const opts = { now, free: 0, capacity: 4, idleMs: 2_000 };
-    expect(pickReclaim([idle, waiting], opts)).toBe("a");
-    expect(pickReclaim([idle, waiting], { ...opts, free: 1 })).toBeNull(); // free capacity covers it
-    expect(pickReclaim([idle, slot("b", { outstanding: 1 })], opts)).toBeNull(); // nobody waits
-    expect(pickReclaim([{ ...idle, lastAssignAt: now - 100 }, waiting], opts)).toBeNull(); // not idle long enough
-    expect(pickReclaim([{ ...idle, outstanding: 1 }, waiting], opts)).toBeNull(); // a probe is kept…
-    expect(pickReclaim([{ ...idle, outstanding: 1 }, waiting], { ...opts, capacity: 1 })).toBe("a"); // …unless probes cannot go round
-    expect(pickReclaim([idle, { ...waiting, ready: false }], opts)).toBeNull(); // the one without is not connected
+    const opts = { now, free: 0, capacity: 8, idleMs: 2_000, activeMs: 500 };
+    expect(pickWithdraw([busy, waiting], opts)).toEqual({ key: "a", n: 3 }); // down to 8 / 2
+    expect(pickWithdraw([busy, waiting], { ...opts, free: 1 })).toBeNull(); // free capacity covers it
+    expect(pickWithdraw([busy, slot("b", { outstanding: 1 })], opts)).toBeNull(); // nobody waits
+    expect(pickWithdraw([{ ...busy, withdrawing: true }, waiting], opts)).toBeNull(); // one at a time
+    expect(pickWithdraw([{ ...busy, outstanding: 4 }, waiting], opts)).toBeNull(); // at its fair share
+    const idle = { ...busy, outstanding: 3, lastGrantAt: 1_000, lastAssignAt: 1_000 };
+    expect(pickWithdraw([idle, waiting], opts)).toEqual({ key: "a", n: 2 }); // idle: all but its probe…
+    expect(pickWithdraw([{ ...idle, outstanding: 1 }, waiting], { ...opts, capacity: 1 })).toEqual({ key: "a", n: 1 }); // …or all, when probes cannot go round
+    expect(pickWithdraw([busy, { ...waiting, ready: false }], opts)).toBeNull(); // the one without is not connected
   });
 });
 

@@ -14,20 +14,23 @@
  *      ones (see 4), then the least recently granted.
  *   3. Reserve: one credit is held back for each connection that is not ready yet (connecting or
  *      reconnecting), so that it gets its floor when it comes up.
- *   4. The rest goes, split evenly, to the busy connections: those that were assigned work since
- *      they were last given credit. When no connection is busy the rest is held back — not parked
- *      at a node that may have nothing to do — and goes out as soon as an assign shows a node has
- *      work (one assign round trip later).
+ *   4. The rest goes to the busy connections — those that were assigned work since they were last
+ *      given credit — in proportion to how much each was assigned since then, each up to the
+ *      active cap: the capacity split over the connections assigned work within `activeMs` (all
+ *      of it when one node alone has work). When no connection is busy the rest is held back — not
+ *      parked at a node that may have nothing to do — and goes out as soon as an assign shows a
+ *      node has work (one assign round trip later).
  *
- * Credit still gets stranded at an idle node: the probe, plus whatever it was given just before
- * its work ran out. `pickReclaim` finds a connection to take it back from when another ready
- * connection waits with no credit at all and nothing is free: one whose credit went unused for
- * `idleMs` and that holds more than its probe (or, when capacity is below the number of
- * connections and probes cannot go round, any credit). The worker then drains that connection
- * and reconnects: the node forgets the credit with the connection.
+ * Credit still collects where it is not needed: at a node whose work ran out, or above the cap
+ * when another node becomes active. `pickWithdraw` finds credit to take back when nothing is free
+ * and an active connection holds less than half the cap (or one waits with none): from the
+ * connection holding the most above the cap, down to it — or, when its credit went unused for
+ * `idleMs`, down to its probe (to nothing when capacity is below the number of connections and
+ * probes cannot go round). The worker sends `withdraw`; the node answers `withdrawn` with what
+ * it had not used yet, and that is free again.
  *
  * Limits: a node that goes from idle to busy starts with its probe and gets more one assign round
- * trip later; stranded credit waits `idleMs` (plus the drain) before it moves; with
+ * trip later; credit moves one withdraw round trip after a node runs dry; with
  * `capacity < connections` the credit rotates among nodes, each holding it up to `idleMs` when it
  * has no work, so give a worker at least as much capacity as there are leader nodes.
  */
@@ -46,11 +49,26 @@ export interface CreditSlot {
   lastAssignAt: number;
   /** Since when it has been ready with no credit (null: it has credit, or is not ready). */
   zeroSince: number | null;
+  /** A `withdraw` is on its way and not answered yet. */
+  withdrawing?: boolean;
 }
 
 export interface PlanOptions {
   now: number;
   fairnessWaitMs: number;
+  /** concurrency + prefetch: what the worker can hold in all. */
+  capacity: number;
+  /** A connection assigned work this recently is active: it competes for capacity. */
+  activeMs: number;
+}
+
+/**
+ * The most one connection should hold while `slots` compete: the capacity split over the active
+ * connections (all of it when one alone has work).
+ */
+export function activeCap(slots: readonly CreditSlot[], capacity: number, now: number, activeMs: number): number {
+  const active = slots.filter((s) => s.ready && (s.assignedSinceGrant > 0 || now - s.lastAssignAt < activeMs)).length;
+  return Math.max(1, Math.floor(capacity / Math.max(1, active)));
 }
 
 /** Credits to give now, by key (only positive entries). `free` is the worker's free capacity. */
@@ -86,43 +104,50 @@ export function planCredits(free: number, slots: readonly CreditSlot[], opts: Pl
   // 3. the reserve
   free -= Math.min(free, slots.length - ready.length);
   if (free <= 0) return grants;
-  // 4. the busy share
-  const busy = ready.filter((s) => s.assignedSinceGrant > 0).sort((a, b) => a.lastGrantAt - b.lastGrantAt);
+  // 4. the busy share, in proportion to the work each took since its last grant, each up to the
+  // active cap: a node whose work comes slower must not collect what busier ones need.
+  const busy = ready.filter((s) => s.assignedSinceGrant > 0).sort((a, b) => b.assignedSinceGrant - a.assignedSinceGrant || a.lastGrantAt - b.lastGrantAt);
   if (busy.length === 0) return grants;
-  const each = Math.floor(free / busy.length);
-  let extra = free - each * busy.length;
+  const cap = activeCap(slots, opts.capacity, opts.now, opts.activeMs);
+  const room = (s: CreditSlot) => Math.max(0, cap - s.outstanding - (grants.get(s.key) ?? 0));
+  const total = busy.reduce((sum, s) => sum + s.assignedSinceGrant, 0);
+  const pool = free;
   for (const s of busy) {
-    const n = each + (extra > 0 ? 1 : 0);
-    if (extra > 0) extra--;
+    const n = Math.min(room(s), Math.ceil((pool * s.assignedSinceGrant) / total), free);
     if (n > 0) give(s.key, n);
   }
   return grants;
 }
 
-export interface ReclaimOptions {
+export interface WithdrawOptions {
   now: number;
   /** Free capacity after this turn's grants. */
   free: number;
   capacity: number;
   idleMs: number;
+  activeMs: number;
 }
 
 /**
- * The connection whose unused credit should be taken back (by draining and reconnecting it), or
- * null. Only when nothing is free and another ready connection has no credit at all.
+ * Credit to take back, or null: only when nothing is free and an active ready connection holds
+ * less than half the active cap (it runs dry while credit sits elsewhere). From the connection
+ * holding the most above what it may keep: the active cap, or, idle for `idleMs`, its probe
+ * (nothing when probes cannot go round).
  */
-export function pickReclaim(slots: readonly CreditSlot[], opts: ReclaimOptions): string | null {
+export function pickWithdraw(slots: readonly CreditSlot[], opts: WithdrawOptions): { key: string; n: number } | null {
   if (opts.free > 0) return null;
   const ready = slots.filter((s) => s.ready);
   if (ready.length < 2) return null;
-  if (!ready.some((s) => s.outstanding <= 0)) return null;
-  // With enough capacity every connection keeps its probe; without, probes must rotate.
-  const keep = opts.capacity >= slots.length ? 1 : 0;
-  let best: CreditSlot | null = null;
+  const cap = activeCap(slots, opts.capacity, opts.now, opts.activeMs);
+  const isActive = (s: CreditSlot) => s.assignedSinceGrant > 0 || opts.now - s.lastAssignAt < opts.activeMs;
+  if (!ready.some((s) => s.outstanding <= 0 || (isActive(s) && s.outstanding < cap / 2))) return null;
+  const probe = opts.capacity >= slots.length ? 1 : 0;
+  let best: { key: string; n: number } | null = null;
   for (const s of ready) {
-    if (s.outstanding <= keep) continue;
-    if (opts.now - Math.max(s.lastAssignAt, s.lastGrantAt) < opts.idleMs) continue;
-    if (best === null || s.outstanding > best.outstanding || (s.outstanding === best.outstanding && s.lastGrantAt < best.lastGrantAt)) best = s;
+    if (s.withdrawing) continue;
+    const idle = opts.now - Math.max(s.lastAssignAt, s.lastGrantAt) >= opts.idleMs;
+    const n = s.outstanding - (idle ? probe : cap);
+    if (n > 0 && (best === null || n > best.n)) best = { key: s.key, n };
   }
-  return best?.key ?? null;
+  return best;
 }

@@ -9,6 +9,7 @@
  * Worker → node                      Node → worker
  *   hello   (first message)            welcome (answer to hello)
  *   credit  (can take n more)          assign  (one execution to run)
+ *   withdraw (give back unused credit) withdrawn (how much was given back)
  *   started, heartbeat,                ack     (report accepted; heartbeat: new lease deadline)
  *   succeeded, failed  (reports)       stale   (fence no longer valid: stop and drop the work)
  *   drain   (take no more work)        cancel  (execution canceled / lease lost: abort it)
@@ -33,6 +34,12 @@ export interface HelloMessage {
 /** The worker can take `n` more executions (credits add up; never sent more than asked). */
 export interface CreditMessage {
   t: "credit";
+  n: number;
+}
+
+/** Give back up to n credits not used yet (to move them to a node that has work); answered `withdrawn`. */
+export interface WithdrawMessage {
+  t: "withdraw";
   n: number;
 }
 
@@ -71,6 +78,7 @@ export interface DrainMessage {
 export type WorkerMessage =
   | HelloMessage
   | CreditMessage
+  | WithdrawMessage
   | StartedMessage
   | HeartbeatMessage
   | SucceededMessage
@@ -138,4 +146,10 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type NodeMessage = WelcomeMessage | AssignMessage | AckMessage | StaleMessage | CancelMessage | DrainMessage | ErrorMessage;
+/** How many credits a `withdraw` took back: those the node had not used when it read it (0..n). */
+export interface WithdrawnMessage {
+  t: "withdrawn";
+  n: number;
+}
+
+export type NodeMessage = WelcomeMessage | AssignMessage | AckMessage | StaleMessage | CancelMessage | DrainMessage | WithdrawnMessage | ErrorMessage;

@@ -131,6 +131,9 @@ function checkMessage(m: unknown, i: number): NodeMessage {
       need(isStr(o.id) && isInt(o.fence), "id and fence");
       need(o.reason === undefined || isStr(o.reason), "reason a string");
       break;
+    case "withdrawn":
+      need(isInt(o.n) && (o.n as number) >= 0, "n (a non-negative integer)");
+      break;
     case "drain":
       break;
     case "error":

@@ -80,7 +80,7 @@
  * closed.
  *
  * Events: "connected" ({ nodeId, url }), "disconnected" ({ nodeId, url, reason }: `lost`, or
- * `retired` — the node leads nothing now — or `reclaimed` — drained to take unused credit back),
+ * `retired` — the node leads nothing now),
  * "reconnecting" ({ attempt, delayMs, url }), "assigned" ({ id, attempt, fence, queue }),
  * "completed" ({ id, attempt, fence, outcome }: outcome `succeeded` | `failed` — the node acked the
  * report — `stale` — the node refused it or the execution was superseded — or `canceled`),
@@ -109,7 +109,7 @@ import {
 } from "./protocol.js";
 import { CronwheelApiError, isErrorCode } from "./errors.js";
 import { HttpTransport } from "./http-transport.js";
-import { pickReclaim, planCredits, type CreditSlot } from "./credit-policy.js";
+import { pickWithdraw, planCredits, type CreditSlot } from "./credit-policy.js";
 import { MalformedFrameError, decodeFrame, httpBase, leaderTargets, reconnectDelayMs, serializeError, toJsonValue, workerUrl, type LeaderTargets } from "./worker-support.js";
 
 export { MalformedFrameError, serializeError, type SerializedError } from "./worker-support.js";
@@ -233,12 +233,14 @@ const WORKER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/;
 const FATAL_BEFORE_WELCOME = new Set(["unauthenticated", "permission_denied", "invalid_argument"]);
 /** One `GET /v1/cluster` request. */
 const CLUSTER_QUERY_TIMEOUT_MS = 3_000;
-/** A drained connection (retired or reclaimed) is closed this long after its `drain`. */
+/** A retired connection (its node leads nothing) is closed this long after its `drain`. */
 const RETIRE_GRACE_MS = 1_000;
 /** …and terminated if its close handshake has not ended this long after that. */
 const CLOSE_HANDSHAKE_MS = 2_000;
-/** Credit unused this long at one node while another node waits without any is taken back. */
-const RECLAIM_IDLE_MS = 2_000;
+/** Credit unused this long at one node while another node waits without any is taken back, all but a probe. */
+const WITHDRAW_IDLE_MS = 2_000;
+/** A connection assigned work this recently competes for capacity (credit-policy.ts: the active cap). */
+const ACTIVE_MS = 500;
 /** A connection without credit this long goes first when free capacity is short. */
 const FAIRNESS_WAIT_MS = 2_000;
 
@@ -265,8 +267,8 @@ interface Conn {
   welcomed: boolean;
   /** Welcomed and not closing: messages may be sent on it. */
   ready: boolean;
-  /** Retired (its node leads nothing) or reclaimed (credit taken back): drained, closing. */
-  retiring: "retired" | "reclaimed" | null;
+  /** Retired (its node leads nothing): drained, closing. */
+  retiring: "retired" | null;
   /** The node said drain: no credit until the next connection. */
   nodeDraining: boolean;
   /** Credit given and not yet used by an assign. */
@@ -276,6 +278,8 @@ interface Conn {
   lastAssignAt: number;
   /** Ready with no credit since (null otherwise). */
   zeroSince: number | null;
+  /** A `withdraw` was sent and its `withdrawn` has not come yet. */
+  withdrawing: boolean;
   reconnectAttempt: number;
   lastHeardAt: number;
   outbox: WorkerMessage[];
@@ -594,6 +598,7 @@ export class Worker extends EventEmitter {
       retiring: null,
       nodeDraining: false,
       outstanding: 0,
+      withdrawing: false,
       assignedSinceGrant: 0,
       lastGrantAt: Date.now(),
       lastAssignAt: 0,
@@ -624,6 +629,7 @@ export class Worker extends EventEmitter {
     c.welcomed = c.ready = false;
     c.nodeDraining = false;
     c.outstanding = 0;
+    c.withdrawing = false;
     c.assignedSinceGrant = 0;
     c.zeroSince = null;
     c.outbox = [];
@@ -664,12 +670,10 @@ export class Worker extends EventEmitter {
   }
 
   /**
-   * Drain a connection and close it after RETIRE_GRACE_MS: its node leads nothing any more
-   * ("retired"), or its unused credit is taken back ("reclaimed"; a new connection to the same
-   * node replaces it at once). Messages that still arrive on it are handled; its credit counts as
-   * given until it has closed.
+   * Drain a connection and close it after RETIRE_GRACE_MS: its node leads nothing any more.
+   * Messages that still arrive on it are handled; its credit counts as given until it has closed.
    */
-  private retire(c: Conn, reason: "retired" | "reclaimed"): void {
+  private retire(c: Conn, reason: "retired"): void {
     if (this.active.get(c.url) === c) this.active.delete(c.url);
     c.retiring = reason;
     if (c.reconnectTimer) clearTimeout(c.reconnectTimer);
@@ -681,7 +685,7 @@ export class Worker extends EventEmitter {
       this.dropConnection(c, ws, reason);
       return;
     }
-    this.log.info({ url: c.url, nodeId: c.nodeId, reason, credit: c.outstanding }, reason === "retired" ? "node leads no shard now: draining its connection" : "taking back unused credit: draining the connection");
+    this.log.info({ url: c.url, nodeId: c.nodeId, reason, credit: c.outstanding }, "node leads no shard now: draining its connection");
     c.outbox.push({ t: "drain" });
     this.scheduleTurn();
     c.retireTimer = setTimeout(() => {
@@ -690,7 +694,7 @@ export class Worker extends EventEmitter {
       // Reports go on other connections from now on; an assign still in flight is handled.
       c.ready = false;
       this.rerouteFrom(c);
-      ws.close(1000, reason === "retired" ? "node leads no shard" : "credit reclaimed");
+      ws.close(1000, "node leads no shard");
       c.retireTimer = setTimeout(() => ws === c.ws && this.dropConnection(c, ws, "close handshake timed out"), CLOSE_HANDSHAKE_MS);
     }, RETIRE_GRACE_MS);
   }
@@ -806,6 +810,8 @@ export class Worker extends EventEmitter {
         return this.onStale(m);
       case "cancel":
         return this.onCancel(m);
+      case "withdrawn":
+        return this.onWithdrawn(c, Number.isSafeInteger(m.n) && m.n > 0 ? m.n : 0);
       case "drain":
         this.log.info({ url: c.url, nodeId: c.nodeId }, "node asked to drain: no more credit on this connection");
         c.nodeDraining = true;
@@ -1179,6 +1185,11 @@ export class Worker extends EventEmitter {
     });
   }
 
+  /** What the worker can hold in all: running, waiting and credit given. */
+  private get capacity(): number {
+    return this.opts.concurrency + this.opts.prefetch;
+  }
+
   /** Capacity not held by an execution or by credit outstanding on some connection. */
   private freeCapacity(): number {
     let outstanding = 0;
@@ -1191,7 +1202,16 @@ export class Worker extends EventEmitter {
     const slots: CreditSlot[] = [];
     for (const c of this.active.values()) {
       if (c.nodeDraining) continue;
-      slots.push({ key: c.url, ready: c.ready, outstanding: c.outstanding, assignedSinceGrant: c.assignedSinceGrant, lastGrantAt: c.lastGrantAt, lastAssignAt: c.lastAssignAt, zeroSince: c.zeroSince });
+      slots.push({
+        key: c.url,
+        ready: c.ready,
+        outstanding: c.outstanding,
+        assignedSinceGrant: c.assignedSinceGrant,
+        lastGrantAt: c.lastGrantAt,
+        lastAssignAt: c.lastAssignAt,
+        zeroSince: c.zeroSince,
+        withdrawing: c.withdrawing,
+      });
     }
     return slots;
   }
@@ -1200,7 +1220,7 @@ export class Worker extends EventEmitter {
   private flush(): void {
     for (const x of this.execs.values()) x.queuedHeartbeat = null;
     const now = Date.now();
-    const grants = this.state === "running" ? planCredits(this.freeCapacity(), this.creditSlots(), { now, fairnessWaitMs: FAIRNESS_WAIT_MS }) : null;
+    const grants = this.state === "running" ? planCredits(this.freeCapacity(), this.creditSlots(), { now, fairnessWaitMs: FAIRNESS_WAIT_MS, capacity: this.capacity, activeMs: ACTIVE_MS }) : null;
     for (const c of this.allConns()) {
       const ws = c.ws;
       if (!c.welcomed || !ws || ws.readyState !== WebSocket.OPEN) {
@@ -1231,18 +1251,24 @@ export class Worker extends EventEmitter {
         if (error && ws === c.ws) this.log.warn({ err: error, url: c.url }, "send failed");
       });
     }
-    if (this.state === "running") this.reclaimIdleCredit(now);
+    if (this.state === "running") this.withdrawExcessCredit(now);
   }
 
-  /** Take back credit stranded at an idle node while another waits (credit-policy.ts). */
-  private reclaimIdleCredit(now: number): void {
-    if (this.active.size < 2) return;
-    for (const c of this.retiring) if (c.retiring === "reclaimed") return; // one at a time
-    const key = pickReclaim(this.creditSlots(), { now, free: this.freeCapacity(), capacity: this.opts.concurrency + this.opts.prefetch, idleMs: RECLAIM_IDLE_MS });
-    const c = key === null ? undefined : this.active.get(key);
-    if (!c) return;
-    this.retire(c, "reclaimed");
-    this.openConn(c.url, c.expectedNodeId);
+  /** Take back credit collected at one node while another waits with none (credit-policy.ts). */
+  private withdrawExcessCredit(now: number): void {
+    const w = pickWithdraw(this.creditSlots(), { now, free: this.freeCapacity(), capacity: this.capacity, idleMs: WITHDRAW_IDLE_MS, activeMs: ACTIVE_MS });
+    const c = w === null ? undefined : this.active.get(w.key);
+    if (!c || !c.ws || c.ws.readyState !== WebSocket.OPEN) return;
+    c.withdrawing = true;
+    c.ws.send(pack([{ t: "withdraw", n: w!.n }]), { binary: true });
+  }
+
+  /** The node gave back `n` credits it had not used: they are free again. */
+  private onWithdrawn(c: Conn, n: number): void {
+    c.withdrawing = false;
+    c.outstanding = Math.max(0, c.outstanding - n);
+    if (c.outstanding === 0 && c.zeroSince === null) c.zeroSince = Date.now();
+    this.scheduleTurn();
   }
 
   // ---------------------------------------------------------------------------------------------

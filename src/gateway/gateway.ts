@@ -171,6 +171,14 @@ export class WorkerGateway {
         conn.credit = Math.min(WORKER_CREDIT_MAX, conn.credit + m.n);
         this.scheduleDispatch();
         return;
+      case "withdraw": {
+        if (!Number.isSafeInteger(m.n) || m.n < 0) throw bad("withdraw.n must be a non-negative integer");
+        // Credit not yet used goes back; assigns already sent used theirs (the worker counts them).
+        const n = Math.min(m.n, conn.credit);
+        conn.credit -= n;
+        this.send(conn, { t: "withdrawn", n });
+        return;
+      }
       case "drain":
         conn.draining = true;
         return;

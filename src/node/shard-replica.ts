@@ -46,6 +46,9 @@ export const TICK_LOOKAHEAD_MS = 10;
  */
 export const SHARD_SEGMENT_BYTES_DEFAULT = 16 * 1024 * 1024;
 
+/** Written entries a replicated shard keeps in memory for shipping (see WalOptions.recentEntriesKept). */
+const RECENT_ENTRIES_KEPT = 4096;
+
 
 export interface ShardReplicaOptions {
   shardId: number;
@@ -150,6 +153,8 @@ export class ShardReplica {
       dir: opts.dir,
       fsync: opts.fsync,
       segmentBytesMax: opts.segmentBytesMax ?? SHARD_SEGMENT_BYTES_DEFAULT,
+      // A follower one or two batches behind is shipped from memory, not re-read from disk.
+      recentEntriesKept: opts.mode === "replicated" ? RECENT_ENTRIES_KEPT : 0,
       repair: opts.repair,
       logger: opts.logger,
     });
