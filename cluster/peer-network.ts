@@ -4,7 +4,9 @@
  * outgoing connection per peer it talks to; a request goes out on the sender's own connection
  * and its reply comes back on it, so each direction has one ordered stream.
  *
- * Frames: [REQUEST, id, payload] and [REPLY, id, ok, payload-or-error-message].
+ * A frame is a batch: everything one side has for a connection in one event-loop turn goes out
+ * as one WebSocket message (a leader of many shards sends each follower one frame per turn, not
+ * one per shard). Messages: [REQUEST, id, payload] and [REPLY, id, ok, payload-or-error-message].
  * A request has a deadline; a connection that drops fails every request in flight on it.
  */
 import { Packr } from "msgpackr";
@@ -29,6 +31,8 @@ interface Outgoing {
   ws: WebSocket;
   address: string;
   open: Promise<void>;
+  /** Requests of this turn, sent together. */
+  batch: unknown[][];
   inflight: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>;
 }
 
@@ -44,15 +48,21 @@ export interface PeerNetworkOptions {
   logger: Logger;
 }
 
+type PeerSocket = uWS.WebSocket<{ from: string; replies: unknown[][] }>;
+
 export class PeerNetwork {
   private readonly outgoing = new Map<string, Outgoing>();
   private nextId = 1;
   private closed = false;
+  /** Connections with requests (out) or replies (in) to send at the end of this turn. */
+  private readonly toFlush = new Set<Outgoing>();
+  private readonly repliesToFlush = new Set<PeerSocket>();
+  private flushScheduled = false;
 
   constructor(private readonly opts: PeerNetworkOptions) {}
 
   attach(app: uWS.TemplatedApp): void {
-    app.ws<{ from: string }>(PEER_PATH, {
+    app.ws<{ from: string; replies: unknown[][] }>(PEER_PATH, {
       compression: uWS.DISABLED,
       maxPayloadLength: PEER_FRAME_BYTES_MAX,
       maxBackpressure: PEER_FRAME_BYTES_MAX,
@@ -64,24 +74,31 @@ export class PeerNetwork {
           res.writeStatus("401 Unauthorized").end("peer authentication failed");
           return;
         }
-        res.upgrade({ from }, req.getHeader("sec-websocket-key"), req.getHeader("sec-websocket-protocol"), req.getHeader("sec-websocket-extensions"), context);
+        res.upgrade({ from, replies: [] }, req.getHeader("sec-websocket-key"), req.getHeader("sec-websocket-protocol"), req.getHeader("sec-websocket-extensions"), context);
       },
       message: (ws, data) => {
-        let frame: unknown[];
+        let frame: unknown[][];
         try {
-          // Copied: uWS reuses `data` after this callback, and the request is served asynchronously.
-          frame = packr.unpack(Buffer.from(new Uint8Array(data))) as unknown[];
+          // Copied: uWS reuses `data` after this callback, and the requests are served asynchronously.
+          frame = packr.unpack(Buffer.from(new Uint8Array(data))) as unknown[][];
+          if (!Array.isArray(frame)) throw new Error("not a batch");
         } catch {
           ws.end(1008, "malformed peer frame");
           return;
         }
-        if (!Array.isArray(frame) || frame[0] !== REQUEST) return;
-        const id = frame[1] as number;
         const from = ws.getUserData().from;
-        this.opts.handler(from, frame[2]).then(
-          (reply) => sendIfOpen(ws, packr.pack([REPLY, id, true, reply])),
-          (error: Error) => sendIfOpen(ws, packr.pack([REPLY, id, false, error.message])),
-        );
+        for (const m of frame) {
+          if (!Array.isArray(m) || m[0] !== REQUEST) continue;
+          const id = m[1] as number;
+          this.opts.handler(from, m[2]).then(
+            (reply) => this.reply(ws, [REPLY, id, true, reply]),
+            (error: Error) => this.reply(ws, [REPLY, id, false, error.message]),
+          );
+        }
+      },
+      close: (ws) => {
+        ws.getUserData().replies = [];
+        this.repliesToFlush.delete(ws);
       },
     });
   }
@@ -98,10 +115,42 @@ export class PeerNetwork {
         reject(new PeerError(`${nodeId} did not answer in ${timeoutMs} ms`));
       }, timeoutMs);
       conn.inflight.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      conn.ws.send(packr.pack([REQUEST, id, request]), { binary: true }, (error) => {
-        if (error) this.failInflight(conn, id, error);
-      });
+      conn.batch.push([REQUEST, id, request]);
+      this.toFlush.add(conn);
+      this.scheduleFlush();
     });
+  }
+
+  private reply(ws: PeerSocket, message: unknown[]): void {
+    ws.getUserData().replies.push(message);
+    this.repliesToFlush.add(ws);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** One WebSocket message per connection for everything this turn produced. */
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const conn of this.toFlush) {
+      const batch = conn.batch;
+      conn.batch = [];
+      if (batch.length === 0 || conn.ws.readyState !== WebSocket.OPEN) continue;
+      conn.ws.send(packr.pack(batch), { binary: true }, (error) => {
+        if (error) for (const m of batch) this.failInflight(conn, m[1] as number, error);
+      });
+    }
+    this.toFlush.clear();
+    for (const ws of this.repliesToFlush) {
+      const replies = ws.getUserData().replies;
+      ws.getUserData().replies = [];
+      if (replies.length > 0) sendIfOpen(ws, packr.pack(replies));
+    }
+    this.repliesToFlush.clear();
   }
 
   close(): void {
@@ -126,6 +175,7 @@ export class PeerNetwork {
     const conn: Outgoing = {
       ws,
       address,
+      batch: [],
       inflight: new Map(),
       open: new Promise<void>((resolve, reject) => {
         ws.once("open", () => resolve());
@@ -134,20 +184,23 @@ export class PeerNetwork {
     };
     conn.open.catch(() => undefined);
     ws.on("message", (data: Buffer) => {
-      let frame: unknown[];
+      let frame: unknown[][];
       try {
-        frame = packr.unpack(data) as unknown[];
+        frame = packr.unpack(data) as unknown[][];
+        if (!Array.isArray(frame)) throw new Error("not a batch");
       } catch {
         ws.terminate();
         return;
       }
-      if (!Array.isArray(frame) || frame[0] !== REPLY) return;
-      const waiter = conn.inflight.get(frame[1] as number);
-      if (!waiter) return;
-      conn.inflight.delete(frame[1] as number);
-      clearTimeout(waiter.timer);
-      if (frame[2] === true) waiter.resolve(frame[3]);
-      else waiter.reject(new PeerError(`${nodeId}: ${String(frame[3])}`));
+      for (const m of frame) {
+        if (!Array.isArray(m) || m[0] !== REPLY) continue;
+        const waiter = conn.inflight.get(m[1] as number);
+        if (!waiter) continue;
+        conn.inflight.delete(m[1] as number);
+        clearTimeout(waiter.timer);
+        if (m[2] === true) waiter.resolve(m[3]);
+        else waiter.reject(new PeerError(`${nodeId}: ${String(m[3])}`));
+      }
     });
     ws.on("error", () => undefined); // "close" follows and fails what is in flight
     ws.on("close", () => {
@@ -167,7 +220,7 @@ export class PeerNetwork {
   }
 }
 
-function sendIfOpen(ws: uWS.WebSocket<{ from: string }>, bytes: Uint8Array): void {
+function sendIfOpen(ws: PeerSocket, bytes: Uint8Array): void {
   try {
     ws.send(bytes, true);
   } catch {
