@@ -18,7 +18,7 @@ import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
 
 type Figures = Record<string, unknown>;
 
-const SHARDS = 12;
+const SHARDS = Number(process.env.BENCH_CLUSTER_SHARDS ?? 12);
 
 async function withCluster<T>(name: string, fn: (c: TestCluster) => Promise<T>): Promise<T> {
   const extra = (process.env.BENCH_SERVER_ARGS ?? "").split(/\s+/).filter(Boolean);
@@ -97,7 +97,7 @@ export async function clusterThroughput({ executions = 100_000, batch = 1000, pr
   );
 }
 
-export async function clusterLateness({ jobs = 5_000, seconds = 15 } = {}): Promise<Figures> {
+export async function clusterLateness({ jobs = 5_000, seconds = 15, prefetch = Number(process.env.BENCH_PREFETCH ?? 100) } = {}): Promise<Figures> {
   const lateness: number[] = [];
   let measuring = false;
   return withCluster("bench-lateness", (cluster) =>
@@ -107,7 +107,7 @@ export async function clusterLateness({ jobs = 5_000, seconds = 15 } = {}): Prom
       (ctx) => {
         if (measuring) lateness.push(nowMs() - ctx.scheduledAt.getTime());
       },
-      0,
+      prefetch,
       async () => {
         const client = new Client({ url: cluster.live().map((n) => n.base) });
         const base = Math.ceil(Date.now() / 1000) * 1000 + 5_000;
@@ -124,7 +124,7 @@ export async function clusterLateness({ jobs = 5_000, seconds = 15 } = {}): Prom
         await sleep(seconds * 1000);
         measuring = false;
         const elapsed = (nowMs() - t0) / 1000;
-        return { nodes: 3, replicationFactor: 3, jobs, seconds, firesPerSec: Math.round(lateness.length / elapsed), ...distribution("latenessMs", sortedCopy(lateness)) };
+        return { nodes: 3, replicationFactor: 3, jobs, seconds, prefetch, firesPerSec: Math.round(lateness.length / elapsed), ...distribution("latenessMs", sortedCopy(lateness)) };
       },
     ),
   );
