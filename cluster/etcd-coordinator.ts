@@ -120,6 +120,8 @@ export class EtcdCoordinator implements Coordinator {
   static async join(opts: EtcdCoordinatorOptions): Promise<EtcdCoordinator> {
     const c = new EtcdCoordinator(opts);
     await c.grantLease();
+    // Kept alive from now on: waiting for the map (other nodes) may take longer than the TTL.
+    c.timers.push(setInterval(() => void c.keepAlive(), CLUSTER_TIMING.keepAliveMs));
     [c.map, c.mapRevision] = await c.awaitMap();
     c.table = new ShardTable(c.map.shards);
     await c.poll();
@@ -137,13 +139,12 @@ export class EtcdCoordinator implements Coordinator {
     this.host = host;
     for (const replica of replicas) this.adopt(replica);
     this.timers.push(setInterval(() => void this.poll(), CLUSTER_TIMING.pollMs));
-    this.timers.push(setInterval(() => void this.keepAlive(), CLUSTER_TIMING.keepAliveMs));
     // The lease deadline is checked often: a leader must stop "at once" when it may have lapsed.
     this.timers.push(setInterval(() => this.checkLease(), 50));
   }
 
   private adopt(replica: ShardReplica): void {
-    this.local.set(replica.shardId, {
+    const s: LocalShard = {
       replica,
       ledWith: [],
       leadingEpoch: 0,
@@ -153,8 +154,13 @@ export class EtcdCoordinator implements Coordinator {
       followedEpoch: 0,
       followedSince: performance.now(),
       backoffUntil: 0,
+    };
+    this.local.set(replica.shardId, s);
+    replica.onServingChange(() => {
+      // The replica stepped down by itself (it promised a higher epoch): end the leadership here too.
+      if (s.leadingEpoch !== 0 && replica.role !== "leader") this.abdicate(replica.shardId, s, "a higher epoch took over", false);
+      this.notifyLeadership();
     });
-    replica.onServingChange(() => this.notifyLeadership());
   }
 
   /**
@@ -377,7 +383,8 @@ export class EtcdCoordinator implements Coordinator {
       this.nodesById = nodes;
       const changed = !sameLeaders(this.leaders, leaders);
       this.leaders = leaders;
-      for (const [id, s] of this.local) this.reconcile(id, s, leaders.get(id));
+      const revision = Number(all.header.revision);
+      for (const [id, s] of this.local) this.reconcile(id, s, leaders.get(id), revision);
       if (changed) this.notifyLeadership();
     } catch (error) {
       this.opts.logger.debug({ err: (error as Error).message }, "etcd poll failed");
@@ -386,12 +393,14 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
-  private reconcile(shardId: number, s: LocalShard, leader: LeaderInfo | undefined): void {
+  private reconcile(shardId: number, s: LocalShard, leader: LeaderInfo | undefined, revision: number): void {
     const now = performance.now();
     if (s.leadingEpoch !== 0) {
-      if (!leader || leader.epoch !== s.leadingEpoch) this.abdicate(shardId, s, "election key gone", false);
+      // A read from before our election cannot show our key: only a later one can say it is gone.
+      if (revision >= s.leadingEpoch && (!leader || leader.epoch !== s.leadingEpoch)) this.abdicate(shardId, s, "election key gone", false);
       return;
     }
+    if (s.campaigning) return;
     if (leader) {
       s.absentSince = null;
       if (leader.nodeId === this.opts.nodeId) {

@@ -69,6 +69,11 @@ export interface WalOptions {
   pendingBytesMax?: number;
   /** Cut the log at a corrupt frame in the middle instead of refusing to start. */
   repair?: boolean;
+  /**
+   * Written entries kept in memory (with their bytes) besides the unwritten ones, so a leader
+   * shipping to followers a little behind reads memory, not disk. Default 0.
+   */
+  recentEntriesKept?: number;
   /** pino-compatible. */
   logger?: WalLogger;
 }
@@ -191,6 +196,7 @@ export class Wal {
   /** Entries in (writtenIndex, appendedIndex], served by readFrom before they reach the file. */
   private memTail: LogEntry[] = [];
   private memTailHead = 0;
+  private readonly recentEntriesKept: number;
   private epochRuns: EpochRun[];
 
   private _appendedIndex: number;
@@ -255,6 +261,7 @@ export class Wal {
     this.fsyncMode = opts.fsync;
     this.fsyncOn = opts.fsync !== "off";
     this.segmentBytesMax = opts.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
+    this.recentEntriesKept = opts.recentEntriesKept ?? 0;
     this.batchBytesMax = opts.batchBytesMax ?? BATCH_BYTES_MAX_DEFAULT;
     this.pendingBytesMax = opts.pendingBytesMax ?? PENDING_BYTES_MAX_DEFAULT;
     this.logger = logger;
@@ -854,10 +861,12 @@ export class Wal {
     }
     const last = Math.min(this._appendedIndex, fromIndex + maxEntries - 1);
     if (last < fromIndex) return [];
-    const inMemory = this.memorySlice(Math.max(fromIndex, this.writtenIndex + 1), last);
+    // Memory holds every unwritten entry and the most recent written ones (recentEntriesKept).
+    const memLow = this.memTailHead < this.memTail.length ? this.memTail[this.memTailHead]!.index : this._appendedIndex + 1;
+    const inMemory = this.memorySlice(Math.max(fromIndex, memLow), last, memLow);
     // Entries keep their encoded bytes in memory; a plain read returns what a disk read would.
     const fromMemory = opts.raw === true ? inMemory : inMemory.map(({ index, epoch, record }) => ({ index, epoch, record }));
-    const diskLast = Math.min(last, this.writtenIndex);
+    const diskLast = Math.min(last, memLow - 1);
     if (diskLast < fromIndex) return fromMemory;
     // Plan synchronously against the current state; destructive file ops wait for this read.
     const read = this.readRanges(this.diskRanges(fromIndex, diskLast), opts.raw === true);
@@ -870,11 +879,11 @@ export class Wal {
     }
   }
 
-  private memorySlice(from: number, to: number): LogEntry[] {
+  private memorySlice(from: number, to: number, memLow: number): LogEntry[] {
     if (to < from) return [];
-    const base = this.memTailHead + (from - (this.writtenIndex + 1));
+    const base = this.memTailHead + (from - memLow);
     const out = this.memTail.slice(base, base + (to - from + 1));
-    walAssert(out.length === to - from + 1 && out[0]!.index === from, "in-memory tail out of step with writtenIndex");
+    walAssert(out.length === to - from + 1 && out[0]!.index === from, "in-memory tail out of step with the log");
     return out;
   }
 
@@ -976,7 +985,8 @@ export class Wal {
   private trimMemTail(): void {
     const tail = this.memTail;
     let head = this.memTailHead;
-    while (head < tail.length && tail[head]!.index <= this.writtenIndex) head++;
+    const keepFrom = this.writtenIndex + 1 - this.recentEntriesKept;
+    while (head < tail.length && tail[head]!.index < keepFrom) head++;
     if (head >= MEM_TAIL_COMPACT_ENTRIES_MIN && head * 2 >= tail.length) {
       this.memTail = tail.slice(head);
       head = 0;
