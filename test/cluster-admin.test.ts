@@ -151,4 +151,23 @@ describe("operating a running cluster", () => {
     expect(new Set(listed).size).toBe(listed.length);
     expect(listed.length).toBe(traffic.enqueued.size);
   }, 180_000);
+
+  test("a node that died for good is drained: its replicas are rebuilt on a live node, and every job survives", async () => {
+    // n1 was drained above: restarted, it registers again and may take replicas.
+    await cluster.kill9("n1");
+    await cluster.startNode("n1");
+    let view = await cluster.waitForLeaders(15_000);
+    const dead = view.shards.find((s) => s.replicas.includes("n4")) ? "n4" : view.shards[0]!.replicas[0]!;
+    const jobs = Array.from({ length: 40 }, (_, i) => `before-death-${i}`);
+    for (const id of jobs) expect((await request(cluster.node("n2").base, "PUT", `/v1/jobs/${id}`, { queue: "q", every: "1h" })).status).toBe(201);
+    await cluster.kill9(dead);
+    await cluster.waitForLeaders(15_000);
+    // Drained while dead: every replica it held moves to a live node.
+    const r = await request(cluster.live()[0]!.base, "POST", `/v1/cluster/nodes/${dead}/drain`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.steps.length).toBeGreaterThan(0);
+    view = await cluster.waitForLeaders(15_000);
+    expect(view.shards.every((s) => !s.replicas.includes(dead) && s.replicas.length === 3)).toBe(true);
+    for (const id of jobs) expect((await request(cluster.live()[1]!.base, "GET", `/v1/jobs/${id}`)).status, id).toBe(200);
+  }, 120_000);
 });
