@@ -120,3 +120,50 @@ describe("a leader cut off from etcd", () => {
     expect(rejoined).toBe(true);
   }, 60_000);
 });
+
+describe("a leader cut off from its followers (it still reaches etcd)", () => {
+  test("acknowledges no write once cut off; a new leader with a higher epoch serves; nothing acknowledged is lost", async () => {
+    const c = await TestCluster.start({ nodes: 3, shards: 3, name: "partition", peerProxies: true });
+    try {
+      const view = await c.waitForLeaders(10_000);
+      const shard = view.shards[0]!;
+      const oldLeader = c.node(shard.leader!);
+      const others = c.nodes.filter((n) => n.id !== oldLeader.id);
+      const direct = { "x-cronwheel-forwarded": "test" };
+      const acked: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const id = jobIdOnShard(`before-${i}`, shard.range);
+        if ((await request(oldLeader.base, "PUT", `/v1/jobs/${id}`, { queue: "q", every: "1h" }, direct)).status < 300) acked.push(id);
+      }
+      expect(acked.length).toBe(20);
+      c.partition([[oldLeader.id], others.map((n) => n.id)]);
+      const cutAt = Date.now();
+      // Writes sent to the isolated leader from now on: none may be acknowledged.
+      const late: Array<Promise<number>> = [];
+      for (let i = 0; i < 10; i++) {
+        const id = jobIdOnShard(`isolated-${i}`, shard.range);
+        late.push(request(oldLeader.base, "PUT", `/v1/jobs/${id}`, { queue: "q", every: "1h" }, direct).then((r) => r.status, () => 0));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // A new leader serves the shard from the majority side.
+      let newEpoch = 0;
+      while (Date.now() - cutAt < 15_000 && newEpoch === 0) {
+        const v = await c.view(others[0]!).catch(() => null);
+        const s = v?.shards.find((x) => x.id === shard.id);
+        if (s && s.leader && s.leader !== oldLeader.id && s.epoch! > shard.epoch!) {
+          const probe = jobIdOnShard("after", shard.range);
+          const r = await request(others[0]!.base, "PUT", `/v1/jobs/${probe}`, { queue: "q", every: "1h" });
+          if (r.status < 300) newEpoch = s.epoch!;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(newEpoch).toBeGreaterThan(shard.epoch!);
+      for (const status of await Promise.all(late)) expect(status).not.toBe(201);
+      c.healLinks();
+      for (const id of acked) expect((await request(others[1]!.base, "GET", `/v1/jobs/${id}`)).status, id).toBe(200);
+    } finally {
+      await c.stop();
+    }
+  }, 90_000);
+});
+

@@ -13,6 +13,7 @@ import { SystemClock } from "../node/clock.js";
 import { CronwheelNode, SNAPSHOT_EVERY_RECORDS_DEFAULT } from "../node/node.js";
 import { WorkerGateway } from "../gateway/gateway.js";
 import { SHARD_SEGMENT_BYTES_DEFAULT } from "../node/shard-replica.js";
+import { DEFAULT_SHARD_LIMITS } from "../core/shard-state.js";
 
 const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
 
@@ -22,6 +23,9 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --etcd URLS             join a cluster: comma-separated etcd endpoints (http://host:2379,...)
   --cluster NAME          etcd key prefix of the cluster (default cronwheel)
   --replication-factor N  replicas per shard in a new cluster (default 3)
+  --peer-address ID=HOST:PORT
+                          dial node ID there instead of at its advertised address (repeatable;
+                          for a proxy between nodes, e.g. the jepsen-style tests' partitions)
   --data-dir DIR          where shard logs and snapshots live (default ./data)
   --listen HOST:PORT      HTTP and worker endpoint (default 127.0.0.1:7070)
   --advertise HOST:PORT   address other nodes and clients use (default: the listen address)
@@ -45,6 +49,7 @@ export async function runServer(argv: string[]): Promise<void> {
       etcd: { type: "string" },
       cluster: { type: "string", default: "cronwheel" },
       "replication-factor": { type: "string", default: "3" },
+      "peer-address": { type: "string", multiple: true },
       "data-dir": { type: "string", default: "./data" },
       listen: { type: "string", default: "127.0.0.1:7070" },
       advertise: { type: "string" },
@@ -70,6 +75,8 @@ export async function runServer(argv: string[]): Promise<void> {
   const shardCount = positiveInt(values.shards!, "--shards");
   const logger = pino({ level: values["log-level"]!, base: { node: values["node-id"] } });
   const clock = new SystemClock(Number(process.env.CRONWHEEL_CLOCK_OFFSET_MS ?? 0));
+  if (process.env.CRONWHEEL_CLOCK_OFFSET_FILE) clock.followOffsetFile(process.env.CRONWHEEL_CLOCK_OFFSET_FILE);
+  const peerAddresses = parsePeerAddresses(values["peer-address"] ?? []);
   const dataDir = path.resolve(values["data-dir"]!);
   const auth = values.tokens ? Auth.fromFile(values.tokens) : Auth.open();
   const etcd = values.etcd && !values.standalone ? values.etcd.split(",").map((u) => u.trim()).filter((u) => u !== "") : null;
@@ -87,6 +94,7 @@ export async function runServer(argv: string[]): Promise<void> {
             name: values.cluster!,
             replicationFactor: positiveInt(values["replication-factor"]!, "--replication-factor"),
             peerToken: auth.peerToken(),
+            peerAddresses,
             authorizePeer: (h: string) => auth.authorizesPeer(h),
           },
         }
@@ -96,6 +104,8 @@ export async function runServer(argv: string[]): Promise<void> {
     fsync,
     clock,
     logger,
+    // Test-only (jepsen-style suite self-test): a node that breaks fencing on purpose.
+    ...(process.env.CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES === "1" ? { limits: { ...DEFAULT_SHARD_LIMITS, unsafeAcceptStaleFences: true } } : {}),
     snapshotEveryRecords: positiveInt(values["snapshot-every"]!, "--snapshot-every"),
     segmentBytesMax: positiveInt(values["segment-bytes"]!, "--segment-bytes"),
     repair: values.repair!,
@@ -148,6 +158,18 @@ export async function runServer(argv: string[]): Promise<void> {
 }
 
 export class UsageError extends Error {}
+
+function parsePeerAddresses(values: string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--peer-address: expected ID=HOST:PORT, got '${v}'`);
+    const address = v.slice(eq + 1);
+    parseHostPort(address, "--peer-address");
+    map.set(v.slice(0, eq), address);
+  }
+  return map;
+}
 
 export function parseHostPort(value: string, flag: string): [string, number] {
   const i = value.lastIndexOf(":");

@@ -49,6 +49,8 @@ export interface ClusterOptions {
   peerToken: string | null;
   /** Whether an Authorization header may act as a peer. */
   authorizePeer: (authorization: string) => boolean;
+  /** Where to dial some nodes instead of their advertised address (proxies in tests). */
+  peerAddresses?: Map<string, string>;
 }
 
 export interface NodeOptions {
@@ -123,7 +125,7 @@ export class CronwheelNode {
     const peers = cluster
       ? new PeerNetwork({
           nodeId: opts.nodeId,
-          addressOf: (id) => coordinator.addressOf(id),
+          addressOf: (id) => cluster.peerAddresses?.get(id) ?? coordinator.addressOf(id),
           handler: (_from, req) => node.onPeerRequest(req as PeerRequest),
           token: cluster.peerToken,
           authorize: cluster.authorizePeer,
@@ -265,7 +267,7 @@ export class CronwheelNode {
     const leader = this.coordinator.leaderOf(index);
     const shardId = this.coordinator.shards[index]!.id;
     if (!leader || leader.nodeId === this.opts.nodeId) throw notLeader(shardId);
-    const address = this.coordinator.addressOf(leader.nodeId);
+    const address = this.opts.cluster?.peerAddresses?.get(leader.nodeId) ?? this.coordinator.addressOf(leader.nodeId);
     if (!address) throw notLeader(shardId);
     return { kind: "remote", nodeId: leader.nodeId, address };
   }

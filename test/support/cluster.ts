@@ -31,8 +31,23 @@ export class TestCluster {
     private readonly args: string[],
   ) {}
 
+  /** Node-to-node links through proxies (`from->to`), when started with `peerProxies`. */
+  readonly links = new Map<string, TcpProxy>();
+  /** Extra environment per node (clock-offset files, debug switches). */
+  env: (nodeId: string) => Record<string, string> = () => ({});
+
   /** `nodes` are prepared; the first `initial` (default all) start now, the rest join later with startNode. */
-  static async start(opts: { nodes: number; initial?: number; shards: number; replicationFactor?: number; args?: string[]; name?: string }): Promise<TestCluster> {
+  static async start(opts: {
+    nodes: number;
+    initial?: number;
+    shards: number;
+    replicationFactor?: number;
+    args?: string[];
+    name?: string;
+    /** Every node dials every other through its own proxy (for partitions). */
+    peerProxies?: boolean;
+    env?: (nodeId: string) => Record<string, string>;
+  }): Promise<TestCluster> {
     const etcd = await startEtcd();
     const dir = tempDir(opts.name ?? "cluster");
     const nodes: ClusterNode[] = [];
@@ -44,6 +59,10 @@ export class TestCluster {
     }
     const args = ["--shards", String(opts.shards), "--replication-factor", String(opts.replicationFactor ?? 3), "--log-level", "warn", ...(opts.args ?? [])];
     const cluster = new TestCluster(etcd, nodes, args);
+    if (opts.env) cluster.env = opts.env;
+    if (opts.peerProxies) {
+      for (const from of nodes) for (const to of nodes) if (from !== to) cluster.links.set(`${from.id}->${to.id}`, await TcpProxy.start("127.0.0.1", to.port));
+    }
     await Promise.all(nodes.slice(0, opts.initial ?? opts.nodes).map((n) => cluster.startNode(n.id)));
     await cluster.waitForLeaders();
     return cluster;
@@ -62,14 +81,37 @@ export class TestCluster {
       "--node-id", n.id,
       "--data-dir", n.dataDir,
       "--listen", `127.0.0.1:${n.port}`,
+      ...[...this.links].filter(([k]) => k.startsWith(`${n.id}->`)).flatMap(([k, p]) => ["--peer-address", `${k.slice(k.indexOf(">") + 1)}=127.0.0.1:${p.port}`]),
       ...this.args,
-    ]);
+    ], this.env(n.id));
   }
 
   async kill9(id: string): Promise<void> {
     const n = this.node(id);
     await n.process?.kill9();
     n.process = null;
+  }
+
+  pause(id: string): void {
+    this.node(id).process?.child.kill("SIGSTOP");
+  }
+
+  resume(id: string): void {
+    this.node(id).process?.child.kill("SIGCONT");
+  }
+
+  /** Cut every node-to-node link between the groups (needs `peerProxies`); nodes in no group keep theirs. */
+  partition(groups: string[][]): void {
+    for (const [key, proxy] of this.links) {
+      const [from, to] = key.split("->") as [string, string];
+      const gf = groups.findIndex((g) => g.includes(from));
+      const gt = groups.findIndex((g) => g.includes(to));
+      if (gf >= 0 && gt >= 0 && gf !== gt) proxy.cut();
+    }
+  }
+
+  healLinks(): void {
+    for (const proxy of this.links.values()) proxy.heal();
   }
 
   live(): ClusterNode[] {
@@ -100,8 +142,9 @@ export class TestCluster {
   }
 
   async stop(): Promise<void> {
+    for (const n of this.nodes) n.process?.child.kill("SIGCONT");
     await Promise.all(this.nodes.map((n) => n.process?.stop()));
-    await Promise.all(this.nodes.map((n) => n.etcdProxy.close()));
+    await Promise.all([...this.nodes.map((n) => n.etcdProxy.close()), ...[...this.links.values()].map((p) => p.close())]);
     await this.etcd.stop();
   }
 }

@@ -1,0 +1,102 @@
+/**
+ * Faults, each with a start and a stop, recorded in the history. One fault at a time, chosen by
+ * the seeded generator from the run's list, every few seconds:
+ *
+ *   kill       kill -9 of a shard's leader (or, half the time, of a random node); restarted at stop
+ *   kill-majority  kill -9 of two of three nodes; restarted at stop
+ *   pause      SIGSTOP of a shard's leader for longer than its etcd lease; SIGCONT at stop
+ *   partition  cut a leader off from the other nodes (node-to-node proxies), or a node off from
+ *              etcd (its etcd proxy); healed at stop
+ *   skew       move one node's clock by ±(5 s … 2 min) through its clock-offset file; back at stop
+ */
+import fs from "node:fs";
+import type { TestCluster } from "../test/support/cluster.js";
+import { monoNow, type HistoryWriter } from "./history.js";
+import type { Random } from "./random.js";
+
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew"] as const;
+export type Fault = (typeof FAULTS)[number];
+
+interface Active {
+  fault: Fault;
+  targets: string[];
+  undo: () => Promise<void>;
+}
+
+export class Nemesis {
+  private active: Active | null = null;
+
+  constructor(
+    private readonly cluster: TestCluster,
+    private readonly history: HistoryWriter,
+    private readonly random: Random,
+    private readonly faults: readonly Fault[],
+    /** Node id → the file its clock offset is read from. */
+    private readonly clockFile: (nodeId: string) => string,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.active || this.faults.length === 0) return;
+    const fault = this.random.pick(this.faults);
+    const active = await this.inflict(fault);
+    this.active = active;
+    this.history.record({ type: "nemesis", action: "start", fault, targets: active.targets, t: monoNow() });
+  }
+
+  async stop(): Promise<void> {
+    const active = this.active;
+    if (!active) return;
+    this.active = null;
+    await active.undo();
+    this.history.record({ type: "nemesis", action: "stop", fault: active.fault, targets: active.targets, t: monoNow() });
+  }
+
+  private async leaderOrRandom(): Promise<string> {
+    const live = this.cluster.live();
+    try {
+      const view = await this.cluster.view();
+      const leaders = view.shards.map((s) => s.leader).filter((l): l is string => l !== null && live.some((n) => n.id === l));
+      if (leaders.length > 0 && this.random.chance(0.5)) return this.random.pick(leaders);
+    } catch {
+      // no view: any node
+    }
+    return this.random.pick(live).id;
+  }
+
+  private async inflict(fault: Fault): Promise<Active> {
+    const c = this.cluster;
+    switch (fault) {
+      case "kill": {
+        const target = await this.leaderOrRandom();
+        await c.kill9(target);
+        return { fault, targets: [target], undo: () => c.startNode(target) };
+      }
+      case "kill-majority": {
+        const targets = [...c.live()].sort(() => this.random.next() - 0.5).slice(0, 2).map((n) => n.id);
+        for (const t of targets) await c.kill9(t);
+        return { fault, targets, undo: async () => void (await Promise.all(targets.map((t) => c.startNode(t)))) };
+      }
+      case "pause": {
+        const target = await this.leaderOrRandom();
+        c.pause(target);
+        return { fault, targets: [target], undo: async () => c.resume(target) };
+      }
+      case "partition": {
+        const target = await this.leaderOrRandom();
+        if (this.random.chance(0.5)) {
+          c.node(target).etcdProxy.cut();
+          return { fault, targets: [target, "etcd"], undo: async () => c.node(target).etcdProxy.heal() };
+        }
+        const others = c.nodes.map((n) => n.id).filter((id) => id !== target);
+        c.partition([[target], others]);
+        return { fault, targets: [target], undo: async () => c.healLinks() };
+      }
+      case "skew": {
+        const target = this.random.pick(c.live()).id;
+        const offset = (this.random.chance(0.5) ? 1 : -1) * this.random.int(5_000, 120_000);
+        fs.writeFileSync(this.clockFile(target), String(offset));
+        return { fault, targets: [target], undo: async () => fs.writeFileSync(this.clockFile(target), "0") };
+      }
+    }
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * A worker process for the jepsen-style runs. It speaks the worker protocol itself (not through
+ * the SDK) so that it can record exactly what it was told and what it answered: every
+ * assignment, every acked heartbeat, the side effect (the "sink" write), every final report and
+ * the node's answer. It connects to every node that leads shards (from /v1/cluster) and follows
+ * changes; a final report still unanswered is sent again on any open connection.
+ *
+ *   node dist/jepsen-style-tests/worker.js --id w1 --urls http://127.0.0.1:7071,… --history w1.jsonl --seed 7
+ */
+import { parseArgs } from "node:util";
+import { Packr } from "msgpackr";
+import WebSocket from "ws";
+import type { AssignMessage, NodeMessage, WorkerMessage } from "../src/client/protocol.js";
+import { HistoryWriter, monoNow } from "./history.js";
+import { Random } from "./random.js";
+
+const packr = new Packr({ useRecords: false });
+/** Credit each connection gets back after each execution ends. */
+const CREDIT_PER_CONNECTION = 4;
+const CLUSTER_POLL_MS = 1000;
+const REPORT_RESEND_MS = 1000;
+
+interface Job {
+  assign: AssignMessage;
+  via: Conn;
+  timer: NodeJS.Timeout | null;
+  heartbeat: NodeJS.Timeout | null;
+  report: WorkerMessage | null;
+  lastSentAt: number;
+  done: boolean;
+}
+
+interface Conn {
+  nodeId: string;
+  address: string;
+  ws: WebSocket;
+  open: boolean;
+}
+
+const { values } = parseArgs({
+  options: {
+    id: { type: "string" },
+    urls: { type: "string" },
+    history: { type: "string" },
+    seed: { type: "string", default: "1" },
+    queues: { type: "string", default: "jobs,adhoc" },
+  },
+});
+const workerId = values.id!;
+const urls = values.urls!.split(",");
+const history = new HistoryWriter(values.history!);
+const random = new Random(Number(values.seed));
+const queues = values.queues!.split(",");
+const conns = new Map<string, Conn>();
+const jobs = new Map<string, Job>();
+
+function send(conn: Conn, ...messages: WorkerMessage[]): void {
+  if (conn.open) conn.ws.send(packr.pack(messages));
+}
+
+function anyOpen(preferred: Conn): Conn | null {
+  if (preferred.open) return preferred;
+  for (const c of conns.values()) if (c.open) return c;
+  return null;
+}
+
+function connect(nodeId: string, address: string): void {
+  const ws = new WebSocket(`ws://${address}/v1/workers`, { perMessageDeflate: false });
+  const conn: Conn = { nodeId, address, ws, open: false };
+  conns.set(nodeId, conn);
+  ws.on("open", () => {
+    conn.open = true;
+    send(conn, { t: "hello", workerId, queues, protocol: 1 }, { t: "credit", n: CREDIT_PER_CONNECTION });
+  });
+  ws.on("message", (data: Buffer) => {
+    for (const m of packr.unpack(data) as NodeMessage[]) onMessage(conn, m);
+  });
+  ws.on("error", () => undefined);
+  ws.on("close", () => {
+    conn.open = false;
+    if (conns.get(nodeId) === conn) conns.delete(nodeId);
+  });
+}
+
+function onMessage(conn: Conn, m: NodeMessage): void {
+  const t = monoNow();
+  switch (m.t) {
+    case "assign": {
+      const old = jobs.get(m.id);
+      if (old && !old.done) stop(old);
+      history.record({
+        type: "assigned",
+        worker: workerId,
+        executionId: m.id,
+        attempt: m.attempt,
+        fence: m.fence,
+        node: conn.nodeId,
+        ...(m.jobId !== undefined ? { jobId: m.jobId } : {}),
+        scheduledAtMono: history.wallToMono(m.scheduledAt),
+        leaseDeadlineMono: history.wallToMono(m.leaseDeadline),
+        t,
+      });
+      run({ assign: m, via: conn, timer: null, heartbeat: null, report: null, lastSentAt: 0, done: false });
+      return;
+    }
+    case "ack": {
+      const job = jobs.get(m.id);
+      if (!job || job.assign.fence !== m.fence) return;
+      if (m.of === "heartbeat" && m.leaseDeadline !== undefined) {
+        history.record({ type: "lease-extended", worker: workerId, executionId: m.id, fence: m.fence, leaseDeadlineMono: history.wallToMono(m.leaseDeadline), t });
+      } else if (m.of === "succeeded" || m.of === "failed") {
+        answered(job, m.of, "ack", t);
+      }
+      return;
+    }
+    case "stale": {
+      const job = jobs.get(m.id);
+      if (!job || job.assign.fence !== m.fence) return;
+      if (m.of === "succeeded" || m.of === "failed") answered(job, m.of, "stale", t);
+      else if (!job.done) {
+        history.record({ type: "aborted", worker: workerId, executionId: m.id, fence: m.fence, reason: "stale", t });
+        stop(job);
+      }
+      return;
+    }
+    case "cancel": {
+      const job = jobs.get(m.id);
+      if (!job || job.assign.fence !== m.fence || job.done) return;
+      history.record({ type: "aborted", worker: workerId, executionId: m.id, fence: m.fence, reason: m.reason, t });
+      stop(job);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/** The handler: works a while (heartbeating), writes its side effect, reports. */
+function run(job: Job): void {
+  const { assign } = job;
+  jobs.set(assign.id, job);
+  const workMs = random.int(20, 600);
+  job.heartbeat = setInterval(() => {
+    const c = anyOpen(job.via);
+    if (c) send(c, { t: "heartbeat", id: assign.id, fence: assign.fence });
+  }, Math.max(50, assign.leaseMs / 3));
+  job.timer = setTimeout(() => {
+    if (job.heartbeat) clearInterval(job.heartbeat);
+    job.heartbeat = null;
+    history.record({ type: "sink-write", worker: workerId, executionId: assign.id, attempt: assign.attempt, fence: assign.fence, t: monoNow() });
+    const failed = random.chance(0.1);
+    job.report = failed
+      ? { t: "failed", id: assign.id, fence: assign.fence, error: { message: "chaos" }, retryable: true }
+      : { t: "succeeded", id: assign.id, fence: assign.fence, result: { by: workerId } };
+    sendReport(job);
+  }, workMs);
+}
+
+function sendReport(job: Job): void {
+  const c = anyOpen(job.via);
+  if (!c || !job.report) return;
+  job.lastSentAt = monoNow();
+  history.record({ type: "report-sent", worker: workerId, executionId: job.assign.id, fence: job.assign.fence, kind: job.report.t as "succeeded" | "failed", t: job.lastSentAt });
+  send(c, job.report);
+}
+
+function answered(job: Job, kind: "succeeded" | "failed", answer: "ack" | "stale", t: number): void {
+  if (job.done) return;
+  history.record({ type: "report-answered", worker: workerId, executionId: job.assign.id, fence: job.assign.fence, kind, answer, t });
+  stop(job);
+}
+
+function stop(job: Job): void {
+  job.done = true;
+  if (job.timer) clearTimeout(job.timer);
+  if (job.heartbeat) clearInterval(job.heartbeat);
+  jobs.delete(job.assign.id);
+  const c = anyOpen(job.via);
+  if (c) send(c, { t: "credit", n: 1 });
+}
+
+/** Connect to every node that leads a shard; resend reports nobody answered. */
+async function poll(): Promise<void> {
+  for (const url of urls) {
+    try {
+      const res = await fetch(`${url}/v1/cluster`, { signal: AbortSignal.timeout(1000) });
+      const view = (await res.json()) as { nodes: Array<{ id: string; address: string }>; shards: Array<{ leader: string | null }> };
+      const leaders = new Set(view.shards.map((s) => s.leader).filter((l): l is string => l !== null));
+      for (const n of view.nodes) if (leaders.has(n.id) && !conns.has(n.id)) connect(n.id, n.address);
+      break;
+    } catch {
+      // that node is down or paused: ask the next
+    }
+  }
+  const now = monoNow();
+  for (const job of jobs.values()) if (job.report && now - job.lastSentAt > REPORT_RESEND_MS) sendReport(job);
+}
+
+setInterval(() => void poll(), CLUSTER_POLL_MS);
+void poll();
+process.on("SIGTERM", () => {
+  history.close();
+  process.exit(0);
+});
