@@ -347,3 +347,31 @@ describe("shard state: determinism and snapshots", () => {
     );
   });
 });
+
+describe("shard state: a job deleted and put again under the same id", () => {
+  it("the old incarnation's runs leave the new job's counters alone, before and after a snapshot", () => {
+    const s = new ShardState(T0);
+    put(s, "j", { queue: "q", every: "1m", concurrency: { limit: 1 } }, T0);
+    tickAll(s, T0 + MIN);
+    const [old] = executionsOf(s, "j");
+    const claimed = s.apply({ type: "exec.claim", at: T0 + MIN, workerId: "w", items: [{ tenant: "t", executionId: old!.id }] }) as Array<{ ok: boolean }>;
+    expect(claimed[0]!.ok).toBe(true);
+    // Deleted with its run left running, then put again: a fresh job with fresh counters.
+    expect(s.apply({ type: "job.delete", at: T0 + MIN + 1, tenant: "t", jobId: "j", cancelRunning: false })).not.toBeInstanceOf(CronwheelError);
+    put(s, "j", { queue: "q", every: "1m", concurrency: { limit: 1 } }, T0 + MIN + 2);
+    const again = ShardState.fromSnapshot(s.toSnapshot());
+    for (const state of [s, again]) {
+      // The old run ends: it must not release a slot of the new job (this used to throw
+      // "active count below zero" in apply, and stop the shard for good).
+      const report = state.apply({ type: "exec.report", at: T0 + MIN + 3, workerId: "w", items: [{ tenant: "t", executionId: old!.id, fence: old!.fence, kind: "succeeded" }] });
+      expect((report as Array<{ ok: boolean }>)[0]!.ok).toBe(true);
+      const job = state.getJob("t", "j")!;
+      expect([job.activeCount, job.leasedCount]).toEqual([0, 0]);
+      // The new incarnation fires and runs under its own limit.
+      tickAll(state, T0 + 3 * MIN);
+      const fresh = [...state.executions.valuesOf("t")].filter((e) => e.jobId === "j" && e.state === "ready");
+      expect(fresh.length).toBeGreaterThan(0);
+      expect(job.activeCount).toBe(1);
+    }
+  });
+});

@@ -94,6 +94,8 @@ export class Execution implements WheelTimer {
   /** The current attempt's holder, its fence, and when its lease and its run time end. */
   workerId: string | null = null;
   fence = 0;
+  /** The incarnation of its job that created it (0 for ad-hoc work); see ShardState.jobOf. */
+  jobIncarnation = 0;
   leaseDeadline = 0;
   attemptDeadline = 0;
   startedAt: number | null = null;

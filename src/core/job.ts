@@ -17,6 +17,8 @@ export class Job implements WheelTimer {
 
   state: JobState = "active";
   version = 1;
+  /** Which creation of this id this is (ShardState numbers them): its executions carry it. */
+  incarnation = 0;
   /** Nominal time of the next fire (before jitter); null when no fire is left. */
   nextFireAt: number | null = null;
   /** Fires that created an execution to run (skipped ones do not count toward maxRuns). */

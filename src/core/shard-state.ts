@@ -168,6 +168,8 @@ export class ShardState {
   private readonly orderingLines = new TenantMap<string[]>();
   /** Fences only grow: each claim in this shard takes the next one. */
   private fenceSeq = 0;
+  /** Numbers each job created (a job deleted and put again is a new incarnation). */
+  private jobIncarnationSeq = 0;
   /** Time of the last applied record; records never move it backwards. */
   lastAt: number;
   /** Work left in the tick being applied. */
@@ -252,6 +254,7 @@ export class ShardState {
     }
     if (tombstone) this.tombstones.delete(r.tenant, r.jobId);
     const job = new Job(r.tenant, r.jobId, this.specs.fromJson(r.specJson), at, at);
+    job.incarnation = ++this.jobIncarnationSeq;
     job.version = currentVersion + 1;
     this.jobs.set(r.tenant, r.jobId, job);
     this.setNextFire(job, job.firstFire(at));
@@ -474,6 +477,7 @@ export class ShardState {
   ): Execution {
     const spec = job.spec;
     const e = this.newExecution(jobExecutionInit(job.tenant, job.id, id, spec, scheduledAt, at, payload, idempotencyKey));
+    e.jobIncarnation = job.incarnation;
     const { limit, overlap } = spec.concurrency;
     const atLimit = limit !== null && job.activeCount >= limit;
     if (atLimit && overlap === "skip") return this.markSkipped(e, at, "overlap");
@@ -502,6 +506,7 @@ export class ShardState {
 
   private recordSkipped(job: Job, id: string, nominal: number, at: number, reason: string): Execution {
     const e = this.newExecution(jobExecutionInit(job.tenant, job.id, id, job.spec, nominal, at, job.spec.payload, null));
+    e.jobIncarnation = job.incarnation;
     return this.markSkipped(e, at, reason);
   }
 
@@ -578,9 +583,20 @@ export class ShardState {
     this.observer.finished(e);
   }
 
+  /**
+   * The job an execution counts against: its job, if that is still the incarnation that created
+   * it. A job deleted (its runs left running) and put again under the same id starts with fresh
+   * counters, which the old runs must not touch.
+   */
+  private jobOf(e: Execution): Job | undefined {
+    if (e.jobId === null) return undefined;
+    const job = this.jobs.get(e.tenant, e.jobId);
+    return job !== undefined && job.incarnation === e.jobIncarnation ? job : undefined;
+  }
+
   /** A job execution ended: give its slot (or its place in the waiting line) to the next one. */
   private releaseSlot(e: Execution, at: number): void {
-    const job = this.jobs.get(e.tenant, e.jobId!);
+    const job = this.jobOf(e);
     if (!job) return;
     if (e.waitingForSlot) {
       e.waitingForSlot = false;
@@ -657,7 +673,7 @@ export class ShardState {
     if (!e) return { ok: false, reason: "not-found" };
     if (e.state !== "ready") return { ok: false, reason: "not-ready" };
     if (e.readyAt > at) return { ok: false, reason: "not-due" };
-    const job = e.jobId !== null ? this.jobs.get(tenant, e.jobId) : undefined;
+    const job = this.jobOf(e);
     const limit = job?.spec.concurrency.limit ?? null;
     if (job && limit !== null && job.leasedCount >= limit) return { ok: false, reason: "job-limit" };
     this.readyQueue(e.queue).forget(e);
@@ -700,7 +716,7 @@ export class ShardState {
         // A short handler's worker may skip `started`: it ran from (about) its claim.
         e.startedAt ??= e.attempts?.[e.attempts.length - 1]?.claimedAt ?? at;
         e.result = item.result ?? null;
-        const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
+        const job = this.jobOf(e);
         if (job) job.lastResult = e.result;
         this.finish(e, "succeeded", at, null);
         break;
@@ -750,14 +766,13 @@ export class ShardState {
       info.outcome = outcome;
       if (outcome !== "succeeded") info.error = error;
     }
-    const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
+    const job = this.jobOf(e);
     if (job) job.leasedCount--;
     e.state = "scheduled"; // not leased any more; the caller sets the real next state
   }
 
   private pauseOnFailure(e: Execution, at: number): void {
-    if (e.jobId === null) return;
-    const job = this.jobs.get(e.tenant, e.jobId);
+    const job = this.jobOf(e);
     if (job && job.spec.pauseOnFailure && job.state === "active") {
       job.state = "paused";
       job.updatedAt = at;
@@ -818,7 +833,7 @@ export class ShardState {
         skipped.push(e);
         continue;
       }
-      const job = e.jobId !== null ? this.jobs.get(e.tenant, e.jobId) : undefined;
+      const job = this.jobOf(e);
       const limit = job?.spec.concurrency.limit ?? null;
       if (job && limit !== null) {
         const taken = pending.get(job) ?? 0;
@@ -956,7 +971,7 @@ export class ShardState {
         index = specs.push(j.spec) - 1;
         specIndex.set(j.spec, index);
       }
-      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting && [...j.waiting], j.leasedCount, j.lastResult ?? null]);
+      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting && [...j.waiting], j.leasedCount, j.lastResult ?? null, j.incarnation]);
     }
     const executions: ExecutionSnapshot[] = [];
     const ready: Execution[] = [];
@@ -971,6 +986,7 @@ export class ShardState {
       v: 1,
       lastAt: this.lastAt,
       fenceSeq: this.fenceSeq,
+      jobIncarnationSeq: this.jobIncarnationSeq,
       specs,
       jobs,
       executions,
@@ -986,9 +1002,11 @@ export class ShardState {
     if (s.v !== 1) throw new Error(`shard snapshot: unknown version ${String(s.v)}`);
     const state = new ShardState(s.lastAt, limits, observer);
     state.fenceSeq = s.fenceSeq;
+    state.jobIncarnationSeq = s.jobIncarnationSeq ?? 0;
     const specs = s.specs.map((spec) => state.specs.intern(spec));
-    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount, lastResult] of s.jobs) {
+    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount, lastResult, incarnation] of s.jobs) {
       const job = new Job(tenant, id, specs[specIndex]!, createdAt, updatedAt);
+      job.incarnation = incarnation ?? 0;
       job.version = version;
       job.state = jobState;
       job.runs = runs;
@@ -1110,6 +1128,8 @@ export type JobSnapshot = [
   waiting: string[] | null,
   leasedCount: number,
   lastResult: unknown,
+  /** Absent in snapshots written before incarnations existed (then 0, as every execution's). */
+  incarnation?: number,
 ];
 
 export type ExecutionSnapshot = [
@@ -1130,14 +1150,18 @@ export type ExecutionSnapshot = [
   attemptDeadline: number,
   /** Where it waits in the wheel (scheduled, retry backoff, lease expiry), or null. */
   wheelDueAt: number | null,
+  jobIncarnation?: number,
 ];
 
 const EXECUTION_WHEEL_DUE_AT = 15;
+const EXECUTION_JOB_INCARNATION = 16;
 
 export interface ShardSnapshot {
   v: 1;
   lastAt: number;
   fenceSeq: number;
+  /** Absent in snapshots written before incarnations existed. */
+  jobIncarnationSeq?: number;
   /** Distinct job definitions; jobs refer to them by index. */
   specs: JobSpec[];
   jobs: JobSnapshot[];
@@ -1169,6 +1193,7 @@ function executionToSnapshot(e: Execution, wheelDueAt: number | null): Execution
   return [
     init, e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
     e.attempt, e.attempts && e.attempts.map((a) => ({ ...a })), e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline, wheelDueAt,
+    e.jobIncarnation,
   ];
 }
 
@@ -1178,6 +1203,7 @@ function executionFromSnapshot(s: ExecutionSnapshot): Execution {
     , e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
     e.attempt, e.attempts, e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline,
   ] = s;
+  e.jobIncarnation = s[EXECUTION_JOB_INCARNATION] ?? 0;
   return e;
 }
 
