@@ -430,7 +430,9 @@ export function checkAcknowledgedWrites(input: HistoryEvent[] | HistoryIndex, op
  * Claims:
  * - no execution id is listed twice in the final read;
  * - one idempotency key maps to one execution id, across the ids ok enqueues returned and the
- *   final read (the key's window, 24 h, is far longer than a run);
+ *   final read (the key's window, 24 h, is far longer than a run). Its scope is the key together
+ *   with the enqueue's ordering key (docs/api.md: the ordering key decides the shard, and the key
+ *   deduplicates there);
  * - no job has two executions with the same scheduled time, across the final read and every
  *   assignment any worker received — so a duplicate that ran and was lost from the state is
  *   still caught. Times within `sameFireToleranceMs` (default 5: the recorders' wall-to-monotonic
@@ -440,6 +442,11 @@ export function checkAcknowledgedWrites(input: HistoryEvent[] | HistoryIndex, op
  * Cannot claim: that the scheduled times fit anchor + k·interval (the history has no anchors);
  * duplicate side effects (at-least-once by design; `single-lease` counts them).
  */
+/** What one idempotency key deduplicates among: the same key and ordering key (or none). */
+function dedupScope(key: string, orderingKey: string | undefined): string {
+  return orderingKey === undefined ? key : `${key}' with ordering key '${orderingKey}`;
+}
+
 export function checkNoDuplicateInstances(input: HistoryEvent[] | HistoryIndex, opts: CheckOptions = {}): InvariantResult {
   const h = indexHistory(input);
   const f = findings("no-duplicate-instances", opts);
@@ -465,9 +472,9 @@ export function checkNoDuplicateInstances(input: HistoryEvent[] | HistoryIndex, 
   };
   for (const op of h.ops) {
     const id = enqueuedId(op);
-    if (op.call.op === "enqueue" && op.call.idempotencyKey !== undefined && id !== undefined) note(op.call.idempotencyKey, id, opEvents(op));
+    if (op.call.op === "enqueue" && op.call.idempotencyKey !== undefined && id !== undefined) note(dedupScope(op.call.idempotencyKey, op.call.orderingKey), id, opEvents(op));
   }
-  for (const x of fr?.executions ?? []) if (x.idempotencyKey !== undefined) note(x.idempotencyKey, x.id, [finalReadExcerpt(fr!, [], [x.id])]);
+  for (const x of fr?.executions ?? []) if (x.idempotencyKey !== undefined) note(dedupScope(x.idempotencyKey, x.orderingKey), x.id, [finalReadExcerpt(fr!, [], [x.id])]);
   f.count("idempotencyKeys", byKey.size);
   for (const [key, ids] of byKey) {
     if (ids.size > 1) f.add(`idempotency key '${key}' maps to ${ids.size} executions: ${[...ids.keys()].join(", ")}`, [...ids.values()].flat());

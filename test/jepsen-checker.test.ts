@@ -186,6 +186,13 @@ describe("no-duplicate-instances", () => {
     expectOneViolation(checkNoDuplicateInstances([fr]), /'x1' is listed 2 times/, [finalReadExcerpt(fr, [], ["x1"])]);
   });
 
+  it("one idempotency key under two ordering keys is two scopes (docs/api.md)", () => {
+    const e1 = op(0, ENQ(1, { idempotencyKey: "k", orderingKey: "a" }), { t: 5, type: "ok", result: { executionId: "x1", created: true } });
+    const e2 = op(10, ENQ(2, { idempotencyKey: "k", orderingKey: "b" }), { t: 15, type: "ok", result: { executionId: "x2", created: true } });
+    // Without a final read the verdict is "unknown", but no violation is found.
+    expect(checkNoDuplicateInstances([...e1, ...e2]).violations).toEqual([]);
+  });
+
   it("reports one idempotency key returning two execution ids", () => {
     const e1 = op(0, ENQ(1, { idempotencyKey: "k" }), { t: 5, type: "ok", result: { executionId: "x1", created: true } });
     const e2 = op(10, ENQ(2, { idempotencyKey: "k" }), { t: 15, type: "ok", result: { executionId: "x2", created: true } });
@@ -708,7 +715,15 @@ const MUTATIONS: Record<string, Mutation> = {
     const keyed = choose(fr.executions.filter((x) => x.idempotencyKey !== undefined), pick);
     const other = choose(fr.executions.filter((x) => x.jobId === undefined && x.id !== keyed?.id), pick >> 3);
     return keyed && other && {
-      events: withRead(events, (r) => ({ ...r, executions: r.executions.map((x) => (x.id === other.id ? { ...x, idempotencyKey: keyed.idempotencyKey } : x)) })),
+      // The same key in the same scope (its ordering key too): one key, two executions.
+      events: withRead(events, (r) => ({
+        ...r,
+        executions: r.executions.map((x) => {
+          if (x.id !== other.id) return x;
+          const { orderingKey: _dropped, ...rest } = x;
+          return { ...rest, idempotencyKey: keyed.idempotencyKey, ...(keyed.orderingKey !== undefined ? { orderingKey: keyed.orderingKey } : {}) };
+        }),
+      })),
       breaks: "no-duplicate-instances",
     };
   },

@@ -375,3 +375,16 @@ describe("shard state: a job deleted and put again under the same id", () => {
     }
   });
 });
+
+describe("shard state: idempotency keys and ordering keys", () => {
+  it("a key deduplicates among enqueues with the same ordering key (or none), not across ordering keys", () => {
+    const s = new ShardState(T0);
+    const enqueue = (id: string, body: Record<string, unknown>) =>
+      s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", ...body }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
+    expect(enqueue("x1", { idempotencyKey: "k" }).execution.id).toBe("x1");
+    expect(enqueue("x2", { idempotencyKey: "k" })).toMatchObject({ created: false, execution: { id: "x1" } });
+    expect(enqueue("x3", { idempotencyKey: "k", orderingKey: "a" })).toMatchObject({ created: true, execution: { id: "x3" } });
+    expect(enqueue("x4", { idempotencyKey: "k", orderingKey: "a" })).toMatchObject({ created: false, execution: { id: "x3" } });
+    expect(enqueue("x5", { idempotencyKey: "k", orderingKey: "b" })).toMatchObject({ created: true, execution: { id: "x5" } });
+  });
+});

@@ -526,7 +526,8 @@ export class ShardState {
   }
 
   private enqueue(r: EnqueueRecord, at: number): ApplyResult {
-    const seen = this.lookupIdempotent(r.tenant, r.spec.idempotencyKey, at);
+    const dedupKey = enqueueDedupKey(r.spec.idempotencyKey, r.spec.orderingKey);
+    const seen = this.lookupIdempotent(r.tenant, dedupKey, at);
     if (seen) return { execution: seen, created: false } satisfies ExecutionResult;
     if (this.executions.has(r.tenant, r.executionId)) {
       return conflict(`execution '${r.executionId}' already exists`);
@@ -549,7 +550,7 @@ export class ShardState {
       idempotencyKey: s.idempotencyKey,
     });
     if (this.joinOrderingLine(e)) this.readyOrSchedule(e, at);
-    this.rememberIdempotent(r.tenant, s.idempotencyKey, e.id, at);
+    this.rememberIdempotent(r.tenant, dedupKey, e.id, at);
     return { execution: e, created: true } satisfies ExecutionResult;
   }
 
@@ -1205,6 +1206,15 @@ function executionFromSnapshot(s: ExecutionSnapshot): Execution {
   ] = s;
   e.jobIncarnation = s[EXECUTION_JOB_INCARNATION] ?? 0;
   return e;
+}
+
+/**
+ * An enqueue's idempotency key deduplicates among enqueues with the same ordering key (or none):
+ * an ordering key decides the shard the execution lives on, so the key is only unique there.
+ */
+function enqueueDedupKey(idempotencyKey: string | null, orderingKey: string | null): string | null {
+  if (idempotencyKey === null) return null;
+  return orderingKey === null ? idempotencyKey : `${idempotencyKey}\u0000ordering:${orderingKey}`;
 }
 
 export { isTerminal };
