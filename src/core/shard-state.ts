@@ -163,7 +163,15 @@ export class ShardState {
   private finishedHead = 0;
   private readonly readyQueues = new Map<string, ReadyQueue<Execution>>();
   private readonly specs = new SpecInterner();
-  private readonly wheel: TimingWheel<WheelEntry>;
+  private wheel: TimingWheel<WheelEntry>;
+  /**
+   * Nothing applied yet (and not restored from a snapshot): the state takes its clock from its
+   * first record. Replicas build state from the same records, so this must not be the local
+   * clock — a replica that starts empty and replays (or catches up on) older records would
+   * otherwise stamp them all with its start time, and decide differently (a claim refused as
+   * not due, a lease that runs out at another time).
+   */
+  private pristine = true;
   /** Executions sharing an ordering key, in enqueue order; the head is the one that may run. */
   private readonly orderingLines = new TenantMap<string[]>();
   /** Fences only grow: each claim in this shard takes the next one. */
@@ -194,6 +202,11 @@ export class ShardState {
 
   /** Apply one committed record. Returns the proposer's result, or a CronwheelError (never throws for bad requests). */
   apply(record: ShardRecord): ApplyResult {
+    if (this.pristine) {
+      this.pristine = false;
+      this.lastAt = record.at;
+      this.wheel = new TimingWheel<WheelEntry>(record.at);
+    }
     const at = Math.max(this.lastAt, record.at);
     this.lastAt = at;
     switch (record.type) {
@@ -1002,6 +1015,7 @@ export class ShardState {
   static fromSnapshot(s: ShardSnapshot, limits: ShardLimits = DEFAULT_SHARD_LIMITS, observer: ShardObserver = NO_OBSERVER): ShardState {
     if (s.v !== 1) throw new Error(`shard snapshot: unknown version ${String(s.v)}`);
     const state = new ShardState(s.lastAt, limits, observer);
+    state.pristine = false;
     state.fenceSeq = s.fenceSeq;
     state.jobIncarnationSeq = s.jobIncarnationSeq ?? 0;
     const specs = s.specs.map((spec) => state.specs.intern(spec));
