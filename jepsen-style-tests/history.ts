@@ -19,7 +19,7 @@ export function monoNow(): number {
 // outcome is unknown — a timeout, a dropped connection, a 503 after the request may have landed)
 
 export type ClientOp =
-  | { op: "put-job"; jobId: string; spec: { queue: string; every?: string; cron?: string; orderingKey?: string } }
+  | { op: "put-job"; jobId: string; spec: { queue: string; every?: string; cron?: string; leaseMs?: number } }
   | { op: "delete-job"; jobId: string }
   | { op: "pause-job"; jobId: string }
   | { op: "resume-job"; jobId: string }

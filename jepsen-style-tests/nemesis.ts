@@ -8,13 +8,16 @@
  *   partition  cut a leader off from the other nodes (node-to-node proxies), or a node off from
  *              etcd (its etcd proxy); healed at stop
  *   skew       move one node's clock by ±(5 s … 2 min) through its clock-offset file; back at stop
+ *   pause-worker  SIGSTOP a worker process for 3–6 s (past its 2 s leases); SIGCONT at stop: its
+ *              executions go to the other worker, and its late reports must change nothing
  */
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { TestCluster } from "../test/support/cluster.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 interface Active {
@@ -33,6 +36,7 @@ export class Nemesis {
     private readonly faults: readonly Fault[],
     /** Node id → the file its clock offset is read from. */
     private readonly clockFile: (nodeId: string) => string,
+    private readonly workers: ReadonlyArray<{ id: string; process: ChildProcess }>,
   ) {}
 
   async start(): Promise<void> {
@@ -90,6 +94,11 @@ export class Nemesis {
         const others = c.nodes.map((n) => n.id).filter((id) => id !== target);
         c.partition([[target], others]);
         return { fault, targets: [target], undo: async () => c.healLinks() };
+      }
+      case "pause-worker": {
+        const w = this.random.pick(this.workers);
+        w.process.kill("SIGSTOP");
+        return { fault, targets: [w.id], undo: async () => void w.process.kill("SIGCONT") };
       }
       case "skew": {
         const target = this.random.pick(c.live()).id;

@@ -5,6 +5,10 @@
  * the node's answer. It connects to every node that leads shards (from /v1/cluster) and follows
  * changes; a final report still unanswered is sent again on any open connection.
  *
+ * Half of the executions taken away from it (cancel, lost lease) it finishes anyway and reports —
+ * a handler that ignores its abort signal, as real ones do — so that late reports with old
+ * fences reach the nodes, which must answer them `stale` and change nothing.
+ *
  *   node dist/jepsen-style-tests/worker.js --id w1 --urls http://127.0.0.1:7071,… --history w1.jsonl --seed 7
  */
 import { parseArgs } from "node:util";
@@ -28,6 +32,8 @@ interface Job {
   report: WorkerMessage | null;
   lastSentAt: number;
   done: boolean;
+  /** Told it lost the execution (it may still finish and report: a late report). */
+  aborted: boolean;
 }
 
 interface Conn {
@@ -100,7 +106,7 @@ function onMessage(conn: Conn, m: NodeMessage): void {
         leaseDeadlineMono: history.wallToMono(m.leaseDeadline),
         t,
       });
-      run({ assign: m, via: conn, timer: null, heartbeat: null, report: null, lastSentAt: 0, done: false });
+      run({ assign: m, via: conn, timer: null, heartbeat: null, report: null, lastSentAt: 0, done: false, aborted: false });
       return;
     }
     case "ack": {
@@ -117,22 +123,28 @@ function onMessage(conn: Conn, m: NodeMessage): void {
       const job = jobs.get(m.id);
       if (!job || job.assign.fence !== m.fence) return;
       if (m.of === "succeeded" || m.of === "failed") answered(job, m.of, "stale", t);
-      else if (!job.done) {
-        history.record({ type: "aborted", worker: workerId, executionId: m.id, fence: m.fence, reason: "stale", t });
-        stop(job);
-      }
+      else if (!job.done) takenAway(job, "stale", t);
       return;
     }
     case "cancel": {
       const job = jobs.get(m.id);
       if (!job || job.assign.fence !== m.fence || job.done) return;
-      history.record({ type: "aborted", worker: workerId, executionId: m.id, fence: m.fence, reason: m.reason, t });
-      stop(job);
+      takenAway(job, m.reason, t);
       return;
     }
     default:
       return;
   }
+}
+
+/** The execution was taken away: stop — or, half the time, finish and report anyway (a late report). */
+function takenAway(job: Job, reason: string, t: number): void {
+  if (job.aborted) return;
+  job.aborted = true;
+  history.record({ type: "aborted", worker: workerId, executionId: job.assign.id, fence: job.assign.fence, reason, t });
+  if (job.heartbeat) clearInterval(job.heartbeat);
+  job.heartbeat = null;
+  if (random.chance(0.5)) stop(job);
 }
 
 /** The handler: works a while (heartbeating), writes its side effect, reports. */

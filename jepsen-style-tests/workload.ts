@@ -13,6 +13,8 @@ import type { Random } from "./random.js";
 const REQUEST_TIMEOUT_MS = 5_000;
 const JOB_POOL = 24;
 const ORDERING_KEYS = ["ok-a", "ok-b", "ok-c"];
+/** Short leases, so a worker paused for a few seconds loses its executions within a run. */
+const LEASE_MS = 2_000;
 
 export interface WorkloadOptions {
   history: HistoryWriter;
@@ -60,7 +62,7 @@ export class Workload {
     const jobId = `job-${r.int(0, JOB_POOL - 1)}`;
     const roll = r.next();
     if (roll < 0.25) {
-      return { op: "put-job", jobId, spec: { queue: "jobs", every: r.pick(["1s", "2s", "3s"]) } };
+      return { op: "put-job", jobId, spec: { queue: "jobs", every: r.pick(["1s", "2s", "3s"]), leaseMs: LEASE_MS } };
     }
     if (roll < 0.3) return { op: "delete-job", jobId };
     if (roll < 0.35) return { op: "pause-job", jobId };
@@ -109,6 +111,7 @@ export class Workload {
           {
             queue: call.queue,
             payload: { seq: call.seq },
+            leaseMs: LEASE_MS,
             ...(call.idempotencyKey ? { idempotencyKey: call.idempotencyKey } : {}),
             ...(call.orderingKey ? { orderingKey: call.orderingKey } : {}),
           },

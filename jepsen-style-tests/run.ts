@@ -1,0 +1,134 @@
+/**
+ * `npm run jepsen -- --nemesis kill,pause,partition,skew --time 120 --seed 42`
+ *
+ * One run: a real etcd and three `cronwheel server` processes (replication factor 3; every
+ * node-to-node link and every node's etcd link through a proxy the nemesis controls), two worker
+ * processes (worker.ts), a seeded client workload (workload.ts) and a seeded fault schedule
+ * (nemesis.ts). After `--time` seconds every fault is healed, the cluster gets `--recover`
+ * seconds to settle, a final read records what it holds, and the checker judges the history.
+ *
+ * Everything lands in the results folder (default jepsen-style-tests/results/<time>-seed<seed>):
+ * history.jsonl (client and nemesis), worker-*.jsonl, node logs, verdict.json and summary.txt —
+ * re-checkable offline with `node dist/jepsen-style-tests/check.js <folder>`. Exit code 0 when
+ * the history is valid, 1 when the checker found a violation, 2 on a harness error.
+ *
+ * `--unsafe-fencing` starts the nodes with fencing broken on purpose (a report with any fence is
+ * accepted): the checker must then report the violation (test/jepsen.test.ts proves it does).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { TestCluster } from "../test/support/cluster.js";
+import { checkFolder } from "./check.js";
+import { HistoryWriter } from "./history.js";
+import { FAULTS, Nemesis, type Fault } from "./nemesis.js";
+import { Random } from "./random.js";
+import { finalRead, Workload } from "./workload.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export interface RunOptions {
+  faults: Fault[];
+  seconds: number;
+  seed: number;
+  recoverSeconds: number;
+  out: string;
+  unsafeFencing: boolean;
+  log?: (line: string) => void;
+}
+
+export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "unknown"; out: string; summary: string }> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  fs.mkdirSync(opts.out, { recursive: true });
+  fs.writeFileSync(path.join(opts.out, "run.json"), JSON.stringify({ ...opts, log: undefined, startedAt: new Date().toISOString() }, null, 2));
+  const random = new Random(opts.seed);
+  const history = new HistoryWriter(path.join(opts.out, "history.jsonl"));
+  const clockFile = (id: string) => path.join(opts.out, `clock-offset-${id}`);
+  log(`jepsen: starting etcd and 3 nodes (seed ${opts.seed}, faults ${opts.faults.join(",") || "none"})`);
+  const cluster = await TestCluster.start({
+    nodes: 3,
+    shards: 6,
+    name: "jepsen",
+    peerProxies: true,
+    args: ["--log-level", "warn"],
+    env: (id) => ({ CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id), ...(opts.unsafeFencing ? { CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES: "1" } : {}) }),
+  });
+  const workers: Array<{ id: string; process: ChildProcess }> = [];
+  try {
+    const urls = cluster.nodes.map((n) => n.base).join(",");
+    for (const id of ["w1", "w2"]) {
+      const child = spawn(process.execPath, [path.join(HERE, "worker.js"), "--id", id, "--urls", urls, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+      workers.push({ id, process: child });
+    }
+    const workload = new Workload({ history, random, nodes: () => cluster.live().map((n) => n.base), clients: 4 });
+    const nemesis = new Nemesis(cluster, history, random, opts.faults, clockFile, workers);
+    workload.start();
+    const end = Date.now() + opts.seconds * 1000;
+    while (Date.now() < end) {
+      await sleep(Math.min(random.int(2_000, 5_000), Math.max(0, end - Date.now())));
+      if (Date.now() >= end) break;
+      await nemesis.start();
+      await sleep(Math.min(random.int(3_000, 8_000), Math.max(0, end - Date.now())));
+      await nemesis.stop();
+    }
+    await nemesis.stop();
+    await workload.stop();
+    log(`jepsen: faults healed; letting the cluster settle for ${opts.recoverSeconds} s`);
+    await cluster.waitForLeaders(60_000);
+    await sleep(opts.recoverSeconds * 1000);
+    // Workers stop first: the final read must not race reports still being acknowledged.
+    await Promise.all(workers.map((w) => stopChild(w.process)));
+    await finalRead(cluster.live()[0]!.base, history);
+  } finally {
+    for (const w of workers) w.process.kill("SIGKILL");
+    for (const n of cluster.nodes) if (n.process) fs.writeFileSync(path.join(opts.out, `node-${n.id}.log`), n.process.output());
+    history.close();
+    await cluster.stop();
+  }
+  const { verdict, summary } = checkFolder(opts.out);
+  log(summary);
+  return { valid: verdict.valid, out: opts.out, summary };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGCONT");
+  child.kill("SIGTERM");
+  return exited;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      nemesis: { type: "string", default: FAULTS.join(",") },
+      time: { type: "string", default: "60" },
+      seed: { type: "string", default: String(Date.now() % 100_000) },
+      recover: { type: "string", default: "10" },
+      out: { type: "string" },
+      "unsafe-fencing": { type: "boolean", default: false },
+    },
+  });
+  const faults = values.nemesis!.split(",").filter((f) => f !== "" && f !== "none") as Fault[];
+  for (const f of faults) if (!FAULTS.includes(f)) throw new Error(`--nemesis: unknown fault '${f}' (known: ${FAULTS.join(", ")})`);
+  const seed = Number(values.seed);
+  const out = values.out ?? path.join(HERE, "..", "..", "jepsen-style-tests", "results", `${new Date().toISOString().replace(/[:.]/g, "-")}-seed${seed}`);
+  const result = await runJepsen({ faults, seconds: Number(values.time), seed, recoverSeconds: Number(values.recover), out, unsafeFencing: values["unsafe-fencing"]! });
+  process.stdout.write(`${result.summary}\nresults: ${result.out}\n`);
+  process.exit(result.valid === true ? 0 : 1);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`jepsen: harness error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(2);
+  });
+}
