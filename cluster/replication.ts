@@ -24,6 +24,26 @@ import type { ShardReplica, StoreResult, TransferSnapshot } from "../src/node/sh
 import type { PeerNetwork } from "./peer-network.js";
 import { CLUSTER_TIMING, withDeadline } from "./timing.js";
 
+/** A follower's clock reading older than this no longer counts toward the median. */
+const CLOCK_SAMPLE_STALE_MS = 60_000;
+
+/**
+ * A replica's clock reading and the leader's monotonic time when it was read (mid round trip).
+ * Carried forward on the leader's monotonic clock, it says what that replica's clock reads now —
+ * whatever the leader's own wall clock does meanwhile (a jump is seen at once, not on the next
+ * answer).
+ */
+interface ClockSample {
+  clock: number;
+  mono: number;
+}
+
+function estimateClock(sample: ClockSample | null): number | null {
+  if (sample === null) return null;
+  const age = performance.now() - sample.mono;
+  return age < CLOCK_SAMPLE_STALE_MS ? sample.clock + age : null;
+}
+
 /** Entries per append: bounds a frame (records are at most ~256 KiB). */
 const APPEND_BATCH_MAX = 1024;
 
@@ -41,6 +61,8 @@ export interface PrepareReply {
   promised: number;
   lastIndex: number;
   lastEpoch: number;
+  /** The replica's clock when it answered: a new leader knows the replicas' median from the start. */
+  clock: number;
 }
 
 export type FetchReply =
@@ -70,7 +92,7 @@ export async function handleReplication(replica: ShardReplica | undefined, req: 
 
 function prepareReply(replica: ShardReplica, ok: boolean): PrepareReply {
   const ix = replica.indexes;
-  return { ok, promised: replica.promisedEpoch, lastIndex: ix.appended, lastEpoch: ix.lastEpoch };
+  return { ok, promised: replica.promisedEpoch, lastIndex: ix.appended, lastEpoch: ix.lastEpoch, clock: replica.localNow() };
 }
 
 async function fetchFrom(replica: ShardReplica, from: number, max: number): Promise<FetchReply> {
@@ -104,6 +126,8 @@ function fromWire(entries: WireEntry[]): LogEntry[] {
 interface Progress {
   next: number;
   match: number;
+  /** The follower's clock reading from its last answer, and when (monotonic) it was read. */
+  clockSample: ClockSample | null;
   inflight: boolean;
   /** performance.now() of the last answer (any answer: the follower is reachable). */
   lastHeard: number;
@@ -123,10 +147,14 @@ export class Replicator {
     private readonly epoch: number,
     private readonly logger: Logger,
     private readonly onLost: (reason: string) => void,
+    /** Clock readings taken during leader recovery, so the first tick already uses the median. */
+    initialClockSamples: ReadonlyMap<string, ClockSample> = new Map(),
   ) {
     const next = replica.indexes.appended + 1;
     const now = performance.now();
-    for (const f of followers) this.progress.set(f, { next, match: 0, inflight: false, lastHeard: now, retryAt: 0 });
+    for (const f of followers) {
+      this.progress.set(f, { next, match: 0, clockSample: initialClockSamples.get(f) ?? null, inflight: false, lastHeard: now, retryAt: 0 });
+    }
   }
 
   /** Replicas counted for a majority: the followers and the leader. */
@@ -160,6 +188,26 @@ export class Replicator {
     });
   }
 
+  /**
+   * What to add to this node's clock to get the median of the replicas' clocks (this node's
+   * counted as offset 0; a follower's estimated from its last reading carried forward on the
+   * monotonic clock). With one clock wrong in three, the median is a right one; with two known,
+   * the earlier.
+   */
+  clockCorrection(): number {
+    const local = this.replica.localNow();
+    const offsets = [0];
+    for (const p of this.progress.values()) {
+      const estimate = estimateClock(p.clockSample);
+      if (estimate !== null) offsets.push(estimate - local);
+    }
+    offsets.sort((a, b) => a - b);
+    // With an even count, the lower middle: between two clocks that disagree, the earlier one —
+    // a shard whose time ran ahead would fire early and could not take it back; late can catch up.
+    // Whole ms: record times are integers (the timing wheel refuses fractions).
+    return Math.round(offsets[Math.floor((offsets.length - 1) / 2)]!);
+  }
+
   /** Follower → match index, for `admin status` (replication lag). */
   matchIndexes(): Record<string, number> {
     return Object.fromEntries([...this.progress].map(([id, p]) => [id, p.match]));
@@ -184,8 +232,10 @@ export class Replicator {
       let first = true;
       while (!this.stopped && (first || p.next <= this.replica.log.appendedIndex)) {
         first = false;
+        const sentAt = performance.now();
         const reply = await this.shipOnce(id, p, heartbeat);
         p.lastHeard = performance.now();
+        if (reply.ok && reply.clock !== undefined) p.clockSample = { clock: reply.clock, mono: (sentAt + p.lastHeard) / 2 };
         if (reply.ok) {
           p.match = Math.max(p.match, reply.matched);
           p.next = Math.max(p.next, reply.matched + 1);
@@ -256,10 +306,13 @@ export async function recoverAndLead(opts: {
   await replica.promise(epoch);
   if (replica.promisedEpoch !== epoch) throw new Error(`epoch ${epoch} is older than promised ${replica.promisedEpoch}`);
   const own: PrepareReply & { node: string } = { node: nodeId, ...prepareReply(replica, true) };
+  const clockSamples = new Map<string, ClockSample>();
+  const sentAt = performance.now();
   const promises = await majorityOf(
     others.map((peer) =>
       peers.request<PrepareReply>(peer, { t: "prepare", shard, epoch } satisfies ReplicationRequest, CLUSTER_TIMING.prepareTimeoutMs).then((r) => {
         if (!r.ok) throw new Error(`${peer} promised epoch ${r.promised}`);
+        clockSamples.set(peer, { clock: r.clock, mono: (sentAt + performance.now()) / 2 });
         return { node: peer, ...r };
       }),
     ),
@@ -268,8 +321,14 @@ export async function recoverAndLead(opts: {
   const best = [own, ...promises].reduce((a, b) => (b.lastEpoch > a.lastEpoch || (b.lastEpoch === a.lastEpoch && b.lastIndex > a.lastIndex) ? b : a));
   if (best.node !== nodeId) await adoptLog(replica, best.node, best.lastIndex, epoch, peers);
   logger.info({ shard, epoch, adoptedFrom: best.node, lastIndex: best.lastIndex, lastEpoch: best.lastEpoch }, "leader recovered the log; taking over");
-  const replicator = new Replicator(replica, peers, others, epoch, logger, opts.onLost);
-  const leading = replica.lead(nodeId, epoch, (d) => replicator.quorum(d), () => replicator.kick());
+  const replicator = new Replicator(replica, peers, others, epoch, logger, opts.onLost, clockSamples);
+  const leading = replica.lead(
+    nodeId,
+    epoch,
+    (d) => replicator.quorum(d),
+    () => replicator.kick(),
+    () => replicator.clockCorrection(),
+  );
   replicator.start();
   try {
     await withDeadline(leading, CLUSTER_TIMING.prepareTimeoutMs * 2, "committing the epoch's first record");

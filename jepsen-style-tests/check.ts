@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { check, summary as summarize } from "./checker.js";
 import { readHistory } from "./history.js";
 
-/** How long after the last fault healed every active job must have fired again. */
-const FIRE_BOUND_MS = 15_000;
+/** How long after the last fault healed every active job must have fired again (runs recover 12 s by default). */
+const FIRE_BOUND_MS = 10_000;
 
 export function checkFolder(folder: string): { verdict: ReturnType<typeof check>; summary: string } {
   const files = fs

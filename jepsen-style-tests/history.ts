@@ -131,7 +131,7 @@ export interface NemesisEvent {
 export interface FinalReadEvent {
   type: "final-read";
   t: number;
-  jobs: Array<{ id: string; state: string; version: number }>;
+  jobs: Array<{ id: string; state: string; version: number; nextFireAtMono?: number }>;
   executions: Array<{
     id: string;
     jobId?: string;

@@ -28,6 +28,10 @@ import { Random } from "./random.js";
 import { finalRead, Workload } from "./workload.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** The compiled worker script, whether this runs compiled (dist/) or from source under vitest. */
+const WORKER_SCRIPT = HERE.split(path.sep).includes("dist")
+  ? path.join(HERE, "worker.js")
+  : path.join(HERE, "..", "dist", "jepsen-style-tests", "worker.js");
 
 export interface RunOptions {
   faults: Fault[];
@@ -59,7 +63,7 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
   try {
     const urls = cluster.nodes.map((n) => n.base).join(",");
     for (const id of ["w1", "w2"]) {
-      const child = spawn(process.execPath, [path.join(HERE, "worker.js"), "--id", id, "--urls", urls, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
+      const child = spawn(process.execPath, [WORKER_SCRIPT, "--id", id, "--urls", urls, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
         stdio: ["ignore", "ignore", "inherit"],
       });
       workers.push({ id, process: child });
@@ -112,7 +116,7 @@ async function main(): Promise<void> {
       nemesis: { type: "string", default: FAULTS.join(",") },
       time: { type: "string", default: "60" },
       seed: { type: "string", default: String(Date.now() % 100_000) },
-      recover: { type: "string", default: "10" },
+      recover: { type: "string", default: "12" },
       out: { type: "string" },
       "unsafe-fencing": { type: "boolean", default: false },
     },

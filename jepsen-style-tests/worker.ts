@@ -187,8 +187,10 @@ function stop(job: Job): void {
   if (job.timer) clearTimeout(job.timer);
   if (job.heartbeat) clearInterval(job.heartbeat);
   jobs.delete(job.assign.id);
-  const c = anyOpen(job.via);
-  if (c) send(c, { t: "credit", n: 1 });
+  // The credit goes back where it was used: handed to another node, credit would drift to
+  // one connection and starve the others. (A closed connection's credit went with it; its
+  // replacement starts with a full share.)
+  if (job.via.open) send(job.via, { t: "credit", n: 1 });
 }
 
 /** Connect to every node that leads a shard; resend reports nobody answered. */

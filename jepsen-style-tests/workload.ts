@@ -154,7 +154,7 @@ export async function finalRead(base: string, history: HistoryWriter): Promise<v
       history.record({
         type: "final-read",
         t: monoNow(),
-        jobs: jobs.map((j) => ({ id: String(j.id), state: String(j.state), version: Number(j.version) })),
+        jobs: jobs.map((j) => ({ id: String(j.id), state: String(j.state), version: Number(j.version), ...(j.nextFireAt ? { nextFireAtMono: history.wallToMono(Date.parse(String(j.nextFireAt))) } : {}) })),
         executions: executions.map((e) => ({
           id: String(e.id),
           ...(e.jobId !== undefined ? { jobId: String(e.jobId) } : {}),

@@ -48,7 +48,8 @@ export class HttpServer {
       node: opts.node,
       limits: opts.limits,
       advertise: opts.advertise,
-      now: () => opts.node.opts.clock.now(),
+      // Times a request is validated against (a schedule's anchor, delayMs): the cluster's clock.
+      now: () => opts.node.clusterNow(),
     };
 
     app.get("/healthz", (res) => {

@@ -306,9 +306,8 @@ export class WorkerGateway {
 
   private dispatch(): void {
     if (this.draining) return;
-    const now = this.node.opts.clock.now();
     const conns = [...this.connections];
-    let retryAt: number | null = null;
+    let retryIn: number | null = null;
     const start = this.rotation++ % Math.max(1, conns.length);
     for (let k = 0; k < conns.length; k++) {
       const conn = conns[(start + k) % conns.length]!;
@@ -319,15 +318,17 @@ export class WorkerGateway {
         const taken: Execution[] = [];
         for (const queue of conn.queues) {
           if (conn.credit <= 0) break;
+          // The shard's time (the replicas' median clock), not this node's: due is due cluster-wide.
+          const now = shard.clusterNow();
           const r = shard.state.takeReady(queue, conn.tenant, conn.credit, now);
-          if (r.retryAt !== null) retryAt = retryAt === null ? r.retryAt : Math.min(retryAt, r.retryAt);
+          if (r.retryAt !== null) retryIn = Math.min(retryIn ?? Infinity, r.retryAt - now);
           conn.credit -= r.items.length;
           taken.push(...r.items);
         }
         if (taken.length > 0) this.claim(shard, conn, taken);
       }
     }
-    if (retryAt !== null) this.dispatchAt(retryAt, now);
+    if (retryIn !== null) this.dispatchIn(retryIn);
   }
 
   /**
@@ -373,12 +374,12 @@ export class WorkerGateway {
   }
 
   /** Some ready work is not due yet (committed ahead of time): look again when it is. */
-  private dispatchAt(at: number, now: number): void {
+  private dispatchIn(ms: number): void {
     if (this.dispatchTimer) clearTimeout(this.dispatchTimer);
     this.dispatchTimer = setTimeout(() => {
       this.dispatchTimer = null;
       this.scheduleDispatch();
-    }, Math.max(0, at - now));
+    }, Math.max(0, ms));
   }
 
   private claim(shard: ShardReplica, conn: Connection, taken: Execution[]): void {

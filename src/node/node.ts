@@ -241,6 +241,16 @@ export class CronwheelNode {
     return !this.closed && this.localShards().every((s) => s.healthy);
   }
 
+  /**
+   * The cluster's time as this node sees it: its clock corrected to its replicas' median (from a
+   * shard it leads; its own clock when it leads none). Requests are validated against it, so a
+   * node with a wrong clock cannot anchor a schedule in the future or the past.
+   */
+  clusterNow(): number {
+    for (const s of this.shards) if (s?.serving) return s.clusterNow();
+    return this.clock.now();
+  }
+
   /** The replicas this node holds. */
   localShards(): ShardReplica[] {
     return this.shards.filter((s): s is ShardReplica => s !== undefined);

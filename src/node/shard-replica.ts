@@ -127,6 +127,8 @@ export class ShardReplica {
   private quorum: ((ownDurable: number) => number) | null = null;
   /** Told when the leader appended entries (the replicator ships them). */
   private appendedListener: (() => void) | null = null;
+  /** Leader: ms to add to this node's clock to get the replicas' median clock (0 standalone). */
+  private clockCorrection: () => number = () => 0;
   /** performance.now() of the last append or snapshot accepted from a leader (for deposing). */
   lastLeaderContact = 0;
   private readonly servingListeners: Array<(serving: boolean) => void> = [];
@@ -251,7 +253,26 @@ export class ShardReplica {
     return this.appendAsLeader(record).then(throwIfError);
   }
 
+  /**
+   * The shard's time on this leader: its clock corrected to the median of the replicas' clocks,
+   * so one node with a clock set wrong (a minority) cannot make its shards fire early or late.
+   */
+  clusterNow(): number {
+    return this.opts.clock.now() + this.clockCorrection();
+  }
+
+  /** This node's own clock (what followers report for the median). */
+  localNow(): number {
+    return this.opts.clock.now();
+  }
+
   private appendAsLeader(record: ShardRecord): Promise<unknown> {
+    // Callers stamp records with this node's clock; the log gets the shard's (median) time.
+    const correction = this.clockCorrection();
+    if (correction !== 0) {
+      record.at += correction;
+      if (record.type === "tick" && record.horizon !== undefined) record.horizon += correction;
+    }
     record.at = this.nextAt(record.at); // before append: the log stores the record as encoded now
     let lastIndex: number;
     try {
@@ -382,7 +403,7 @@ export class ShardReplica {
    * epoch's first record; the replica serves once that record is committed and applied.
    * `quorum` maps this replica's durable index to the index a majority has durable.
    */
-  async lead(nodeId: string, epoch: number, quorum: (ownDurable: number) => number, onAppended: () => void): Promise<void> {
+  async lead(nodeId: string, epoch: number, quorum: (ownDurable: number) => number, onAppended: () => void, clockCorrection: () => number = () => 0): Promise<void> {
     if (this.failure) throw unavailable(this.failure);
     if (epoch < this.promised) throw new CronwheelError("unavailable", `epoch ${epoch} is older than promised ${this.promised}`);
     await this.promise(epoch);
@@ -390,7 +411,10 @@ export class ShardReplica {
     this._epoch = epoch;
     this.quorum = quorum;
     this.appendedListener = onAppended;
-    this.lastProposedAt = Math.max(this.lastProposedAt, this.state.lastAt, this.opts.clock.now());
+    this.clockCorrection = clockCorrection;
+    // Not this node's clock: it may be the one set wrong. Its records are corrected to the
+    // replicas' median clock (clockCorrection) from the first one on.
+    this.lastProposedAt = Math.max(this.lastProposedAt, this.state.lastAt);
     const record: ShardRecord = { type: "leader", at: this.opts.clock.now(), nodeId, epoch };
     await this.appendAsLeader(record);
     if (this._role === "leader" && this._epoch === epoch && !this.failure) this.setServing(true);
@@ -403,6 +427,7 @@ export class ShardReplica {
     this._role = "follower";
     this.quorum = null;
     this.appendedListener = null;
+    this.clockCorrection = () => 0;
     this.setServing(false);
     // Their entries may still commit under the next leader; the client cannot know, so: retry.
     this.rejectWaiters(new CronwheelError("unavailable", `shard ${this.opts.shardId} lost its leader (${reason}); the outcome is unknown, retry`, undefined, 1));
@@ -458,7 +483,7 @@ export class ShardReplica {
       await this.wal.flush();
       if (this.promised > epoch) return { ok: false, reason: "stale", promised: this.promised };
       this.advanceCommit(Math.min(leaderCommit, matched));
-      return { ok: true, matched };
+      return { ok: true, matched, clock: this.opts.clock.now() };
     });
   }
 
@@ -543,7 +568,7 @@ export class ShardReplica {
     }
     if (this.timer && this.timerDueAt <= due) return;
     this.clearTimer();
-    const delay = Math.min(Math.max(0, due - TICK_LOOKAHEAD_MS - this.opts.clock.now()), TIMER_DELAY_MAX_MS);
+    const delay = Math.min(Math.max(0, due - TICK_LOOKAHEAD_MS - this.clusterNow()), TIMER_DELAY_MAX_MS);
     this.timerDueAt = due;
     this.timer = setTimeout(() => this.onTimer(), delay);
   }
@@ -558,14 +583,15 @@ export class ShardReplica {
     this.timer = null;
     this.timerDueAt = Number.POSITIVE_INFINITY;
     const due = this.state.nextDueAt();
-    const now = this.opts.clock.now();
+    const now = this.clusterNow();
     if (due === null || !this._serving) return;
     if (due > now + TICK_LOOKAHEAD_MS) {
       this.armTimer();
       return;
     }
     this.tickInFlight = true;
-    this.propose({ type: "tick", at: now, horizon: now + TICK_LOOKAHEAD_MS })
+    const local = this.opts.clock.now(); // stamped locally; appendAsLeader corrects it
+    this.propose({ type: "tick", at: local, horizon: local + TICK_LOOKAHEAD_MS })
       .catch(() => undefined) // failures are logged by fail(); a replica that stepped down stops ticking
       .finally(() => {
         this.tickInFlight = false;
@@ -629,7 +655,8 @@ export class ShardReplica {
 }
 
 export type StoreResult =
-  | { ok: true; matched: number }
+  /** `clock`: the follower's clock when it answered (the leader takes the replicas' median). */
+  | { ok: true; matched: number; clock?: number }
   | { ok: false; reason: "stale"; promised: number }
   | { ok: false; reason: "gap" | "mismatch"; hint: number };
 
