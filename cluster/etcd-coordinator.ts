@@ -101,7 +101,12 @@ export class EtcdCoordinator implements Coordinator {
   private readonly leadershipListeners: Array<() => void> = [];
 
   private constructor(private readonly opts: EtcdCoordinatorOptions) {
-    this.client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 2000 });
+    this.client = new Etcd3({
+      hosts: opts.endpoints,
+      dialTimeout: 2000,
+      // A connection that stops answering (half-open, black-holed) is noticed and redialed.
+      grpcOptions: { "grpc.keepalive_time_ms": 2000, "grpc.keepalive_timeout_ms": 1000, "grpc.keepalive_permit_without_calls": 1 },
+    });
   }
 
   private key(...parts: Array<string | number>): string {

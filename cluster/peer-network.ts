@@ -9,6 +9,7 @@
  * one per shard). Messages: [REQUEST, id, payload] and [REPLY, id, ok, payload-or-error-message].
  * A request has a deadline; a connection that drops fails every request in flight on it.
  */
+import { performance } from "node:perf_hooks";
 import { Packr } from "msgpackr";
 import type { Logger } from "pino";
 import uWS from "uWebSockets.js";
@@ -33,6 +34,8 @@ interface Outgoing {
   open: Promise<void>;
   /** Requests of this turn, sent together. */
   batch: unknown[][];
+  /** performance.now() of the last frame received (replies). */
+  lastHeard: number;
   inflight: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>;
 }
 
@@ -106,12 +109,21 @@ export class PeerNetwork {
   /** Send `request` to `nodeId` and wait for its reply, at most `timeoutMs`. */
   async request<T>(nodeId: string, request: unknown, timeoutMs: number): Promise<T> {
     const conn = this.connection(nodeId);
-    await withDeadline(conn.open, timeoutMs, `connect to ${nodeId}`);
+    try {
+      await withDeadline(conn.open, timeoutMs, `connect to ${nodeId}`);
+    } catch (error) {
+      // A connection that does not open in time (a black-holed network) is dropped, so the next
+      // request dials again instead of waiting on it forever.
+      this.drop(nodeId, conn);
+      throw error;
+    }
     if (conn.ws.readyState !== WebSocket.OPEN) throw new PeerError(`connection to ${nodeId} is closed`);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         conn.inflight.delete(id);
+        // Silent for a whole timeout on an open connection: half-open, most likely. Start over.
+        if (performance.now() - conn.lastHeard >= timeoutMs) this.drop(nodeId, conn);
         reject(new PeerError(`${nodeId} did not answer in ${timeoutMs} ms`));
       }, timeoutMs);
       conn.inflight.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
@@ -153,6 +165,11 @@ export class PeerNetwork {
     this.repliesToFlush.clear();
   }
 
+  private drop(nodeId: string, conn: Outgoing): void {
+    if (this.outgoing.get(nodeId) === conn) this.outgoing.delete(nodeId);
+    conn.ws.terminate();
+  }
+
   close(): void {
     this.closed = true;
     for (const conn of this.outgoing.values()) conn.ws.terminate();
@@ -176,6 +193,7 @@ export class PeerNetwork {
       ws,
       address,
       batch: [],
+      lastHeard: performance.now(),
       inflight: new Map(),
       open: new Promise<void>((resolve, reject) => {
         ws.once("open", () => resolve());
@@ -184,6 +202,7 @@ export class PeerNetwork {
     };
     conn.open.catch(() => undefined);
     ws.on("message", (data: Buffer) => {
+      conn.lastHeard = performance.now();
       let frame: unknown[][];
       try {
         frame = packr.unpack(data) as unknown[][];

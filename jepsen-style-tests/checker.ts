@@ -726,7 +726,10 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
     const cancels = mayBeCanceled ? [...(enders.get(`x/${executionId}`) ?? []), ...(jobId !== undefined ? (enders.get(`j/${jobId}`) ?? []) : [])] : [];
     for (const a of attempts) {
       const lease = leaseInterval(a);
-      if (!lease) continue;
+      // An assignment received after its lease had already run out (its worker was paused, say)
+      // held nothing: the node had taken the execution back. Whatever the worker did is a late
+      // side effect (single-lease counts those), not a run in the line.
+      if (!lease || lease.end <= lease.start) continue;
       const first = firstStart.get(executionId);
       if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
       const run: Run = { executionId, lease, end: lease.end, endEvent: lease.endEvent, slack: lease.endIsDeadline ? tolerance : 0 };

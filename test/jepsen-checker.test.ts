@@ -287,6 +287,22 @@ describe("ordering-key", () => {
   const enqA = op(0, ENQ(1, { orderingKey: "k" }), { t: 5, type: "ok", result: { executionId: "a", created: true } });
   const enqB = op(10, ENQ(2, { orderingKey: "k" }), { t: 15, type: "ok", result: { executionId: "b", created: true } });
 
+  it("an assignment received after its lease ran out (a paused worker) is not a run", () => {
+    // a's first claim reaches its (paused) worker only after its deadline; by then b is running.
+    const events: HistoryEvent[] = [
+      ...enqA,
+      ...enqB,
+      assigned(3_000, "a", 1, { worker: "w2", leaseDeadlineMono: 1_500 }),
+      assigned(2_000, "a", 2),
+      sent(2_100, "a", 2),
+      answered(2_110, "a", 2, "ack"),
+      assigned(2_200, "b", 3),
+      sent(3_500, "b", 3),
+      answered(3_510, "b", 3, "ack"),
+    ];
+    expectValid(checkOrderingKey(events.sort((x, y) => x.t - y.t)));
+  });
+
   it("passes when one key's executions run one after another in enqueue order, across a retry and a cancel", () => {
     const a1 = [assigned(20, "a", 1, { orderingKey: "k" }), sent(60, "a", 1, "failed"), answered(62, "a", 1, "ack", "failed")];
     const a2 = run(61, "a", 2, 40, { orderingKey: "k", worker: "w1" });

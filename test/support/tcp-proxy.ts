@@ -7,6 +7,8 @@ import net from "node:net";
 
 export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
+  /** Connections accepted while cut off: held open, never answered. */
+  private readonly blackHoled = new Set<net.Socket>();
   private cutOff = false;
 
   private constructor(
@@ -21,7 +23,11 @@ export class TcpProxy {
       p.sockets.add(client);
       client.on("close", () => p.sockets.delete(client));
       client.on("error", () => client.destroy());
-      if (p.cutOff) return; // black hole: hold it open, say nothing
+      if (p.cutOff) {
+        p.blackHoled.add(client); // black hole: hold it open, say nothing
+        client.on("close", () => p.blackHoled.delete(client));
+        return;
+      }
       const upstream = net.connect(targetPort, targetHost);
       p.sockets.add(upstream);
       upstream.on("close", () => {
@@ -48,8 +54,12 @@ export class TcpProxy {
     this.sockets.clear();
   }
 
+  /** Traffic flows again for new connections; those accepted into the black hole are reset (as a
+   *  healed network does not revive them: their clients reconnect). */
   heal(): void {
     this.cutOff = false;
+    for (const s of this.blackHoled) s.destroy();
+    this.blackHoled.clear();
   }
 
   async close(): Promise<void> {
