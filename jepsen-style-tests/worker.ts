@@ -19,8 +19,12 @@ import { HistoryWriter, monoNow } from "./history.js";
 import { Random } from "./random.js";
 
 const packr = new Packr({ useRecords: false });
-/** Credit each connection gets back after each execution ends. */
-const CREDIT_PER_CONNECTION = 4;
+/**
+ * Credit each connection starts with (and gets back as executions end): enough that the
+ * workload's ~100 executions/s never build a backlog, so lateness after a fault is the
+ * cluster's, not the workers'.
+ */
+const CREDIT_PER_CONNECTION = 8;
 const CLUSTER_POLL_MS = 1000;
 const REPORT_RESEND_MS = 1000;
 
@@ -151,7 +155,7 @@ function takenAway(job: Job, reason: string, t: number): void {
 function run(job: Job): void {
   const { assign } = job;
   jobs.set(assign.id, job);
-  const workMs = random.int(20, 600);
+  const workMs = random.int(10, 300);
   job.heartbeat = setInterval(() => {
     const c = anyOpen(job.via);
     if (c) send(c, { t: "heartbeat", id: assign.id, fence: assign.fence });
