@@ -14,7 +14,7 @@ import { Client } from "../src/client/client.js";
 import { Worker, type ExecutionContext } from "../src/client/worker.js";
 import { jobIdOnShard, TestCluster } from "../test/support/cluster.js";
 import { request } from "../test/support/server-process.js";
-import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
+import { distribution, nowMs, repeatWorkload, round, sleep, sortedCopy } from "./stats.js";
 
 type Figures = Record<string, unknown>;
 
@@ -110,20 +110,7 @@ export async function clusterLateness({ jobs = 5_000, seconds = 15, prefetch = N
       prefetch,
       async () => {
         const client = new Client({ url: cluster.live().map((n) => n.base) });
-        const base = Math.ceil(Date.now() / 1000) * 1000 + 5_000;
-        for (let i = 0; i < jobs; i += 500) {
-          await Promise.all(
-            Array.from({ length: Math.min(500, jobs - i) }, (_, k) =>
-              client.putJob(`repeat-${i + k}`, { queue: "repeat", every: 1000, startAt: base + Math.floor(((i + k) * 1000) / jobs) }),
-            ),
-          );
-        }
-        await sleep(Math.max(0, base + 1000 - Date.now()));
-        measuring = true;
-        const t0 = nowMs();
-        await sleep(seconds * 1000);
-        measuring = false;
-        const elapsed = (nowMs() - t0) / 1000;
+        const { elapsedSec: elapsed } = await repeatWorkload((id, spec) => client.putJob(id, spec), { jobs, seconds, leadMs: 5_000, setMeasuring: (on) => (measuring = on) });
         return { nodes: 3, replicationFactor: 3, jobs, seconds, prefetch, firesPerSec: Math.round(lateness.length / elapsed), ...distribution("latenessMs", sortedCopy(lateness)) };
       },
     ),

@@ -13,7 +13,7 @@
 import { Client } from "../src/client/client.js";
 import { Worker, type ExecutionContext } from "../src/client/worker.js";
 import { startServer, tempDir, type ServerProcess } from "../test/support/server-process.js";
-import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
+import { distribution, nowMs, repeatWorkload, round, sleep, sortedCopy } from "./stats.js";
 
 type Figures = Record<string, unknown> & { system: "cronwheel" };
 
@@ -163,21 +163,7 @@ export async function cronwheelRepeat({ jobs = 10_000, seconds = 15, concurrency
       if (measuring) lateness.push(nowMs() - ctx.scheduledAt.getTime());
     },
     async ({ client }) => {
-      // Phases spread over the second, like BullMQ's per-scheduler offsets.
-      const base = Math.ceil(Date.now() / 1000) * 1000 + 3_000;
-      for (let i = 0; i < jobs; i += 500) {
-        await Promise.all(
-          Array.from({ length: Math.min(500, jobs - i) }, (_, k) =>
-            client.putJob(`repeat-${i + k}`, { queue: "repeat", every: 1000, startAt: base + Math.floor(((i + k) * 1000) / jobs) }),
-          ),
-        );
-      }
-      await sleep(Math.max(0, base + 1000 - Date.now()));
-      measuring = true;
-      const t0 = nowMs();
-      await sleep(seconds * 1000);
-      measuring = false;
-      const elapsed = (nowMs() - t0) / 1000;
+      const { elapsedSec: elapsed } = await repeatWorkload((id, spec) => client.putJob(id, spec), { jobs, seconds, leadMs: 3_000, setMeasuring: (on) => (measuring = on) });
       const sorted = sortedCopy(lateness);
       return { system: "cronwheel", jobs, seconds, firesPerSec: Math.round(lateness.length / elapsed), ...distribution("latenessMs", sorted) };
     },

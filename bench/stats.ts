@@ -33,3 +33,28 @@ export function nowMs(): number {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * The repeat workload of the benchmarks: `jobs` interval jobs every second, their phases spread
+ * over the second (like BullMQ's per-scheduler offsets), starting `leadMs` from now; lateness is
+ * collected by the caller's handler while `measuring()` says so, for `seconds`.
+ */
+export async function repeatWorkload(
+  putJob: (id: string, spec: { queue: string; every: number; startAt: number }) => Promise<unknown>,
+  opts: { jobs: number; seconds: number; leadMs: number; setMeasuring: (on: boolean) => void },
+): Promise<{ elapsedSec: number }> {
+  const base = Math.ceil(Date.now() / 1000) * 1000 + opts.leadMs;
+  for (let i = 0; i < opts.jobs; i += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, opts.jobs - i) }, (_, k) =>
+        putJob(`repeat-${i + k}`, { queue: "repeat", every: 1000, startAt: base + Math.floor(((i + k) * 1000) / opts.jobs) }),
+      ),
+    );
+  }
+  await sleep(Math.max(0, base + 1000 - Date.now()));
+  opts.setMeasuring(true);
+  const t0 = nowMs();
+  await sleep(opts.seconds * 1000);
+  opts.setMeasuring(false);
+  return { elapsedSec: (nowMs() - t0) / 1000 };
+}

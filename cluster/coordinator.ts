@@ -18,19 +18,9 @@ export interface LeaderInfo {
   epoch: number;
 }
 
-export interface ClusterView {
-  nodes: Array<{ id: string; address: string; state: string }>;
-  shards: Array<{
-    id: number;
-    range: [number, number];
-    replicas: string[];
-    leader: string | null;
-    epoch: number | null;
-    commitIndex: number | null;
-    /** On the leader's own view: each follower's match index (replication lag). */
-    followers?: Record<string, number>;
-  }>;
-}
+/** What `GET /v1/cluster` answers: defined once, in the SDK (which carries no server code). */
+export type { ClusterView } from "../src/client/types.js";
+import type { ClusterView } from "../src/client/types.js";
 
 export interface Coordinator {
   readonly nodeId: string;
