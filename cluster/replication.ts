@@ -139,6 +139,8 @@ export class Replicator {
   private heartbeat: NodeJS.Timeout | null = null;
   private kickScheduled = false;
   private stopped = false;
+  private correction = 0;
+  private correctionAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly replica: ShardReplica,
@@ -195,6 +197,15 @@ export class Replicator {
    * the earlier.
    */
   clockCorrection(): number {
+    // Asked for every record and every dispatch pass: recomputed at most once a millisecond.
+    const mono = performance.now();
+    if (mono - this.correctionAt < 1) return this.correction;
+    this.correctionAt = mono;
+    this.correction = this.computeClockCorrection();
+    return this.correction;
+  }
+
+  private computeClockCorrection(): number {
     const local = this.replica.localNow();
     const offsets = [0];
     for (const p of this.progress.values()) {
