@@ -505,7 +505,6 @@ function composeObservers(first: ShardObserver, rest: ShardObserver[]): ShardObs
   };
 }
 
-/** Unique within a node and sortable by time: base-36 ms plus 48 random bits. */
 /**
  * Unique within the cluster and sortable by time: base-36 ms, this process's random tag, and a
  * per-process counter (one crypto call per process instead of one per id: ids are on the hot path).

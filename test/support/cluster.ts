@@ -125,20 +125,30 @@ export class TestCluster {
     return r.body as ClusterView;
   }
 
-  /** Until every shard has a live leader that answers a write (a probe job per shard is not needed: reads go to the leader). */
+  /**
+   * Until every shard has a live leader that serves. Holding the etcd key is not enough (the new
+   * leader may still be recovering), so each shard is probed with a read of a job that does not
+   * exist: reads go to the leader, which answers 404 only once it serves.
+   */
   async waitForLeaders(timeoutMs = 20_000, excluding: string[] = []): Promise<ClusterView> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
         const v = await this.view();
         const liveIds = new Set(this.live().map((n) => n.id));
-        if (v.shards.every((s) => s.leader !== null && liveIds.has(s.leader) && !excluding.includes(s.leader))) return v;
+        if (v.shards.every((s) => s.leader !== null && liveIds.has(s.leader) && !excluding.includes(s.leader)) && (await this.allShardsServe(v))) return v;
       } catch {
         // a node may be starting
       }
       if (Date.now() > deadline) throw new Error(`shards without a live leader after ${timeoutMs} ms:\n${this.live().map((n) => n.process!.output().slice(-3000)).join("\n---\n")}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  private async allShardsServe(v: ClusterView): Promise<boolean> {
+    const base = this.live()[0]!.base;
+    const probes = await Promise.all(v.shards.map((s) => request(base, "GET", `/v1/jobs/${jobIdOnShard("serving-probe", s.range)}`)));
+    return probes.every((r) => r.status === 404);
   }
 
   async stop(): Promise<void> {
