@@ -34,6 +34,7 @@ export type InvariantName =
   | "acknowledged-writes"
   | "no-duplicate-instances"
   | "fires-continue"
+  | "no-early-fire"
   | "single-lease"
   | "ordering-key"
   | "single-terminal";
@@ -585,6 +586,35 @@ export function checkFiresContinue(input: HistoryEvent[] | HistoryIndex, opts: C
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2c. no-early-fire
+
+/**
+ * Claims: no worker receives a job's fire (an id `{jobId}:{scheduledAtMs}`) before its scheduled
+ * time, within `clockToleranceMs` (the converted scheduled time's error, and the few ms a leader
+ * commits a fire ahead). A node whose clock is wrong must not make its shards fire early: shard
+ * time is the replicas' median clock, so this holds under any minority's skew.
+ * Cannot claim: anything about manual triggers, replays and ad-hoc work (they run when asked).
+ */
+export function checkNoEarlyFire(input: HistoryEvent[] | HistoryIndex, opts: CheckOptions = {}): InvariantResult {
+  const h = indexHistory(input);
+  const f = findings("no-early-fire", opts);
+  const tolerance = opts.clockToleranceMs ?? 50;
+  const knownJobs = jobIdsOf(h);
+  for (const byFence of h.attempts.values()) {
+    for (const a of byFence.values()) {
+      for (const e of a.assigned) {
+        const jobId = jobOfExecution(e.executionId, e.jobId, knownJobs);
+        if (jobId === undefined || !fireIdOf(e.executionId, jobId)) continue;
+        f.count("fires");
+        const earlyBy = e.scheduledAtMono - e.t;
+        if (earlyBy > tolerance) f.add(`fire '${e.executionId}' was received ${Math.round(earlyBy)} ms before its scheduled time`, [e]);
+      }
+    }
+  }
+  return f.result();
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. single-lease
 
 /**
@@ -875,6 +905,7 @@ export function check(events: HistoryEvent[], opts: CheckOptions = {}): Verdict 
     checkAcknowledgedWrites(h, opts),
     checkNoDuplicateInstances(h, opts),
     ...(opts.fireBoundMs !== undefined ? [checkFiresContinue(h, opts)] : []),
+    checkNoEarlyFire(h, opts),
     checkSingleLease(h, opts),
     checkOrderingKey(h, opts),
     checkSingleTerminal(h, opts),

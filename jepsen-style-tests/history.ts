@@ -124,6 +124,8 @@ export interface NemesisEvent {
   fault: string;
   /** Node ids (or "etcd", a worker id) the fault hit. */
   targets: string[];
+  /** What exactly was done, when the fault has a size (a clock skew's offset). */
+  detail?: string;
   t: number;
 }
 

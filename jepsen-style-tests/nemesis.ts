@@ -23,6 +23,7 @@ export type Fault = (typeof FAULTS)[number];
 interface Active {
   fault: Fault;
   targets: string[];
+  detail?: string;
   undo: () => Promise<void>;
 }
 
@@ -44,7 +45,7 @@ export class Nemesis {
     const fault = this.random.pick(this.faults);
     const active = await this.inflict(fault);
     this.active = active;
-    this.history.record({ type: "nemesis", action: "start", fault, targets: active.targets, t: monoNow() });
+    this.history.record({ type: "nemesis", action: "start", fault, targets: active.targets, ...(active.detail ? { detail: active.detail } : {}), t: monoNow() });
   }
 
   async stop(): Promise<void> {
@@ -88,8 +89,8 @@ export class Nemesis {
       case "partition": {
         const target = await this.leaderOrRandom();
         if (this.random.chance(0.5)) {
-          c.node(target).etcdProxy.cut();
-          return { fault, targets: [target, "etcd"], undo: async () => c.node(target).etcdProxy.heal() };
+          c.cutFromEtcd(target);
+          return { fault, targets: [target, "etcd"], undo: async () => c.healEtcdLinks(target) };
         }
         const others = c.nodes.map((n) => n.id).filter((id) => id !== target);
         c.partition([[target], others]);
@@ -104,7 +105,7 @@ export class Nemesis {
         const target = this.random.pick(c.live()).id;
         const offset = (this.random.chance(0.5) ? 1 : -1) * this.random.int(5_000, 120_000);
         fs.writeFileSync(this.clockFile(target), String(offset));
-        return { fault, targets: [target], undo: async () => fs.writeFileSync(this.clockFile(target), "0") };
+        return { fault, targets: [target], detail: `offset ${offset} ms`, undo: async () => fs.writeFileSync(this.clockFile(target), "0") };
       }
     }
   }

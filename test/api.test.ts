@@ -2,6 +2,8 @@
  * The HTTP API against a real server process: the contract's statuses and bodies, and the
  * promise that bad input gets a clear error, never a 5xx or a crash.
  */
+import fs from "node:fs";
+import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
@@ -143,6 +145,29 @@ describe("operations", () => {
       expect(text).toContain(name);
     }
   });
+});
+
+describe("time", () => {
+  it("a step of the node's clock is seen within a second: a job due sooner by it fires then, not on the old timer", async () => {
+    const dir = tempDir("api-clock");
+    const offsetFile = path.join(dir, "clock-offset");
+    fs.writeFileSync(offsetFile, "0");
+    const node = await startServer(path.join(dir, "data"), ["--shards", "1"], { CRONWHEEL_CLOCK_OFFSET_FILE: offsetFile });
+    try {
+      expect((await request(node.base, "PUT", "/v1/jobs/stepped", { queue: "stepped", every: "1m" })).status).toBe(201);
+      await new Promise((r) => setTimeout(r, 300)); // the shard's timer is armed for the fire a minute out
+      fs.writeFileSync(offsetFile, "57000"); // the clock steps 57 s forward: the fire is 3 s away now
+      const deadline = Date.now() + 8_000;
+      let fired = 0;
+      while (fired === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        fired = ((await request(node.base, "GET", "/v1/executions?jobId=stepped")).body as { executions: unknown[] }).executions.length;
+      }
+      expect(fired).toBe(1);
+    } finally {
+      await node.stop();
+    }
+  }, 20_000);
 });
 
 describe("bad input", () => {

@@ -1,17 +1,29 @@
 /**
  * Cluster faults beyond a plain kill: a follower that was down catches up (from the log, or from
- * a snapshot when the leader's log no longer reaches back far enough), and a leader cut off from
- * etcd stops serving before another leader starts.
+ * a snapshot when the leader's log no longer reaches back far enough), a leader cut off from
+ * etcd stops serving before another leader starts, and a node with a wrong clock cannot move a
+ * shard's time by forwarding worker reports.
  */
+import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { jobIdOnShard, TestCluster } from "./support/cluster.js";
-import { request } from "./support/server-process.js";
+import { RawWorker } from "./support/raw-worker.js";
+import { request, tempDir } from "./support/server-process.js";
 
 let cluster: TestCluster;
+const clockDir = tempDir("faults-clocks");
+const clockFile = (nodeId: string) => path.join(clockDir, nodeId);
 
 beforeAll(async () => {
   // Small segments and frequent snapshots, so a follower down for a few hundred writes falls behind the log.
-  cluster = await TestCluster.start({ nodes: 3, shards: 3, name: "faults", args: ["--snapshot-every", "200", "--segment-bytes", "16384", "--log-level", "info"] });
+  cluster = await TestCluster.start({
+    nodes: 3,
+    shards: 3,
+    name: "faults",
+    args: ["--snapshot-every", "200", "--segment-bytes", "16384", "--log-level", "info"],
+    env: (id) => ({ CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id) }),
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -100,7 +112,7 @@ describe("a leader cut off from etcd", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(lastOldAcceptedBy, "the leader served before the cut").toBeGreaterThan(0);
     const cutAt = Date.now();
-    oldLeader.etcdProxy.cut();
+    cluster.cutFromEtcd(oldLeader.id);
     await Promise.race([probeNew(), new Promise((r) => setTimeout(r, 15_000))]);
     stop = true;
     await old;
@@ -109,7 +121,7 @@ describe("a leader cut off from etcd", () => {
     expect(lastOldAcceptedBy).toBeLessThan(firstNewSentAt);
 
     // Healed, the old leader rejoins (a new lease) and the cluster has a leader for every shard.
-    oldLeader.etcdProxy.heal();
+    cluster.healEtcdLinks(oldLeader.id);
     const deadline = Date.now() + 15_000;
     let rejoined = false;
     while (!rejoined && Date.now() < deadline) {
@@ -167,3 +179,47 @@ describe("a leader cut off from its followers (it still reaches etcd)", () => {
   }, 90_000);
 });
 
+
+describe("a node whose clock is wrong", () => {
+  test("forwards a worker's reports without moving the shard's time (the leader stamps every record)", async () => {
+    const view = await cluster.waitForLeaders(10_000);
+    const shard = view.shards[0]!;
+    const leader = cluster.node(shard.leader!);
+    const skewed = cluster.live().find((n) => n.id !== leader.id)!;
+    const jobId = jobIdOnShard("skewed-report", shard.range);
+    expect((await request(leader.base, "PUT", `/v1/jobs/${jobId}`, { queue: "skewed-report", every: "1h" })).status).toBe(201);
+    const triggered = await request(leader.base, "POST", `/v1/jobs/${jobId}/trigger`, {});
+    expect(triggered.status, JSON.stringify(triggered.body)).toBe(201);
+    const executionId = (triggered.body as { id: string }).id;
+
+    const onLeader = await RawWorker.connect(leader.base, "w-skew", ["skewed-report"]);
+    onLeader.send({ t: "credit", n: 1 });
+    const a = await onLeader.assignment(executionId);
+    onLeader.close();
+    // Nine minutes ahead: a record stamped with this clock would put the shard's time there.
+    const offsetMs = 9 * 60_000;
+    fs.writeFileSync(clockFile(skewed.id), String(offsetMs));
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // the node re-reads its offset file every 100 ms
+      // The same worker reports through the skewed node, which does not lead the shard: forwarded.
+      const viaSkewed = await RawWorker.connect(skewed.base, "w-skew", ["skewed-report"]);
+      const sentAt = Date.now();
+      viaSkewed.send({ t: "heartbeat", id: a.id, fence: a.fence });
+      const hb = (await viaSkewed.next((m) => m.t === "ack" && m.of === "heartbeat")) as { leaseDeadline: number };
+      expect(hb.leaseDeadline).toBeLessThan(Date.now() + a.leaseMs + 1000);
+      viaSkewed.send({ t: "succeeded", id: a.id, fence: a.fence });
+      await viaSkewed.next((m) => m.t === "ack" && m.of === "succeeded");
+      viaSkewed.close();
+      const e = (await request(leader.base, "GET", `/v1/executions/${executionId}`)).body as { state: string; finishedAt: string };
+      expect(e.state).toBe("succeeded");
+      const finishedAt = Date.parse(e.finishedAt);
+      expect(finishedAt).toBeGreaterThanOrEqual(sentAt - 1000);
+      expect(finishedAt).toBeLessThan(Date.now() + 1000);
+      // The shard's next records carry the true time too: the job's next fire is still an hour out, not an hour and nine minutes.
+      const job = (await request(leader.base, "GET", `/v1/jobs/${jobId}`)).body as { nextFireAt: string };
+      expect(Date.parse(job.nextFireAt)).toBeLessThan(Date.now() + 3_600_000 + 1000);
+    } finally {
+      fs.writeFileSync(clockFile(skewed.id), "0");
+    }
+  }, 30_000);
+});

@@ -11,6 +11,7 @@ import {
   checkAcknowledgedWrites,
   checkFiresContinue,
   checkNoDuplicateInstances,
+  checkNoEarlyFire,
   checkOrderingKey,
   checkSingleLease,
   checkSingleTerminal,
@@ -232,6 +233,22 @@ describe("fires-continue", () => {
   });
 });
 
+describe("no-early-fire", () => {
+  const put = op(0, PUT("j"), { t: 5, type: "ok", result: { version: 1 } });
+
+  it("passes for fires received at or after their scheduled time, and ignores manual triggers", () => {
+    const onTime = assigned(1010, "j:1000", 1, { jobId: "j", scheduledAtMono: 1000 });
+    const slightlyAhead = assigned(1990, "j:2000", 1, { jobId: "j", scheduledAtMono: 2000 }); // within the tolerance
+    const manual = assigned(100, "j:m1", 1, { jobId: "j", scheduledAtMono: 5000 });
+    expectValid(checkNoEarlyFire([...put, onTime, slightlyAhead, manual]));
+  });
+
+  it("reports a fire received before its scheduled time", () => {
+    const early = assigned(1000, "j:9000", 1, { jobId: "j", scheduledAtMono: 9000 });
+    expectOneViolation(checkNoEarlyFire([...put, early]), /fire 'j:9000' was received 8000 ms before its scheduled time/, [early]);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // 3. single-lease
 
@@ -378,7 +395,7 @@ describe("check and summary", () => {
     const events = [...put, ...run(100, "j:100", 1, 10, { jobId: "j", scheduledAtMono: 100 }), fr];
     const v = check(events);
     expect(v.valid).toBe(true);
-    expect(v.results.map((r) => r.name)).toEqual(["acknowledged-writes", "no-duplicate-instances", "single-lease", "ordering-key", "single-terminal"]);
+    expect(v.results.map((r) => r.name)).toEqual(["acknowledged-writes", "no-duplicate-instances", "no-early-fire", "single-lease", "ordering-key", "single-terminal"]);
     expect(check(events, { fireBoundMs: 1000 }).results.map((r) => r.name)).toContain("fires-continue");
     expect(summary(v)).toMatch(/^verdict: valid\n/);
   });
@@ -756,6 +773,10 @@ const MUTATIONS: Record<string, Mutation> = {
       events: [...rest, nemesis(fr.t + 1, "start"), nemesis(fr.t + 2, "stop"), { ...fr, t: fr.t + 3 + FIRE_BOUND_MS }],
       breaks: "fires-continue",
     };
+  },
+  "fire before the scheduled time": (events, pick) => {
+    const a = choose(assignments(events).filter((e) => /:\d+$/.test(e.executionId)), pick);
+    return a && { events: events.map((e) => (e === a ? { ...a, scheduledAtMono: a.t + 1000 } : e)), breaks: "no-early-fire" };
   },
   "overlap two leases": (events, pick) => {
     const pairs = assignments(events).flatMap((a) => {

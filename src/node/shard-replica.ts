@@ -29,8 +29,12 @@ import type { ShardRecord } from "../core/records.js";
 import { NO_OBSERVER, ShardState, type ShardLimits, type ShardObserver } from "../core/shard-state.js";
 import { decodeSnapshotChunks, encodeSnapshotChunks, type ChunkedShardSnapshot } from "./snapshot-chunks.js";
 
-/** Node's setTimeout overflows past 2^31-1 ms; far timers are re-armed in steps of this. */
-const TIMER_DELAY_MAX_MS = 3_600_000;
+/**
+ * A tick timer never sleeps longer than this on one reading of shard time. Shard time is a clock
+ * that can step (the local clock set, a new replica clock sample moving the median), and a timer
+ * armed on the old reading would fire that much late.
+ */
+const TIMER_DELAY_MAX_MS = 1_000;
 
 /**
  * Ticks are proposed this long before their work is due, with that horizon, so a fire's record is
@@ -267,13 +271,12 @@ export class ShardReplica {
   }
 
   private appendAsLeader(record: ShardRecord): Promise<unknown> {
-    // Callers stamp records with this node's clock; the log gets the shard's (median) time.
-    const correction = this.clockCorrection();
-    if (correction !== 0) {
-      record.at += correction;
-      if (record.type === "tick" && record.horizon !== undefined) record.horizon += correction;
-    }
-    record.at = this.nextAt(record.at); // before append: the log stores the record as encoded now
+    // The leader stamps every record with the shard's (median) time. A caller's stamp may come
+    // from another node's clock (a worker report forwarded by a node whose clock is wrong), and
+    // a record's time is the shard's clock: it can never go back once the log holds it.
+    const now = this.clusterNow();
+    if (record.type === "tick" && record.horizon !== undefined) record.horizon += now - record.at;
+    record.at = this.nextAt(now); // before append: the log stores the record as encoded now
     let lastIndex: number;
     try {
       ({ lastIndex } = this.wal.append(this._epoch, [record]));
@@ -590,7 +593,7 @@ export class ShardReplica {
       return;
     }
     this.tickInFlight = true;
-    const local = this.opts.clock.now(); // stamped locally; appendAsLeader corrects it
+    const local = this.opts.clock.now(); // appendAsLeader restamps it, keeping the lookahead
     this.propose({ type: "tick", at: local, horizon: local + TICK_LOOKAHEAD_MS })
       .catch(() => undefined) // failures are logged by fail(); a replica that stepped down stops ticking
       .finally(() => {

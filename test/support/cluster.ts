@@ -16,7 +16,8 @@ export interface ClusterNode {
   dataDir: string;
   process: ServerProcess | null;
   /** The node reaches etcd only through this, so a test can cut it off. */
-  etcdProxy: TcpProxy;
+  /** One proxy per etcd member: the node reaches etcd only through them. */
+  etcdProxies: TcpProxy[];
 }
 
 export interface ClusterView {
@@ -46,16 +47,17 @@ export class TestCluster {
     name?: string;
     /** Every node dials every other through its own proxy (for partitions). */
     peerProxies?: boolean;
+    /** etcd cluster size (default 1). */
+    etcdMembers?: number;
     env?: (nodeId: string) => Record<string, string>;
   }): Promise<TestCluster> {
-    const etcd = await startEtcd();
+    const etcd = await startEtcd({ members: opts.etcdMembers ?? 1 });
     const dir = tempDir(opts.name ?? "cluster");
     const nodes: ClusterNode[] = [];
-    const etcdPort = Number(new URL(etcd.endpoint).port);
     for (let i = 1; i <= opts.nodes; i++) {
       const port = await freePort();
-      const etcdProxy = await TcpProxy.start("127.0.0.1", etcdPort);
-      nodes.push({ id: `n${i}`, port, base: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `n${i}`), process: null, etcdProxy });
+      const etcdProxies = await Promise.all(etcd.endpoints.map((e) => TcpProxy.start("127.0.0.1", Number(new URL(e).port))));
+      nodes.push({ id: `n${i}`, port, base: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `n${i}`), process: null, etcdProxies });
     }
     const args = ["--shards", String(opts.shards), "--replication-factor", String(opts.replicationFactor ?? 3), "--log-level", "warn", ...(opts.args ?? [])];
     const cluster = new TestCluster(etcd, nodes, args);
@@ -77,7 +79,7 @@ export class TestCluster {
   async startNode(id: string): Promise<void> {
     const n = this.node(id);
     n.process = await launchServer(n.dataDir, [
-      "--etcd", n.etcdProxy.endpoint,
+      "--etcd", n.etcdProxies.map((p) => p.endpoint).join(","),
       "--node-id", n.id,
       "--data-dir", n.dataDir,
       "--listen", `127.0.0.1:${n.port}`,
@@ -108,6 +110,15 @@ export class TestCluster {
       const gt = groups.findIndex((g) => g.includes(to));
       if (gf >= 0 && gt >= 0 && gf !== gt) proxy.cut();
     }
+  }
+
+  /** Cut a node off from every etcd member (its other links stay). */
+  cutFromEtcd(id: string): void {
+    for (const p of this.node(id).etcdProxies) p.cut();
+  }
+
+  healEtcdLinks(id: string): void {
+    for (const p of this.node(id).etcdProxies) p.heal();
   }
 
   healLinks(): void {
@@ -154,7 +165,7 @@ export class TestCluster {
   async stop(): Promise<void> {
     for (const n of this.nodes) n.process?.child.kill("SIGCONT");
     await Promise.all(this.nodes.map((n) => n.process?.stop()));
-    await Promise.all([...this.nodes.map((n) => n.etcdProxy.close()), ...[...this.links.values()].map((p) => p.close())]);
+    await Promise.all([...this.nodes.flatMap((n) => n.etcdProxies.map((p) => p.close())), ...[...this.links.values()].map((p) => p.close())]);
     await this.etcd.stop();
   }
 }

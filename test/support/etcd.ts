@@ -1,8 +1,11 @@
 /**
- * A real etcd for tests and benchmarks: one member on free loopback ports with a temporary data
- * directory, started as a child process and stopped (and its directory removed) by stop().
- * Installs Debian's etcd-server when the binary is missing, so a clean CI machine needs nothing
- * beyond `.ci/run`.
+ * A real etcd for tests and benchmarks: one member (the default) or a cluster of several on free
+ * loopback ports, each with a temporary data directory, started as child processes and stopped
+ * (their directories removed) by stop(). Members can be killed, restarted with their data and
+ * paused, for the jepsen-style suite's etcd faults. (Cutting one member off from the others
+ * would need a network namespace: etcd advertises one peer URL per member, and a proxy there cuts
+ * one direction only, which raft's pipeline path routes around.) Installs Debian's etcd-server when the binary is missing, so a clean CI machine needs
+ * nothing beyond `.ci/run`.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -10,13 +13,30 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 
-export interface EtcdProcess {
+export interface EtcdMember {
+  name: string;
   /** Client URL, e.g. http://127.0.0.1:23791 */
   endpoint: string;
-  child: ChildProcess;
-  /** SIGSTOP / SIGCONT the member (fault tests). */
+  running(): boolean;
+  /** SIGSTOP / SIGCONT. */
   pause(): void;
   resume(): void;
+  kill9(): Promise<void>;
+  /** Start again with its data (after kill9). */
+  restart(): Promise<void>;
+}
+
+export interface EtcdProcess {
+  /** The first member's client URL. */
+  endpoint: string;
+  /** Every member's client URL. */
+  endpoints: string[];
+  members: EtcdMember[];
+  /** SIGSTOP / SIGCONT every member (fault tests). */
+  pause(): void;
+  resume(): void;
+  /** The member that leads etcd's raft group now, as a running member reports it. */
+  leader(): Promise<EtcdMember | null>;
   stop(): Promise<void>;
 }
 
@@ -32,57 +52,110 @@ export function ensureEtcdInstalled(): string {
   return installed;
 }
 
-export async function startEtcd(opts: { quiet?: boolean } = {}): Promise<EtcdProcess> {
+const HEALTHY_WITHIN_MS = 15_000;
+
+/** `members` etcd processes forming one cluster. */
+export async function startEtcd(opts: { quiet?: boolean; members?: number } = {}): Promise<EtcdProcess> {
   const binary = ensureEtcdInstalled();
   // In memory when possible: etcd's fsyncs should not queue behind the shard logs' on one disk.
   const base = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
-  const dir = fs.mkdtempSync(path.join(base, "cronwheel-etcd-"));
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const child = spawn(
-    binary,
-    [
-      "--name", "test",
-      "--data-dir", dir,
+  const count = opts.members ?? 1;
+  const specs = [];
+  for (let i = 1; i <= count; i++) {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    specs.push({ name: `etcd${i}`, clientPort, peer: `http://127.0.0.1:${peerPort}`, dir: fs.mkdtempSync(path.join(base, "cronwheel-etcd-")) });
+  }
+  const initialCluster = specs.map((s) => `${s.name}=${s.peer}`).join(",");
+  const members = specs.map((s) => {
+    const endpoint = `http://127.0.0.1:${s.clientPort}`;
+    const args = [
+      "--name", s.name,
+      "--data-dir", s.dir,
       "--listen-client-urls", endpoint,
       "--advertise-client-urls", endpoint,
-      "--listen-peer-urls", peer,
-      "--initial-advertise-peer-urls", peer,
-      "--initial-cluster", `test=${peer}`,
+      "--listen-peer-urls", s.peer,
+      "--initial-advertise-peer-urls", s.peer,
+      "--initial-cluster", initialCluster,
       "--initial-cluster-state", "new",
       "--log-level", "error",
-    ],
-    { stdio: ["ignore", opts.quiet === false ? "inherit" : "ignore", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
+    ];
+    return new Member(binary, s.name, endpoint, args, s.dir, opts.quiet !== false);
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const deadline = Date.now() + 15_000;
-  while (!(await healthy(endpoint))) {
-    if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${stderr}`);
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`etcd did not become healthy in 15 s: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Together: a member of a new cluster waits for the others before it is healthy.
+  await Promise.all(members.map((m) => m.restart()));
   return {
-    endpoint,
-    child,
-    pause: () => child.kill("SIGSTOP"),
-    resume: () => child.kill("SIGCONT"),
+    endpoint: members[0]!.endpoint,
+    endpoints: members.map((m) => m.endpoint),
+    members,
+    pause: () => members.forEach((m) => m.pause()),
+    resume: () => members.forEach((m) => m.resume()),
+    leader: () => leaderOf(members),
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGCONT");
-        child.kill("SIGKILL");
-        await exited;
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
+      await Promise.all(members.map((m) => m.kill9()));
+      for (const m of members) m.dispose();
     },
   };
+}
+
+class Member implements EtcdMember {
+  private child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  private stderr = "";
+
+  constructor(
+    private readonly binary: string,
+    readonly name: string,
+    readonly endpoint: string,
+    private readonly args: string[],
+    private readonly dir: string,
+    private readonly quiet: boolean,
+  ) {}
+
+  running(): boolean {
+    return this.child !== null;
+  }
+
+  pause(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.child?.kill("SIGCONT");
+  }
+
+  async restart(): Promise<void> {
+    if (this.child) return;
+    const child = spawn(this.binary, this.args, { stdio: ["ignore", this.quiet ? "ignore" : "inherit", "pipe"] });
+    this.child = child;
+    child.stderr!.on("data", (d: Buffer) => {
+      this.stderr = (this.stderr + d.toString()).slice(-4000);
+    });
+    this.exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const deadline = Date.now() + HEALTHY_WITHIN_MS;
+    while (!(await healthy(this.endpoint))) {
+      if (child.exitCode !== null) throw new Error(`etcd ${this.name} exited with ${child.exitCode}: ${this.stderr}`);
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`etcd ${this.name} did not become healthy in ${HEALTHY_WITHIN_MS} ms: ${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+    }
+    await this.exited;
+  }
+
+  dispose(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 async function healthy(endpoint: string): Promise<boolean> {
@@ -92,6 +165,25 @@ async function healthy(endpoint: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Asks running members (through the gRPC gateway's status call) which member leads. */
+async function leaderOf(members: Member[]): Promise<Member | null> {
+  for (const m of members) {
+    if (!m.running()) continue;
+    try {
+      const res = await fetch(`${m.endpoint}/v3/maintenance/status`, { method: "POST", body: "{}", signal: AbortSignal.timeout(1000) });
+      const status = (await res.json()) as { header?: { member_id?: string }; leader?: string };
+      if (!status.leader || status.leader === "0") continue;
+      const list = await fetch(`${m.endpoint}/v3/cluster/member/list`, { method: "POST", body: "{}", signal: AbortSignal.timeout(1000) });
+      const byId = ((await list.json()) as { members?: Array<{ ID: string; name: string }> }).members ?? [];
+      const name = byId.find((x) => x.ID === status.leader)?.name;
+      return members.find((x) => x.name === name) ?? null;
+    } catch {
+      // paused or cut off: ask the next one
+    }
+  }
+  return null;
 }
 
 export function freePort(): Promise<number> {
