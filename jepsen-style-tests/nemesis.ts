@@ -10,6 +10,9 @@
  *   skew       move one node's clock by ±(5 s … 2 min) through its clock-offset file; back at stop
  *   pause-worker  SIGSTOP a worker process for 3–6 s (past its 2 s leases); SIGCONT at stop: its
  *              executions go to the other worker, and its late reports must change nothing
+ *   etcd       a fault of the three-member etcd itself: kill -9 of its leader (restarted at stop),
+ *              SIGSTOP of its leader or of one follower (SIGCONT at stop), or every member killed
+ *              (all restarted with their data at stop)
  */
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -17,7 +20,7 @@ import type { TestCluster } from "../test/support/cluster.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 interface Active {
@@ -101,12 +104,39 @@ export class Nemesis {
         w.process.kill("SIGSTOP");
         return { fault, targets: [w.id], undo: async () => void w.process.kill("SIGCONT") };
       }
+      case "etcd":
+        return { fault, ...(await this.etcdFault()) };
       case "skew": {
         const target = this.random.pick(c.live()).id;
         const offset = (this.random.chance(0.5) ? 1 : -1) * this.random.int(5_000, 120_000);
         fs.writeFileSync(this.clockFile(target), String(offset));
         return { fault, targets: [target], detail: `offset ${offset} ms`, undo: async () => fs.writeFileSync(this.clockFile(target), "0") };
       }
+    }
+  }
+
+  private async etcdFault(): Promise<Omit<Active, "fault">> {
+    const etcd = this.cluster.etcd;
+    const leader = (await etcd.leader()) ?? this.random.pick(etcd.members);
+    switch (this.random.int(0, 3)) {
+      case 0:
+        await leader.kill9();
+        return { targets: [leader.name], detail: "kill -9 of the etcd leader", undo: () => leader.restart() };
+      case 1:
+        leader.pause();
+        return { targets: [leader.name], detail: "SIGSTOP of the etcd leader", undo: async () => leader.resume() };
+      case 2: {
+        const follower = this.random.pick(etcd.members.filter((m) => m !== leader));
+        follower.pause();
+        return { targets: [follower.name], detail: "SIGSTOP of an etcd follower", undo: async () => follower.resume() };
+      }
+      default:
+        await Promise.all(etcd.members.map((m) => m.kill9()));
+        return {
+          targets: etcd.members.map((m) => m.name),
+          detail: "every etcd member killed",
+          undo: async () => void (await Promise.all(etcd.members.map((m) => m.restart()))),
+        };
     }
   }
 }

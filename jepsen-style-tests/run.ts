@@ -1,7 +1,7 @@
 /**
  * `npm run jepsen -- --nemesis kill,pause,partition,skew --time 120 --seed 42`
  *
- * One run: a real etcd and three `cronwheel server` processes (replication factor 3; every
+ * One run: a real three-member etcd and three `cronwheel server` processes (replication factor 3; every
  * node-to-node link and every node's etcd link through a proxy the nemesis controls), two worker
  * processes (worker.ts), a seeded client workload (workload.ts) and a seeded fault schedule
  * (nemesis.ts). After `--time` seconds every fault is healed, the cluster gets `--recover`
@@ -56,6 +56,7 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     shards: 6,
     name: "jepsen",
     peerProxies: true,
+    etcdMembers: 3,
     args: ["--log-level", "warn"],
     env: (id) => ({ CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id), ...(opts.unsafeFencing ? { CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES: "1" } : {}) }),
   });

@@ -33,6 +33,7 @@ describe("jepsen-style: each fault alone", () => {
     ["partition", 104],
     ["skew", 105],
     ["pause-worker", 106],
+    ["etcd", 202],
   ];
   for (const [fault, seed] of matrix) {
     test(`${fault} (seed ${seed}): the history is valid`, async () => {
