@@ -10,17 +10,22 @@
  *   skew       move one node's clock by ±(5 s … 2 min) through its clock-offset file; back at stop
  *   pause-worker  SIGSTOP a worker process for 3–6 s (past its 2 s leases); SIGCONT at stop: its
  *              executions go to the other worker, and its late reports must change nothing
+ *   rebalance  `cronwheel admin move-shard` (the real CLI, run by a random node) moves a shard's
+ *              replica to a node that holds none (runs use four nodes); 0.2–1.5 s in, the move's
+ *              source or target is killed -9 or cut off from etcd, or nothing happens to it;
+ *              restarted or healed at stop (the CLI runs on: a move can outlive its fault)
  *   etcd       a fault of the three-member etcd itself: kill -9 of its leader (restarted at stop),
  *              SIGSTOP of its leader or of one follower (SIGCONT at stop), or every member killed
  *              (all restarted with their data at stop)
  */
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { TestCluster } from "../test/support/cluster.js";
+import { BIN } from "../test/support/server-process.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd", "rebalance"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 interface Active {
@@ -32,6 +37,7 @@ interface Active {
 
 export class Nemesis {
   private active: Active | null = null;
+  private readonly adminCommands = new Set<ChildProcess>();
 
   constructor(
     private readonly cluster: TestCluster,
@@ -41,7 +47,14 @@ export class Nemesis {
     /** Node id → the file its clock offset is read from. */
     private readonly clockFile: (nodeId: string) => string,
     private readonly workers: ReadonlyArray<{ id: string; process: ChildProcess }>,
+    /** Where the admin commands' output goes (the `rebalance` fault). */
+    private readonly adminLog: string,
   ) {}
+
+  /** Stop admin commands still running (a move waiting on a replica that never caught up). */
+  close(): void {
+    for (const child of this.adminCommands) child.kill("SIGKILL");
+  }
 
   async start(): Promise<void> {
     if (this.active || this.faults.length === 0) return;
@@ -106,6 +119,8 @@ export class Nemesis {
       }
       case "etcd":
         return { fault, ...(await this.etcdFault()) };
+      case "rebalance":
+        return { fault, ...(await this.rebalanceFault()) };
       case "skew": {
         const target = this.random.pick(c.live()).id;
         const offset = (this.random.chance(0.5) ? 1 : -1) * this.random.int(5_000, 120_000);
@@ -138,5 +153,44 @@ export class Nemesis {
           undo: async () => void (await Promise.all(etcd.members.map((m) => m.restart()))),
         };
     }
+  }
+
+  private async rebalanceFault(): Promise<Omit<Active, "fault">> {
+    const c = this.cluster;
+    const live = c.live().map((n) => n.id);
+    const view = await c.view();
+    const movable = view.shards.filter((s) => live.some((id) => !s.replicas.includes(id)));
+    if (movable.length === 0) return { targets: [], detail: "no shard can move: every live node holds every shard", undo: async () => undefined };
+    const shard = this.random.pick(movable);
+    const from = shard.leader !== null && this.random.chance(0.5) ? shard.leader : this.random.pick(shard.replicas);
+    const to = this.random.pick(live.filter((id) => !shard.replicas.includes(id)));
+    const via = c.node(this.random.pick(live)).base;
+    const args = ["admin", "move-shard", String(shard.id), "--from", from, "--to", to];
+    this.runAdmin(args, via);
+    await new Promise((r) => setTimeout(r, this.random.int(200, 1_500)));
+    const victim = this.random.pick([from, to]);
+    const move = `${args.slice(1).join(" ")} via ${via}`;
+    switch (this.random.int(0, 2)) {
+      case 0:
+        if (c.live().some((n) => n.id === victim)) await c.kill9(victim);
+        return { targets: [victim], detail: `${move}; kill -9 of ${victim}`, undo: () => c.startNode(victim) };
+      case 1:
+        c.cutFromEtcd(victim);
+        return { targets: [victim, "etcd"], detail: `${move}; ${victim} cut off from etcd`, undo: async () => c.healEtcdLinks(victim) };
+      default:
+        return { targets: [], detail: move, undo: async () => undefined };
+    }
+  }
+
+  private runAdmin(args: string[], url: string): void {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CRONWHEEL_URL: url, CRONWHEEL_TOKEN: "" }, stdio: ["ignore", "pipe", "pipe"] });
+    this.adminCommands.add(child);
+    let output = "";
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    child.once("exit", (code) => {
+      this.adminCommands.delete(child);
+      fs.appendFileSync(this.adminLog, `t=${monoNow().toFixed(0)} cronwheel ${args.join(" ")} (CRONWHEEL_URL=${url}): exit ${code}\n${output}\n`);
+    });
   }
 }

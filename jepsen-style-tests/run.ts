@@ -50,9 +50,11 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
   const random = new Random(opts.seed);
   const history = new HistoryWriter(path.join(opts.out, "history.jsonl"));
   const clockFile = (id: string) => path.join(opts.out, `clock-offset-${id}`);
-  log(`jepsen: starting etcd and 3 nodes (seed ${opts.seed}, faults ${opts.faults.join(",") || "none"})`);
+  // Moving a replica needs a node that holds none: four nodes when the run moves replicas.
+  const nodeCount = opts.faults.includes("rebalance") ? 4 : 3;
+  log(`jepsen: starting etcd and ${nodeCount} nodes (seed ${opts.seed}, faults ${opts.faults.join(",") || "none"})`);
   const cluster = await TestCluster.start({
-    nodes: 3,
+    nodes: nodeCount,
     shards: 6,
     name: "jepsen",
     peerProxies: true,
@@ -70,7 +72,7 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
       workers.push({ id, process: child });
     }
     const workload = new Workload({ history, random, nodes: () => cluster.live().map((n) => n.base), clients: 4 });
-    const nemesis = new Nemesis(cluster, history, random, opts.faults, clockFile, workers);
+    const nemesis = new Nemesis(cluster, history, random, opts.faults, clockFile, workers, path.join(opts.out, "admin.log"));
     workload.start();
     const end = Date.now() + opts.seconds * 1000;
     while (Date.now() < end) {
@@ -85,6 +87,7 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     log(`jepsen: faults healed; letting the cluster settle for ${opts.recoverSeconds} s`);
     await cluster.waitForLeaders(60_000);
     await sleep(opts.recoverSeconds * 1000);
+    nemesis.close();
     // Workers stop first: the final read must not race reports still being acknowledged.
     await Promise.all(workers.map((w) => stopChild(w.process)));
     await finalRead(cluster.live()[0]!.base, history);

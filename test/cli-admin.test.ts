@@ -6,7 +6,7 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, type ClusterView } from "./support/cluster.js";
+import { jobIdOnShard, TestCluster, type ClusterView } from "./support/cluster.js";
 import { BIN, request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
 
 let cluster: TestCluster;
@@ -102,6 +102,32 @@ describe("cronwheel admin", () => {
     expect(view.shards[0]!.replicas).not.toContain(from);
     const status = JSON.parse(await ok(["status", "--json"]));
     expect(status.nodes.find((n: { id: string }) => n.id === "n4")).toMatchObject({ reachable: true, held: [0] });
+  }, 120_000);
+
+  it("a move that waits 20 s for its target to catch up (the target paused) still ends with its done line", async () => {
+    const view = await cluster.view(cluster.node("n2"));
+    const shard = view.shards.find((s) => !s.replicas.includes("n4"))!;
+    const from = shard.replicas.find((r) => r !== "n2")!;
+    // More entries than a new replica may lag by and still count as caught up.
+    for (let i = 0; i < 150; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, async (_, k) => {
+        const r = await request(cluster.node("n2").base, "PUT", `/v1/jobs/${jobIdOnShard(`long-move-${i + k}`, shard.range)}`, { queue: "q", every: "1h" });
+        expect(r.status).toBe(201);
+      }));
+    }
+    // Stopped, n4 stays a registered member until its etcd lease runs out (3 s): the move adds it,
+    // then waits for it to catch up, which it does only once it runs again.
+    cluster.pause("n4");
+    const started = Date.now();
+    const run = admin(["move-shard", String(shard.id), "--from", from, "--to", "n4"]).then((r) => ({ ...r, ms: Date.now() - started }));
+    await new Promise((r) => setTimeout(r, 20_000));
+    cluster.resume("n4");
+    const r = await run;
+    expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^shard ${shard.id}: move ${from} → n4 … done in \\d+ ms \\(epoch \\d+\\)\\n$`));
+    expect(r.ms).toBeGreaterThan(20_000);
+    const after = await cluster.view(cluster.node("n2"));
+    expect(after.shards.find((s) => s.id === shard.id)!.replicas).toContain("n4");
   }, 120_000);
 
   it("a bad shard id, an unknown node or a missing flag: a clear message and a non-zero exit", async () => {
