@@ -20,8 +20,10 @@
  * timing.ts), before etcd can let another replica win.
  */
 import { performance } from "node:perf_hooks";
-import { Etcd3, type Lease } from "etcd3";
+import { circuitBreaker, ConsecutiveBreaker, handleWhen } from "cockatiel";
+import { Etcd3, isRecoverableError, type Lease } from "etcd3";
 import type { Logger } from "pino";
+import { CronwheelError } from "../src/core/errors.js";
 import { shardRanges } from "../src/core/routing.js";
 import type { ShardReplica } from "../src/node/shard-replica.js";
 import type { PeerNetwork } from "./peer-network.js";
@@ -106,6 +108,10 @@ export class EtcdCoordinator implements Coordinator {
       dialTimeout: 2000,
       // A connection that stops answering (half-open, black-holed) is noticed and redialed.
       grpcOptions: { "grpc.keepalive_time_ms": 2000, "grpc.keepalive_timeout_ms": 1000, "grpc.keepalive_permit_without_calls": 1 },
+      // etcd3's default stops calling a host for 5 s after three failures: a node cut off from
+      // etcd stayed out that long after the cut healed. Retry a host within a second instead
+      // (the lease's keep-alives already pace the calls).
+      faultHandling: { host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: ETCD_HOST_RETRY_AFTER_MS, breaker: new ConsecutiveBreaker(3) }) },
     });
   }
 
@@ -203,13 +209,13 @@ export class EtcdCoordinator implements Coordinator {
    */
   async replaceMap(map: ShardMap, revision: number): Promise<boolean> {
     const key = this.key("map");
-    const r = await this.client.if(key, "Mod", "==", revision).then(this.client.put(key).value(JSON.stringify(map))).commit();
+    const r = await adminCall(this.client.if(key, "Mod", "==", revision).then(this.client.put(key).value(JSON.stringify(map))).commit(), "write the shard map");
     return r.succeeded;
   }
 
   /** The map as etcd has it now, with its revision (for a compare-and-swap). */
   async readMap(): Promise<{ map: ShardMap; revision: number }> {
-    const got = await this.client.get(this.key("map")).exec();
+    const got = await adminCall(this.client.get(this.key("map")).exec(), "read the shard map");
     const kv = got.kvs[0];
     if (!kv) throw new Error("the shard map is gone from etcd");
     return { map: JSON.parse(kv.value.toString()) as ShardMap, revision: Number(kv.mod_revision) };
@@ -528,4 +534,19 @@ function sameLeaders(a: Map<number, LeaderInfo>, b: Map<number, LeaderInfo>): bo
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** How soon a host etcd3 stopped calling after failures is tried again. */
+const ETCD_HOST_RETRY_AFTER_MS = 500;
+
+/** How long an admin operation's etcd call may take before the operation answers `unavailable`. */
+const ADMIN_ETCD_DEADLINE_MS = 5_000;
+
+/** An etcd call made for an admin operation: etcd down or cut off is `unavailable` (503), not an internal error. */
+async function adminCall<T>(call: Promise<T>, what: string): Promise<T> {
+  try {
+    return await withDeadline(call, ADMIN_ETCD_DEADLINE_MS, `etcd: ${what}`);
+  } catch (error) {
+    throw new CronwheelError("unavailable", `cannot ${what}: etcd does not answer this node (${(error as Error).message})`, undefined, 1);
+  }
 }

@@ -128,6 +128,8 @@ describe("cronwheel admin", () => {
     expect(r.ms).toBeGreaterThan(20_000);
     const after = await cluster.view(cluster.node("n2"));
     expect(after.shards.find((s) => s.id === shard.id)!.replicas).toContain("n4");
+    // Back where it was: the rebalance test below plans from the layout the first move left.
+    await ok(["move-shard", String(shard.id), "--from", "n4", "--to", from]);
   }, 120_000);
 
   it("a bad shard id, an unknown node or a missing flag: a clear message and a non-zero exit", async () => {
@@ -214,6 +216,18 @@ describe("cronwheel admin", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^n1\s+127\.0\.0\.1:\d+\s+ready\s+0\s+0\s+unreachable: GET http:\/\/127\.0\.0\.1:\d+\/v1\/cluster: cannot reach the server: ECONNREFUSED$/m);
     expect(r.stdout).toMatch(/^n2\s.*\sok$/m);
+  }, 60_000);
+
+  // Last of the cluster tests: n3's registration lapses while it is cut off, and comes back later.
+  it("a node cut off from etcd answers an admin step with unavailable, not an internal error", async () => {
+    cluster.cutFromEtcd("n3");
+    try {
+      const r = await admin(["move-shard", "1", "--from", "n1", "--to", "n4"], cluster.node("n3").base);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^cronwheel: unavailable: cannot read the shard map: etcd does not answer this node/);
+    } finally {
+      cluster.healEtcdLinks("n3");
+    }
   }, 60_000);
 
   it("a standalone node: status works; move-shard, rebalance and drain get its invalid_argument", async () => {
