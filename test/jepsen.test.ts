@@ -34,6 +34,7 @@ describe("jepsen-style: each fault alone", () => {
     ["skew", 105],
     ["pause-worker", 106],
     ["etcd", 202],
+    ["rebalance", 303],
   ];
   for (const [fault, seed] of matrix) {
     test(`${fault} (seed ${seed}): the history is valid`, async () => {
