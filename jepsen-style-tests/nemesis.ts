@@ -14,6 +14,10 @@
  *              replica to a node that holds none (runs use four nodes); 0.2–1.5 s in, the move's
  *              source or target is killed -9 or cut off from etcd, or nothing happens to it;
  *              restarted or healed at stop (the CLI runs on: a move can outlive its fault)
+ *   ring       (five nodes) a partition where no majority is whole: a majorities ring (each node
+ *              sees its two ring neighbours: a majority of its own, different for every node), a
+ *              bridge (two pairs that only one node connects), or random halves (two and three);
+ *              healed at stop
  *   etcd       a fault of the three-member etcd itself: kill -9 of its leader (restarted at stop),
  *              SIGSTOP of its leader or of one follower (SIGCONT at stop), or every member killed
  *              (all restarted with their data at stop)
@@ -25,7 +29,7 @@ import { BIN } from "../test/support/server-process.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd", "rebalance"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd", "rebalance", "ring"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 interface Active {
@@ -121,6 +125,8 @@ export class Nemesis {
         return { fault, ...(await this.etcdFault()) };
       case "rebalance":
         return { fault, ...(await this.rebalanceFault()) };
+      case "ring":
+        return { fault, ...this.ringFault() };
       case "skew": {
         const target = this.random.pick(c.live()).id;
         const offset = (this.random.chance(0.5) ? 1 : -1) * this.random.int(5_000, 120_000);
@@ -192,5 +198,34 @@ export class Nemesis {
       this.adminCommands.delete(child);
       fs.appendFileSync(this.adminLog, `t=${monoNow().toFixed(0)} cronwheel ${args.join(" ")} (CRONWHEEL_URL=${url}): exit ${code}\n${output}\n`);
     });
+  }
+
+  private ringFault(): Omit<Active, "fault"> {
+    const c = this.cluster;
+    const order = [...c.nodes.map((n) => n.id)].sort(() => this.random.next() - 0.5);
+    const at = (id: string) => order.indexOf(id);
+    const n = order.length;
+    let connected: (a: string, b: string) => boolean;
+    let detail: string;
+    switch (this.random.int(0, 2)) {
+      case 0:
+        connected = (a, b) => [1, n - 1].includes((at(a) - at(b) + n) % n);
+        detail = `majorities ring ${order.join("-")}`;
+        break;
+      case 1: {
+        // order[0] is the bridge; the others split in two groups it alone connects.
+        const half = (id: string) => (at(id) <= Math.floor(n / 2) ? 0 : 1);
+        connected = (a, b) => at(a) === 0 || at(b) === 0 || half(a) === half(b);
+        detail = `bridge ${order[0]} between ${order.slice(1, Math.floor(n / 2) + 1).join(",")} and ${order.slice(Math.floor(n / 2) + 1).join(",")}`;
+        break;
+      }
+      default: {
+        const small = order.slice(0, Math.floor(n / 2));
+        connected = (a, b) => small.includes(a) === small.includes(b);
+        detail = `halves ${small.join(",")} | ${order.slice(small.length).join(",")}`;
+      }
+    }
+    c.cutLinksWhere((a, b) => !connected(a, b));
+    return { targets: order, detail, undo: async () => c.healLinks() };
   }
 }

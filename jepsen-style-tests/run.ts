@@ -50,8 +50,9 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
   const random = new Random(opts.seed);
   const history = new HistoryWriter(path.join(opts.out, "history.jsonl"));
   const clockFile = (id: string) => path.join(opts.out, `clock-offset-${id}`);
-  // Moving a replica needs a node that holds none: four nodes when the run moves replicas.
-  const nodeCount = opts.faults.includes("rebalance") ? 4 : 3;
+  // Moving a replica needs a node that holds none: four nodes when the run moves replicas; the
+  // ring partitions need five.
+  const nodeCount = opts.faults.includes("ring") ? 5 : opts.faults.includes("rebalance") ? 4 : 3;
   log(`jepsen: starting etcd and ${nodeCount} nodes (seed ${opts.seed}, faults ${opts.faults.join(",") || "none"})`);
   const cluster = await TestCluster.start({
     nodes: nodeCount,

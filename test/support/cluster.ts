@@ -104,11 +104,18 @@ export class TestCluster {
 
   /** Cut every node-to-node link between the groups (needs `peerProxies`); nodes in no group keep theirs. */
   partition(groups: string[][]): void {
-    for (const [key, proxy] of this.links) {
-      const [from, to] = key.split("->") as [string, string];
+    this.cutLinksWhere((from, to) => {
       const gf = groups.findIndex((g) => g.includes(from));
       const gt = groups.findIndex((g) => g.includes(to));
-      if (gf >= 0 && gt >= 0 && gf !== gt) proxy.cut();
+      return gf >= 0 && gt >= 0 && gf !== gt;
+    });
+  }
+
+  /** Cut each node-to-node link (`from` dials `to`) for which `cut` says so (needs `peerProxies`). */
+  cutLinksWhere(cut: (from: string, to: string) => boolean): void {
+    for (const [key, proxy] of this.links) {
+      const [from, to] = key.split("->") as [string, string];
+      if (cut(from, to)) proxy.cut();
     }
   }
 
