@@ -15,7 +15,7 @@
  * `--unsafe-fencing` starts the nodes with fencing broken on purpose (a report with any fence is
  * accepted): the checker must then report the violation (test/jepsen.test.ts proves it does).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,7 @@ import { checkFolder } from "./check.js";
 import { HistoryWriter } from "./history.js";
 import { FAULTS, Nemesis, type Fault } from "./nemesis.js";
 import { Random } from "./random.js";
+import { StallSampler } from "./stalls.js";
 import { finalRead, Workload } from "./workload.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -46,7 +47,7 @@ export interface RunOptions {
 export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "unknown"; out: string; summary: string }> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   fs.mkdirSync(opts.out, { recursive: true });
-  fs.writeFileSync(path.join(opts.out, "run.json"), JSON.stringify({ ...opts, log: undefined, startedAt: new Date().toISOString() }, null, 2));
+  fs.writeFileSync(path.join(opts.out, "run.json"), JSON.stringify({ ...opts, log: undefined, startedAt: new Date().toISOString(), gitSha: gitSha() }, null, 2));
   const random = new Random(opts.seed);
   const history = new HistoryWriter(path.join(opts.out, "history.jsonl"));
   const clockFile = (id: string) => path.join(opts.out, `clock-offset-${id}`);
@@ -64,6 +65,8 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     env: (id) => ({ CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id), ...(opts.unsafeFencing ? { CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES: "1" } : {}) }),
   });
   const workers: Array<{ id: string; process: ChildProcess }> = [];
+  const stalls = new StallSampler(cluster, path.join(opts.out, "node-stats.jsonl"));
+  stalls.start();
   try {
     const urls = cluster.nodes.map((n) => n.base).join(",");
     for (const id of ["w1", "w2"]) {
@@ -95,12 +98,23 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
   } finally {
     for (const w of workers) w.process.kill("SIGKILL");
     for (const n of cluster.nodes) if (n.process) fs.writeFileSync(path.join(opts.out, `node-${n.id}.log`), n.process.output());
+    stalls.stop();
     history.close();
     await cluster.stop();
   }
   const { verdict, summary } = checkFolder(opts.out);
   log(summary);
-  return { valid: verdict.valid, out: opts.out, summary };
+  log(stalls.summary());
+  return { valid: verdict.valid, out: opts.out, summary: `${summary}\n${stalls.summary()}` };
+}
+
+/** The commit the run was made from (recorded with its results), when this is a git checkout. */
+function gitSha(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: HERE, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
 }
 
 function stopChild(child: ChildProcess): Promise<void> {

@@ -94,7 +94,7 @@ test("10,000 due at one millisecond, their biggest shard's leader killed then: n
   const stalls = await Promise.all(
     survivors.map(async (n) => {
       const text = String((await request(n.base, "GET", "/metrics")).body ?? "");
-      return Number(/^cronwheel_process_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1] ?? NaN);
+      return Number(/^cronwheel_event_loop_stall_max_seconds (\S+)$/m.exec(text)?.[1] ?? NaN);
     }),
   );
   console.log(

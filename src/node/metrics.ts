@@ -7,6 +7,11 @@ import type { Clock } from "../core/clock.js";
 import type { Execution } from "../core/execution.js";
 import type { ShardObserver } from "../core/shard-state.js";
 
+/** How often the stall probe expects to run; stalls shorter than STALL_RECORDED_MS are noise. */
+const STALL_PROBE_MS = 100;
+const STALL_RECORDED_MS = 20;
+const STALL_WINDOW_MS = 60_000;
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly fireLateness = new Histogram({
@@ -52,6 +57,7 @@ export class NodeMetrics {
     readyStats: () => Array<{ queue: string; depth: number; oldestReadyAt: number | null }>,
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: "cronwheel_process_" });
+    this.trackStalls();
     // Depth and age are read at scrape time from the shards, not tracked per event.
     const perQueue = () => {
       const merged = new Map<string, { depth: number; oldest: number | null }>();
@@ -102,5 +108,33 @@ export class NodeMetrics {
   onWalBatch(records: number, fsyncMs: number): void {
     this.walBatchRecords.observe(records);
     this.walFsyncSeconds.observe(fsyncMs / 1000);
+  }
+
+  /**
+   * `cronwheel_event_loop_stall_max_seconds`: the longest time the process did not run its event
+   * loop in the last minute — a starved CPU, a long GC, a stopped process (SIGSTOP, a paused VM).
+   * Node's own event-loop-delay histogram does not see a stopped process; a timer that notices it
+   * fired late does. A stall near the etcd lease explains a lost leadership. A window rather than
+   * "since the last scrape": scrapes queued during the stall would reset it unseen.
+   */
+  private trackStalls(): void {
+    const stalls: Array<{ at: number; ms: number }> = [];
+    let last = performance.now();
+    setInterval(() => {
+      const now = performance.now();
+      const late = now - last - STALL_PROBE_MS;
+      last = now;
+      if (late >= STALL_RECORDED_MS) stalls.push({ at: now, ms: late });
+      while (stalls.length > 0 && stalls[0]!.at < now - STALL_WINDOW_MS) stalls.shift();
+    }, STALL_PROBE_MS).unref();
+    new Gauge({
+      name: "cronwheel_event_loop_stall_max_seconds",
+      help: "Longest time the event loop did not run in the last minute",
+      registers: [this.registry],
+      collect() {
+        const recent = stalls.filter((s) => s.at >= performance.now() - STALL_WINDOW_MS);
+        this.set(recent.reduce((max, s) => Math.max(max, s.ms), 0) / 1000);
+      },
+    });
   }
 }
