@@ -21,7 +21,7 @@ export interface ClusterNode {
 
 export interface ClusterView {
   nodes: Array<{ id: string; address: string; state: string }>;
-  shards: Array<{ id: number; range: [number, number]; replicas: string[]; leader: string | null; epoch: number | null; commitIndex: number | null }>;
+  shards: Array<{ id: number; range: [number, number]; replicas: string[]; leader: string | null; epoch: number | null; commitIndex: number | null; repairing?: boolean }>;
 }
 
 export class TestCluster {
