@@ -1,16 +1,24 @@
 /**
- * Scenario 13 of FAULTS.md: a replica's shard log is corrupted while the node is down (a flipped
+ * Scenarios 12 and 13 of FAULTS.md.
+ *
+ * 13: a replica's shard log is corrupted while the node is down (a flipped
  * byte mid-segment, a segment cut short mid-frame, a corrupt snapshot). The node starts anyway;
  * that shard's replica keeps nothing it cannot verify and repairs from the leader, and until
  * then it neither promises, leads nor counts toward a commit — so a committed entry it lost
  * cannot be lost by the cluster, even when a lagging replica is the only other one up (the NATS
  * 2.12.1 case).
+ *
+ * 12: power loss — a node killed and its shard logs cut back to their last fsync (the nodes run
+ * with sync marks and a slow fsync, wal/fault-hooks.ts): a minority during a write burst, a
+ * leader right after it acknowledged writes, then every node at once. Nothing acknowledged may
+ * be lost.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { jobIdOnShard, TestCluster, type ClusterNode } from "./support/cluster.js";
 import { request } from "./support/server-process.js";
+import type { PowerLossReport } from "../wal/fault-hooks.js";
 
 let cluster: TestCluster;
 
@@ -129,7 +137,7 @@ function expectNoVoteBeforeRepair(node: ClusterNode, shard: number): LogLine[] {
 }
 
 /** Every node up, a serving leader per shard, and each replica of `shard` at its leader's commit index. */
-async function converge(shard: number): Promise<void> {
+async function converge(shard: number, cluster: TestCluster): Promise<void> {
   for (const n of cluster.nodes) if (!n.process) await cluster.startNode(n.id);
   const view = await cluster.waitForLeaders(30_000);
   const leader = cluster.node(view.shards.find((s) => s.id === shard)!.leader!);
@@ -179,7 +187,7 @@ describe("a replica whose shard log was corrupted while it was down", () => {
       await cluster.startNode(other!.id);
       await cluster.waitForLeaders(30_000);
       await expectAllPresent(other!.base, [...written, ...whileDown, ...after]);
-      await converge(shard.id);
+      await converge(shard.id, cluster);
     }, 120_000);
   }
 
@@ -229,7 +237,77 @@ describe("a replica whose shard log was corrupted while it was down", () => {
     await cluster.startNode(leader.id);
     await cluster.waitForLeaders(30_000);
     await expectAllPresent(lagging!.base, written);
-    await converge(shard.id);
+    await converge(shard.id, cluster);
     expectNoVoteBeforeRepair(victim!, shard.id);
   }, 120_000);
 });
+
+describe("power loss (unsynced bytes lost)", () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    // Marks to cut back to, and a slow disk: 20 ms between each write and its fsync, so a cut
+    // "right after" an acknowledgement would find it unsynced if it had been sent too early.
+    cluster = await TestCluster.start({
+      nodes: 3,
+      shards: 2,
+      name: "power-loss",
+      args: ["--segment-bytes", "65536", "--log-level", "info"],
+      env: () => ({ CRONWHEEL_FAULT_SYNC_MARKS: "1", CRONWHEEL_FAULT_FSYNC_DELAY_MS: "20" }),
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test("on a follower during a write burst, on a leader right after it acknowledged, then on every node: every acknowledged job survives and the replicas catch up", async () => {
+    const view = await cluster.waitForLeaders(20_000);
+    const leaders = new Set(view.shards.map((s) => s.leader!));
+    const leader = cluster.node(view.shards[0]!.leader!);
+    const follower = cluster.nodes.find((n) => !leaders.has(n.id)) ?? cluster.node(view.shards[0]!.replicas.find((r) => r !== leader.id)!);
+    const acked: string[] = [];
+    let stop = false;
+    // Writers through every live node (forwarded to the leaders), to both shards.
+    const writer = async (k: number) => {
+      for (let i = 0; !stop; i++) {
+        const via = cluster.live()[i % 3] ?? cluster.live()[0];
+        const id = `power-${k}-${i}`;
+        const r = via && await request(via.base, "PUT", `/v1/jobs/${id}`, { queue: "q", every: "1h", payload: { pad: "y".repeat(100) } }).catch(() => null);
+        if (r && r.status < 300) acked.push(id);
+        else await new Promise((res) => setTimeout(res, 50)); // unknown outcome: fine either way
+      }
+    };
+    const writers = Array.from({ length: 8 }, (_, k) => writer(k));
+    const ackedSoon = async (more: number) => {
+      const target = acked.length + more;
+      await until(`${more} more writes are acknowledged`, 20_000, () => acked.length >= target);
+    };
+
+    await ackedSoon(200);
+    const lostOnFollower = await cluster.powerLoss(follower.id);
+    await ackedSoon(200);
+    await cluster.startNode(follower.id);
+    await ackedSoon(200);
+    // The leader, the moment it has acknowledged more.
+    await ackedSoon(1);
+    const lostOnLeader = await cluster.powerLoss(leader.id);
+    await ackedSoon(100);
+    await cluster.startNode(leader.id);
+    await ackedSoon(100);
+    // And every node at once (an outage of the whole room): only what was fsynced anywhere is left.
+    await ackedSoon(1);
+    const lostEverywhere = await Promise.all(cluster.nodes.map((n) => cluster.powerLoss(n.id)));
+    stop = true;
+    await Promise.all(writers);
+    const lost = [lostOnFollower, lostOnLeader, ...lostEverywhere].map(summarize);
+    console.log(`power loss: follower ${follower.id}, leader ${leader.id}, then all nodes lost ${JSON.stringify(lost)}; ${acked.length} writes acknowledged`);
+    await Promise.all(cluster.nodes.map((n) => cluster.startNode(n.id)));
+
+    await cluster.waitForLeaders(30_000);
+    await expectAllPresent(follower.base, acked);
+    for (const s of view.shards) await converge(s.id, cluster);
+  }, 120_000);
+});
+
+function summarize(r: PowerLossReport): { truncatedBytes: number; segmentsDeleted: number } {
+  return { truncatedBytes: r.truncated.reduce((n, t) => n + t.bytes, 0), segmentsDeleted: r.deleted.filter((f) => f.endsWith(".wal")).length };
+}

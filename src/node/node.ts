@@ -141,8 +141,8 @@ export class CronwheelNode {
   /** Open (recover) this node's replica of a shard. */
   async openReplica(shard: ShardInfo): Promise<ShardReplica> {
     const opts = this.opts;
+    // The WAL creates the directory (and fsyncs the parents it creates).
     const dir = this.replicaDir(shard.id);
-    fs.mkdirSync(dir, { recursive: true });
     const replica = await ShardReplica.open(
       {
         shardId: shard.id,
