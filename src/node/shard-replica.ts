@@ -691,12 +691,16 @@ export type StoreResult =
 /** How often a replica records its commit index for the next restart. */
 const COMMIT_HINT_EVERY_MS = 1000;
 
+/** Files a replica keeps next to its log (offline checkers read them too). */
+export const COMMIT_HINT_FILE = "commit-hint";
+export const PROMISE_FILE = "promised-epoch";
+
 function commitHintPath(dir: string): string {
-  return path.join(dir, "commit-hint");
+  return path.join(dir, COMMIT_HINT_FILE);
 }
 
 function promisePath(dir: string): string {
-  return path.join(dir, "promised-epoch");
+  return path.join(dir, PROMISE_FILE);
 }
 
 /** Present while the replica is repairing: a restart must not forget that its log lost entries. */
