@@ -15,6 +15,8 @@
  *    file is truncated at the frame start and the cut is reported in tornTailBytes.
  * 5. Any other defect is corruption: WalCorruptionError(file, offset). With repair: true the log
  *    is cut there instead (later segments deleted, newest first) and reported in repairedAt.
+ *    (A cluster replica cuts too, but then repairs from its peers before it counts again:
+ *    src/node/shard-replica.ts, openReplicatedWal.)
  * 6. Against the snapshot (index S, epoch E): if the log ends before S, or its entry S has an epoch
  *    other than E, the log predates the snapshot (a crash while a follower installed a leader's
  *    snapshot): every segment is deleted and the log restarts at S + 1. Otherwise entries after S
