@@ -275,6 +275,7 @@ export class EtcdCoordinator implements Coordinator {
           leader: leader?.nodeId ?? null,
           epoch: leader?.epoch ?? null,
           commitIndex: local ? local.replica.commitIndex : null,
+          ...(local?.replica.repairing ? { repairing: true } : {}),
           ...(local?.replicator ? { followers: local.replicator.matchIndexes() } : {}),
         };
       }),
@@ -436,7 +437,8 @@ export class EtcdCoordinator implements Coordinator {
     const info = this.map.shards.find((x) => x.id === shardId);
     if (!info || !info.replicas.includes(this.opts.nodeId)) return;
     const rank = info.replicas.indexOf(this.opts.nodeId);
-    if (!s.campaigning && this.leaseValid && now >= s.backoffUntil && now - s.absentSince >= rank * CLUSTER_TIMING.campaignStaggerMs) {
+    // A repairing replica may lack acknowledged entries: it must not lead (nor promise, replication.ts).
+    if (!s.campaigning && !s.replica.repairing && this.leaseValid && now >= s.backoffUntil && now - s.absentSince >= rank * CLUSTER_TIMING.campaignStaggerMs) {
       void this.campaign(shardId, s, [...info.replicas], this.mapRevision);
     }
   }

@@ -51,8 +51,9 @@ const APPEND_BATCH_MAX = 1024;
 export type WireEntry = [index: number, epoch: number, bytes: Uint8Array];
 
 export type ReplicationRequest =
-  | { t: "append"; shard: number; epoch: number; prevIndex: number; prevEpoch: number; entries: WireEntry[]; commit: number }
-  | { t: "snapshot"; shard: number; epoch: number; snapshot: TransferSnapshot }
+  /** `last`: the leader's last index when it sent this (a repairing follower's target). */
+  | { t: "append"; shard: number; epoch: number; prevIndex: number; prevEpoch: number; entries: WireEntry[]; commit: number; last?: number }
+  | { t: "snapshot"; shard: number; epoch: number; snapshot: TransferSnapshot; last?: number }
   | { t: "prepare"; shard: number; epoch: number }
   | { t: "fetch"; shard: number; epoch: number; from: number; max: number };
 
@@ -63,6 +64,8 @@ export interface PrepareReply {
   lastEpoch: number;
   /** The replica's clock when it answered: a new leader knows the replicas' median from the start. */
   clock: number;
+  /** Refused because the replica is repairing its log (it may lack entries it acknowledged). */
+  repairing?: boolean;
 }
 
 export type FetchReply =
@@ -71,16 +74,22 @@ export type FetchReply =
   | { kind: "stale"; promised: number };
 
 /** Serve a replication request for a local replica (null: this node holds no replica of it). */
-export async function handleReplication(replica: ShardReplica | undefined, req: ReplicationRequest): Promise<unknown> {
+export async function handleReplication(replica: ShardReplica | undefined, req: ReplicationRequest, logger?: Logger): Promise<unknown> {
   if (!replica) throw new Error(`no replica of shard ${req.shard} here`);
   switch (req.t) {
     case "append":
-      return replica.storeEntries(req.epoch, req.prevIndex, req.prevEpoch, fromWire(req.entries), req.commit);
+      return replica.storeEntries(req.epoch, req.prevIndex, req.prevEpoch, fromWire(req.entries), req.commit, req.last);
     case "snapshot":
-      return replica.installSnapshot(req.epoch, req.snapshot);
+      return replica.installSnapshot(req.epoch, req.snapshot, req.last);
     case "prepare": {
+      // Its log may lack entries it acknowledged: counted in a majority, it could hide a commit.
+      if (replica.repairing) {
+        logger?.warn({ shard: req.shard, epoch: req.epoch }, "refusing to promise: this replica is repairing its log");
+        return { ...prepareReply(replica, false), repairing: true } satisfies PrepareReply;
+      }
       if (req.epoch < replica.promisedEpoch) return prepareReply(replica, false);
       await replica.promise(req.epoch);
+      logger?.info({ shard: req.shard, epoch: req.epoch }, "promised an epoch to a candidate");
       return prepareReply(replica, replica.promisedEpoch === req.epoch);
     }
     case "fetch": {
@@ -126,6 +135,8 @@ function fromWire(entries: WireEntry[]): LogEntry[] {
 interface Progress {
   next: number;
   match: number;
+  /** The follower said it is repairing its log: its match does not count for commits yet. */
+  repairing: boolean;
   /** The follower's clock reading from its last answer, and when (monotonic) it was read. */
   clockSample: ClockSample | null;
   inflight: boolean;
@@ -155,7 +166,7 @@ export class Replicator {
     const next = replica.indexes.appended + 1;
     const now = performance.now();
     for (const f of followers) {
-      this.progress.set(f, { next, match: 0, clockSample: initialClockSamples.get(f) ?? null, inflight: false, lastHeard: now, retryAt: 0 });
+      this.progress.set(f, { next, match: 0, repairing: false, clockSample: initialClockSamples.get(f) ?? null, inflight: false, lastHeard: now, retryAt: 0 });
     }
   }
 
@@ -166,7 +177,7 @@ export class Replicator {
 
   /** The highest index a majority has durable, given the leader's own durable index. */
   quorum(ownDurable: number): number {
-    const matches = [ownDurable, ...[...this.progress.values()].map((p) => p.match)].sort((a, b) => b - a);
+    const matches = [ownDurable, ...[...this.progress.values()].map((p) => (p.repairing ? 0 : p.match))].sort((a, b) => b - a);
     return matches[Math.floor(this.size / 2)]!;
   }
 
@@ -248,6 +259,7 @@ export class Replicator {
         p.lastHeard = performance.now();
         if (reply.ok && reply.clock !== undefined) p.clockSample = { clock: reply.clock, mono: (sentAt + p.lastHeard) / 2 };
         if (reply.ok) {
+          p.repairing = reply.repairing === true;
           p.match = Math.max(p.match, reply.matched);
           p.next = Math.max(p.next, reply.matched + 1);
           this.replica.recomputeCommit();
@@ -287,9 +299,9 @@ export class Replicator {
     if (entries === null || prevEpoch === undefined) {
       const snapshot = await this.replica.transferSnapshot();
       this.logger.info({ shard, follower: id, index: snapshot.index }, "sending a snapshot to a follower behind the log");
-      return this.peers.request<StoreResult>(id, { t: "snapshot", shard, epoch: this.epoch, snapshot } satisfies ReplicationRequest, CLUSTER_TIMING.snapshotTimeoutMs);
+      return this.peers.request<StoreResult>(id, { t: "snapshot", shard, epoch: this.epoch, snapshot, last: log.appendedIndex } satisfies ReplicationRequest, CLUSTER_TIMING.snapshotTimeoutMs);
     }
-    const req: ReplicationRequest = { t: "append", shard, epoch: this.epoch, prevIndex, prevEpoch, entries: toWire(entries), commit: this.replica.commitIndex };
+    const req: ReplicationRequest = { t: "append", shard, epoch: this.epoch, prevIndex, prevEpoch, entries: toWire(entries), commit: this.replica.commitIndex, last: log.appendedIndex };
     return this.peers.request<StoreResult>(id, req, CLUSTER_TIMING.appendTimeoutMs);
   }
 }
@@ -314,6 +326,7 @@ export async function recoverAndLead(opts: {
   const { nodeId, replica, epoch, peers, logger } = opts;
   const shard = replica.shardId;
   const others = opts.replicas.filter((r) => r !== nodeId);
+  if (replica.repairing) throw new Error("this replica is repairing its log; it cannot lead");
   await replica.promise(epoch);
   if (replica.promisedEpoch !== epoch) throw new Error(`epoch ${epoch} is older than promised ${replica.promisedEpoch}`);
   const own: PrepareReply & { node: string } = { node: nodeId, ...prepareReply(replica, true) };
@@ -322,6 +335,7 @@ export async function recoverAndLead(opts: {
   const promises = await majorityOf(
     others.map((peer) =>
       peers.request<PrepareReply>(peer, { t: "prepare", shard, epoch } satisfies ReplicationRequest, CLUSTER_TIMING.prepareTimeoutMs).then((r) => {
+        if (r.repairing) throw new Error(`${peer} is repairing its log`);
         if (!r.ok) throw new Error(`${peer} promised epoch ${r.promised}`);
         clockSamples.set(peer, { clock: r.clock, mono: (sentAt + performance.now()) / 2 });
         return { node: peer, ...r };
@@ -331,7 +345,7 @@ export async function recoverAndLead(opts: {
   );
   const best = [own, ...promises].reduce((a, b) => (b.lastEpoch > a.lastEpoch || (b.lastEpoch === a.lastEpoch && b.lastIndex > a.lastIndex) ? b : a));
   if (best.node !== nodeId) await adoptLog(replica, best.node, best.lastIndex, epoch, peers);
-  logger.info({ shard, epoch, adoptedFrom: best.node, lastIndex: best.lastIndex, lastEpoch: best.lastEpoch }, "leader recovered the log; taking over");
+  logger.info({ shard, epoch, promisedBy: promises.map((p) => p.node), adoptedFrom: best.node, lastIndex: best.lastIndex, lastEpoch: best.lastEpoch }, "leader recovered the log; taking over");
   const replicator = new Replicator(replica, peers, others, epoch, logger, opts.onLost, clockSamples);
   const leading = replica.lead(
     nodeId,

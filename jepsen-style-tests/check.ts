@@ -1,35 +1,54 @@
 /**
  * Re-check a run's folder offline: `node dist/jepsen-style-tests/check.js <results folder>`.
- * Reads history.jsonl and worker-*.jsonl, writes verdict.json and summary.txt next to them.
+ * Reads history.jsonl and worker-*.jsonl, and — when the run left copies of the nodes' data
+ * directories in `data/` — the replicas' shard logs (wal-checker.ts); writes verdict.json and
+ * summary.txt next to them. The run is valid only if both are.
+ *
+ * `node dist/jepsen-style-tests/check.js --check-wal DIR` checks only the logs under DIR
+ * (`DIR/<node>/shards/<shard>/`), and writes nothing.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { check, summary as summarize } from "./checker.js";
+import { check, summary as summarize, type Validity } from "./checker.js";
 import { readHistory } from "./history.js";
+import { checkWalDir, type WalVerdict } from "./wal-checker.js";
 
 /** How long after the last fault healed every active job must have fired again (runs recover 12 s by default). */
 const FIRE_BOUND_MS = 10_000;
 
-export function checkFolder(folder: string): { verdict: ReturnType<typeof check>; summary: string } {
+/** Where a run keeps the copies of its nodes' data directories. */
+export const DATA_COPIES = "data";
+
+export function checkFolder(folder: string): { verdict: ReturnType<typeof check> & { wal?: WalVerdict }; summary: string } {
   const files = fs
     .readdirSync(folder)
     .filter((f) => f === "history.jsonl" || (f.startsWith("worker-") && f.endsWith(".jsonl")))
     .map((f) => path.join(folder, f));
-  const verdict = check(readHistory(files), { fireBoundMs: FIRE_BOUND_MS });
-  const summary = summarize(verdict);
+  const history = check(readHistory(files), { fireBoundMs: FIRE_BOUND_MS });
+  let summary = summarize(history);
+  let verdict: ReturnType<typeof check> & { wal?: WalVerdict } = history;
+  const data = path.join(folder, DATA_COPIES);
+  if (fs.existsSync(data)) {
+    const wal = checkWalDir(data);
+    const valid: Validity = wal.verdict.valid ? history.valid : false;
+    verdict = { ...history, valid, wal: wal.verdict };
+    summary = `${summary}\n${wal.summary}${valid === history.valid ? "" : "\nverdict (history and logs): INVALID"}`;
+  }
   fs.writeFileSync(path.join(folder, "verdict.json"), JSON.stringify(verdict, null, 2));
   fs.writeFileSync(path.join(folder, "summary.txt"), `${summary}\n`);
   return { verdict, summary };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const folder = process.argv[2];
+  const args = process.argv.slice(2);
+  const walOnly = args[0] === "--check-wal";
+  const folder = walOnly ? args[1] : args[0];
   if (!folder) {
-    process.stderr.write("usage: node dist/jepsen-style-tests/check.js RESULTS_FOLDER\n");
+    process.stderr.write("usage: node dist/jepsen-style-tests/check.js RESULTS_FOLDER\n       node dist/jepsen-style-tests/check.js --check-wal DATA_COPIES_FOLDER\n");
     process.exit(2);
   }
-  const { verdict, summary } = checkFolder(folder);
+  const { verdict, summary } = walOnly ? checkWalDir(folder) : checkFolder(folder);
   process.stdout.write(`${summary}\n`);
   process.exit(verdict.valid === true ? 0 : 1);
 }

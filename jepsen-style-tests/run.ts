@@ -8,8 +8,9 @@
  * seconds to settle, a final read records what it holds, and the checker judges the history.
  *
  * Everything lands in the results folder (default jepsen-style-tests/results/<time>-seed<seed>):
- * history.jsonl (client and nemesis), worker-*.jsonl, node logs, verdict.json and summary.txt —
- * re-checkable offline with `node dist/jepsen-style-tests/check.js <folder>`. Exit code 0 when
+ * history.jsonl (client and nemesis), worker-*.jsonl, node logs, copies of the nodes' data
+ * directories (data/, for the WAL checker), verdict.json and summary.txt — re-checkable offline
+ * with `node dist/jepsen-style-tests/check.js <folder>`. Exit code 0 when
  * the history is valid, 1 when the checker found a violation, 2 on a harness error.
  *
  * `--unsafe-fencing` starts the nodes with fencing broken on purpose (a report with any fence is
@@ -21,11 +22,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { TestCluster } from "../test/support/cluster.js";
-import { checkFolder } from "./check.js";
+import { checkFolder, DATA_COPIES } from "./check.js";
 import { HistoryWriter } from "./history.js";
 import { FAULTS, Nemesis, type Fault } from "./nemesis.js";
 import { Random } from "./random.js";
 import { StallSampler } from "./stalls.js";
+import { copyDataDirs } from "./wal-checker.js";
 import { finalRead, Workload } from "./workload.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -100,6 +102,9 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     for (const n of cluster.nodes) if (n.process) fs.writeFileSync(path.join(opts.out, `node-${n.id}.log`), n.process.output());
     stalls.stop();
     history.close();
+    // kill -9, not a clean stop: a clean stop snapshots and drops the log the WAL checker reads.
+    for (const n of cluster.nodes) await cluster.kill9(n.id);
+    copyDataDirs(cluster.nodes, path.join(opts.out, DATA_COPIES));
     await cluster.stop();
   }
   const { verdict, summary } = checkFolder(opts.out);

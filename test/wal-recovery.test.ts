@@ -2,8 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type LogEntry, Wal, WalCorruptionError, WalError, type WalOptions } from "../wal/index.js";
+import { FaultHooks, simulatePowerLoss } from "../wal/fault-hooks.js";
 
 const dirs: string[] = [];
 function tmpDir(): string {
@@ -482,5 +483,55 @@ describe("errors carry codes", () => {
     await p1;
     await wal.close();
     await expect(wal.flush()).rejects.toBeInstanceOf(WalError);
+  });
+});
+
+describe("the power-loss model (fault-hooks.ts)", () => {
+  it("marks each segment's synced length; a simulated power cut keeps exactly what was flushed", async () => {
+    const dir = tmpDir();
+    const faults = new FaultHooks(true, 0);
+    const opts = { dir, fsync: "batch" as const, segmentBytesMax: 4096, faults, logger: silent };
+    const { wal } = await Wal.open(opts);
+    const flushed = Array.from({ length: 120 }, (_, i) => rec(i + 1));
+    wal.append(1, flushed);
+    await wal.flush();
+    await wal.close();
+    const segs = segmentFiles(dir);
+    expect(segs.length).toBeGreaterThan(2);
+    for (const s of segs) expect(Number(fs.readFileSync(path.join(dir, `${s}.synced`), "utf8"))).toBe(fs.statSync(path.join(dir, s)).size);
+    // Bytes written but never fsynced: a tail on the last segment, and a segment never synced.
+    const last = path.join(dir, segs.at(-1)!);
+    const lastSize = fs.statSync(last).size;
+    fs.appendFileSync(last, Buffer.alloc(300, 7));
+    fs.writeFileSync(path.join(dir, "99999999999999999999.wal"), "unsynced");
+    const report = await simulatePowerLoss(dir);
+    expect(report.truncated).toEqual([{ file: last, bytes: 300 }]);
+    expect(report.deleted).toEqual([path.join(dir, "99999999999999999999.wal")]);
+    expect(fs.statSync(last).size).toBe(lastSize);
+    const reopened = await Wal.open(opts);
+    expect(reopened.entries.map((e) => e.record)).toEqual(flushed);
+    expect(reopened.report.tornTailBytes).toBe(0);
+    await reopened.wal.close();
+  });
+
+  it("a segment re-created under the name of a deleted one is not covered by the old mark before its first fsync", async () => {
+    const dir = tmpDir();
+    // A slow fsync (300 ms) leaves time to look at the file between its write and its fsync.
+    const { wal } = await Wal.open({ dir, fsync: "batch", segmentBytesMax: 4096, faults: new FaultHooks(true, 300), logger: silent });
+    const records = Array.from({ length: 80 }, (_, i) => rec(i + 1));
+    wal.append(1, records);
+    await wal.flush();
+    const lastSeg = path.join(dir, segmentFiles(dir).at(-1)!);
+    const lastFirst = Number(path.basename(lastSeg, ".wal"));
+    expect(fs.existsSync(`${lastSeg}.synced`)).toBe(true);
+    await wal.truncateSuffix(lastFirst - 1); // deletes the last segment, leaving its mark behind
+    expect(fs.existsSync(lastSeg)).toBe(false);
+    wal.append(1, records.slice(lastFirst - 2)); // the same bytes: the same segment comes back
+    const flushing = wal.flush();
+    await vi.waitUntil(() => fs.existsSync(lastSeg), { timeout: 2000, interval: 5 });
+    expect(fs.existsSync(`${lastSeg}.synced`), "a mark while the new file is unsynced").toBe(false);
+    await flushing;
+    expect(Number(fs.readFileSync(`${lastSeg}.synced`, "utf8"))).toBe(fs.statSync(lastSeg).size);
+    await wal.close();
   });
 });

@@ -47,16 +47,25 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Creates `dir` if missing and makes its directory entry durable. */
+/**
+ * Creates `dir` if missing and makes its directory entry durable — and those of the missing
+ * parents it creates on the way (a power cut must not take a shard's whole log with its folder).
+ */
 export async function ensureDirDurable(dir: string): Promise<void> {
-  try {
-    await fsp.access(dir);
-    return;
-  } catch {
-    // missing: create below
-  }
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !(await exists(d)); d = path.dirname(d)) missing.push(d);
+  if (missing.length === 0) return;
   await fsp.mkdir(dir, { recursive: true });
-  await fsyncDir(path.dirname(path.resolve(dir)));
+  for (const d of missing.reverse()) await fsyncDir(path.dirname(d));
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Writes every byte of `bufs` at the handle's position (the end, for an O_APPEND handle). */

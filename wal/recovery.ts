@@ -15,6 +15,8 @@
  *    file is truncated at the frame start and the cut is reported in tornTailBytes.
  * 5. Any other defect is corruption: WalCorruptionError(file, offset). With repair: true the log
  *    is cut there instead (later segments deleted, newest first) and reported in repairedAt.
+ *    (A cluster replica cuts too, but then repairs from its peers before it counts again:
+ *    src/node/shard-replica.ts, openReplicatedWal.)
  * 6. Against the snapshot (index S, epoch E): if the log ends before S, or its entry S has an epoch
  *    other than E, the log predates the snapshot (a crash while a follower installed a leader's
  *    snapshot): every segment is deleted and the log restarts at S + 1. Otherwise entries after S
@@ -33,6 +35,7 @@ import { WalCorruptionError } from "./errors.js";
 import { fsyncDir, parseSegmentFileName, parseSnapshotFileName, SNAPSHOT_TMP_NAME } from "./files.js";
 import { type LogEntry, parseFrameAt, validFrameFollows } from "./frame.js";
 import { readSnapshotFile, type Snapshot } from "./snapshot.js";
+import type { FaultHooks } from "./fault-hooks.js";
 
 export interface WalLogger {
   info(obj: object, msg?: string): void;
@@ -84,9 +87,10 @@ interface ScanState {
   repairedAt?: { file: string; offset: number };
   /** A segment already truncated and fsynced during this recovery. */
   syncedPath?: string;
+  faults: FaultHooks | null;
 }
 
-export async function recoverLog(dir: string, repair: boolean, logger: WalLogger, packr: Packr): Promise<RecoveredLog> {
+export async function recoverLog(dir: string, repair: boolean, logger: WalLogger, packr: Packr, faults: FaultHooks | null = null): Promise<RecoveredLog> {
   const names = await fsp.readdir(dir);
   if (names.includes(SNAPSHOT_TMP_NAME)) await fsp.unlink(path.join(dir, SNAPSHOT_TMP_NAME));
   const snapshot = await loadNewestSnapshot(dir, names);
@@ -110,6 +114,7 @@ export async function recoverLog(dir: string, repair: boolean, logger: WalLogger
     epochRuns: [],
     entries: [],
     tornTailBytes: 0,
+    faults,
   };
   for (let k = 0; k < toRead.length; k++) {
     const keepGoing = await scanSegment(toRead, k, snapshotIndex, scan, repair, logger, packr);
@@ -135,6 +140,8 @@ export async function recoverLog(dir: string, repair: boolean, logger: WalLogger
   // What we report as the log must be durable, even if the process that wrote it never fsynced.
   const last = scan.segments.at(-1);
   if (last && last.path !== scan.syncedPath) await fsyncFile(last.path);
+  // Every segment read is durable now (earlier ones were fsynced before the next was created).
+  if (faults) for (const seg of scan.segments) await faults.synced(seg.path, seg.sizeBytes);
   const report: RecoveryReport = {
     segments: scan.segments.length,
     entries: scan.entries.length,
@@ -212,7 +219,7 @@ async function scanSegment(
       if (isLast && torn && !validFrameFollows(buf, off + 1)) {
         scan.tornTailBytes = buf.length - off;
         logger.warn({ file: file.path, offset: off, bytes: buf.length - off, reason }, "wal: cutting torn tail");
-        await truncateFile(file.path, off);
+        await truncateFile(file.path, off, scan.faults);
         scan.syncedPath = file.path;
       } else if (!repair) {
         throw new WalCorruptionError(file.path, off, reason);
@@ -255,7 +262,7 @@ async function repairCut(
   const later = files.slice(k + 1).map((f) => f.path);
   await unlinkNewestFirst(dropWhole ? [file.path, ...later] : later);
   if (!dropWhole) {
-    await truncateFile(file.path, offset);
+    await truncateFile(file.path, offset, scan.faults);
     scan.syncedPath = file.path;
   }
   await fsyncDir(path.dirname(file.path));
@@ -270,7 +277,7 @@ function predatesSnapshot(scan: ScanState, snapshot: Snapshot, lastIndex: number
   return scan.epochAtSnapshot !== snapshot.epoch;
 }
 
-async function truncateFile(file: string, length: number): Promise<void> {
+async function truncateFile(file: string, length: number, faults: FaultHooks | null): Promise<void> {
   const h = await fsp.open(file, "r+");
   try {
     await h.truncate(length);
@@ -278,6 +285,7 @@ async function truncateFile(file: string, length: number): Promise<void> {
   } finally {
     await h.close();
   }
+  if (faults) await faults.synced(file, length);
 }
 
 async function fsyncFile(file: string): Promise<void> {

@@ -74,7 +74,14 @@ export async function writeSnapshotFile(dir: string, snap: EncodedSnapshot): Pro
 
 /** Reads and verifies a snapshot file; any defect is a WalCorruptionError. */
 export async function readSnapshotFile(file: string, expectedIndex: number): Promise<Snapshot> {
-  const buf = await fsp.readFile(file);
+  return parseSnapshot(await fsp.readFile(file), file, expectedIndex, true);
+}
+
+/**
+ * Verifies a snapshot file's bytes (header, both checksums) and returns its position; the state
+ * is decoded only with `decode` (a checker that wants the position alone skips the cost).
+ */
+export function parseSnapshot(buf: Buffer, file: string, expectedIndex: number, decode: boolean): Snapshot {
   const fail = (offset: number, reason: string): never => {
     throw new WalCorruptionError(file, offset, `snapshot: ${reason}`);
   };
@@ -89,6 +96,7 @@ export async function readSnapshotFile(file: string, expectedIndex: number): Pro
     fail(24, `body length ${bodyBytes} does not match file length ${buf.length}`);
   }
   if (crc32c(buf, SNAPSHOT_HEADER_BYTES) !== buf.readUInt32LE(32)) fail(SNAPSHOT_HEADER_BYTES, "body checksum mismatch");
+  if (!decode) return { index, epoch, state: undefined };
   let state: unknown;
   try {
     state = new Packr({ useRecords: true, copyBuffers: true }).unpack(buf.subarray(SNAPSHOT_HEADER_BYTES));

@@ -53,6 +53,7 @@ import { ensureDirDurable, fsyncDir, readRange, segmentFileName, snapshotFileNam
 import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, frameBytesFor, isLogPosition, type LogEntry, parseFrameAt, parseFrameRaw, writeFrame } from "./frame.js";
 import { type EpochRun, type RecoveredLog, type RecoveryReport, recoverLog, type WalLogger } from "./recovery.js";
 import { encodeSnapshot, type EncodedSnapshot, type Snapshot, writeSnapshotFile } from "./snapshot.js";
+import { FaultHooks } from "./fault-hooks.js";
 
 export type FsyncMode = "always" | "batch" | "off";
 
@@ -76,6 +77,8 @@ export interface WalOptions {
   recentEntriesKept?: number;
   /** pino-compatible. */
   logger?: WalLogger;
+  /** Test-only storage faults (fault-hooks.ts); default: what the environment asks for. */
+  faults?: FaultHooks | null;
 }
 
 export interface WalStats {
@@ -182,6 +185,8 @@ export class Wal {
   private readonly pendingBytesMax: number;
   private readonly logger: WalLogger;
   private readonly packr: Packr;
+  /** Test-only storage faults (null: off, and nothing is done). */
+  private readonly faults: FaultHooks | null;
 
   private segments: Segment[];
   /** Writer FIFO: chunks of frames and file operations, in the order they must reach the disk. */
@@ -241,8 +246,9 @@ export class Wal {
     // Plain msgpack (no records extension): a frame decodes on its own. copyBuffers: binary
     // fields of recovered records must not pin whole segment reads in memory.
     const packr = new Packr({ useRecords: false, copyBuffers: true });
-    const recovered = await recoverLog(opts.dir, opts.repair ?? false, logger, packr);
-    const wal = new Wal(opts, logger, packr, recovered);
+    const faults = opts.faults === undefined ? FaultHooks.fromEnv() : opts.faults;
+    const recovered = await recoverLog(opts.dir, opts.repair ?? false, logger, packr, faults);
+    const wal = new Wal(opts, logger, packr, recovered, faults);
     logger.info(
       {
         dir: opts.dir,
@@ -256,7 +262,8 @@ export class Wal {
     return { wal, snapshot: recovered.snapshot, entries: recovered.entries, report: recovered.report };
   }
 
-  private constructor(opts: WalOptions, logger: WalLogger, packr: Packr, recovered: RecoveredLog) {
+  private constructor(opts: WalOptions, logger: WalLogger, packr: Packr, recovered: RecoveredLog, faults: FaultHooks | null) {
+    this.faults = faults;
     this.dir = opts.dir;
     this.fsyncMode = opts.fsync;
     this.fsyncOn = opts.fsync !== "off";
@@ -528,7 +535,10 @@ export class Wal {
       let j = i;
       for (; j < taken.length && taken[j]!.seg === seg; j++) bufs.push(taken[j]!.buf.subarray(0, taken[j]!.used));
       walAssert(seg.writtenBytes === taken[i]!.fileOffset, `write to ${seg.path} at ${taken[i]!.fileOffset}, file has ${seg.writtenBytes}`);
-      if (!seg.fileExists) createdFile = true;
+      if (!seg.fileExists) {
+        createdFile = true;
+        if (this.faults) await this.faults.creating(seg.path);
+      }
       handle = await this.writeHandle(seg);
       seg.writtenBytes += await writeAll(handle, bufs);
       // A full segment is durable before the next file exists: torn writes stay in the last file.
@@ -536,8 +546,11 @@ export class Wal {
       i = j;
     }
     if (this.fsyncOn) {
+      if (this.faults) await this.faults.beforeFsync();
       fsyncMs += await timed(() => handle!.sync());
       if (createdFile) fsyncMs += await timed(() => fsyncDir(this.dir));
+      // Before the entries count as durable: a mark never lags what was acknowledged.
+      if (this.faults) for (const seg of new Set(taken.map((c) => c.seg))) await this.faults.synced(seg.path, seg.writtenBytes);
     }
 
     this.inflight = null;
@@ -737,7 +750,10 @@ export class Wal {
       const h = await this.writeHandle(seg);
       await h.truncate(cutOffset);
       seg.writtenBytes = cutOffset;
-      if (this.fsyncOn) await h.sync();
+      if (this.fsyncOn) {
+        await h.sync();
+        if (this.faults) await this.faults.synced(seg.path, cutOffset);
+      }
     }
   }
 

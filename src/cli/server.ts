@@ -36,7 +36,8 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --payload-bytes-max N   largest payload (default 262144)
   --snapshot-every N      records between snapshots of a shard (default ${SNAPSHOT_EVERY_RECORDS_DEFAULT})
   --segment-bytes N       shard log segment size (default 16 MiB); only whole segments a snapshot covers are dropped
-  --repair                cut a log at a corrupt record instead of refusing to start
+  --repair                standalone: cut a log at a corrupt record instead of refusing to start
+                          (a cluster node repairs a corrupt shard log from its peers without it)
   --log-level LEVEL       pino level (default info)
 `;
 

@@ -332,6 +332,11 @@ export interface ClusterShard {
   commitIndex: number | null;
   /** On the leader's own view only: each follower's match index (its lag is `commitIndex - match`). */
   followers?: Record<string, number>;
+  /**
+   * Present (true) when the answering node's replica is repairing a corrupt log from the leader:
+   * until repaired it neither leads, promises nor counts toward a commit.
+   */
+  repairing?: boolean;
 }
 
 export interface ClusterView {

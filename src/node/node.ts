@@ -141,8 +141,8 @@ export class CronwheelNode {
   /** Open (recover) this node's replica of a shard. */
   async openReplica(shard: ShardInfo): Promise<ShardReplica> {
     const opts = this.opts;
+    // The WAL creates the directory (and fsyncs the parents it creates).
     const dir = this.replicaDir(shard.id);
-    fs.mkdirSync(dir, { recursive: true });
     const replica = await ShardReplica.open(
       {
         shardId: shard.id,
@@ -155,6 +155,7 @@ export class CronwheelNode {
         observer: composeObservers(this.metrics.observer(opts.clock), this.extraObservers),
         snapshotEveryRecords: opts.snapshotEveryRecords ?? SNAPSHOT_EVERY_RECORDS_DEFAULT,
         segmentBytesMax: opts.segmentBytesMax,
+        // Standalone only: a cluster replica repairs a corrupt log from its peers by itself.
         repair: opts.repair ?? false,
         snapshotTurns: this.snapshotTurns,
         mode: opts.cluster ? "replicated" : "standalone",
@@ -190,7 +191,7 @@ export class CronwheelNode {
       case "resign":
         return this.etcdCoordinator().resign(req.shard);
       default:
-        return handleReplication(this.shards[req.shard], req);
+        return handleReplication(this.shards[req.shard], req, this.opts.logger);
     }
   }
 

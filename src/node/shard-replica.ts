@@ -22,7 +22,8 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { STANDALONE_EPOCH } from "../../cluster/coordinator.js";
-import { Wal, WalError, type FsyncMode, type LogEntry } from "../../wal/index.js";
+import { Wal, WalCorruptionError, WalError, type FsyncMode, type LogEntry } from "../../wal/index.js";
+import { fsyncDir, parseSegmentFileName, parseSnapshotFileName } from "../../wal/files.js";
 import type { Clock } from "../core/clock.js";
 import { CronwheelError } from "../core/errors.js";
 import type { ShardRecord } from "../core/records.js";
@@ -133,6 +134,14 @@ export class ShardReplica {
   private appendedListener: (() => void) | null = null;
   /** Leader: ms to add to this node's clock to get the replicas' median clock (0 standalone). */
   private clockCorrection: () => number = () => 0;
+  /**
+   * Its log lost entries it may have acknowledged (corruption found at start): it neither
+   * promises, leads nor counts toward a commit until a leader has brought it up to the end of
+   * the leader's log (`repairTarget`). Durable: a marker file keeps it across restarts.
+   */
+  private _repairing = false;
+  /** The leader's last index, from the first message of the epoch that is repairing this replica. */
+  private repairTarget: { epoch: number; index: number } | null = null;
   /** performance.now() of the last append or snapshot accepted from a leader (for deposing). */
   lastLeaderContact = 0;
   private readonly servingListeners: Array<(serving: boolean) => void> = [];
@@ -155,15 +164,7 @@ export class ShardReplica {
 
   static async open(opts: ShardReplicaOptions, replayObserver: ShardObserver): Promise<ShardReplica> {
     const started = Date.now();
-    const { wal, snapshot, entries, report } = await Wal.open({
-      dir: opts.dir,
-      fsync: opts.fsync,
-      segmentBytesMax: opts.segmentBytesMax ?? SHARD_SEGMENT_BYTES_DEFAULT,
-      // A follower one or two batches behind is shipped from memory, not re-read from disk.
-      recentEntriesKept: opts.mode === "replicated" ? RECENT_ENTRIES_KEPT : 0,
-      repair: opts.repair,
-      logger: opts.logger,
-    });
+    const { wal, snapshot, entries, report, repairing } = opts.mode === "standalone" ? { ...(await openWal(opts, opts.repair)), repairing: false } : await openReplicatedWal(opts);
     // Replayed records rebuild state; they are not new events, so metrics do not see them.
     const state = snapshot
       ? ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state as ChunkedShardSnapshot), opts.limits, replayObserver)
@@ -183,9 +184,10 @@ export class ShardReplica {
     }
     const promised = Math.max(readNumberFile(promisePath(opts.dir)), wal.lastEpoch());
     const replica = new ShardReplica(opts, wal, state, applied, pending, promised);
+    replica._repairing = repairing;
     wal.onDurable(() => replica.onDurable());
     opts.logger.info(
-      { shard: opts.shardId, snapshotIndex: snapshot?.index ?? 0, replayed: entries.length, unapplied: pending.length, ...report, ms: Date.now() - started },
+      { shard: opts.shardId, snapshotIndex: snapshot?.index ?? 0, lastIndex: wal.appendedIndex, replayed: entries.length, unapplied: pending.length, ...report, repairing, ms: Date.now() - started },
       "shard recovered",
     );
     if (opts.mode === "standalone") {
@@ -216,6 +218,10 @@ export class ShardReplica {
   /** A leader whose own epoch record is committed and applied: it takes writes and dispatches. */
   get serving(): boolean {
     return this._serving && this.healthy;
+  }
+
+  get repairing(): boolean {
+    return this._repairing;
   }
 
   get promisedEpoch(): number {
@@ -408,6 +414,7 @@ export class ShardReplica {
    */
   async lead(nodeId: string, epoch: number, quorum: (ownDurable: number) => number, onAppended: () => void, clockCorrection: () => number = () => 0): Promise<void> {
     if (this.failure) throw unavailable(this.failure);
+    if (this._repairing) throw new CronwheelError("unavailable", `shard ${this.opts.shardId}: this replica is repairing its log and cannot lead`);
     if (epoch < this.promised) throw new CronwheelError("unavailable", `epoch ${epoch} is older than promised ${this.promised}`);
     await this.promise(epoch);
     this._role = "leader";
@@ -457,9 +464,9 @@ export class ShardReplica {
    * suffix. Returns the index up to which this log now matches the leader's (durable), or a
    * refusal. Runs one at a time per shard.
    */
-  storeEntries(epoch: number, prevIndex: number, prevEpoch: number, entries: LogEntry[], leaderCommit: number): Promise<StoreResult> {
+  storeEntries(epoch: number, prevIndex: number, prevEpoch: number, entries: LogEntry[], leaderCommit: number, leaderLast?: number): Promise<StoreResult> {
     return this.inLogTurn(async () => {
-      const refused = await this.acceptLeader(epoch);
+      const refused = await this.acceptLeader(epoch, leaderLast);
       if (refused) return refused;
       // Everything applied is committed, hence on the leader's log too: skip it.
       let from = 0;
@@ -486,26 +493,43 @@ export class ShardReplica {
       await this.wal.flush();
       if (this.promised > epoch) return { ok: false, reason: "stale", promised: this.promised };
       this.advanceCommit(Math.min(leaderCommit, matched));
-      return { ok: true, matched, clock: this.opts.clock.now() };
+      await this.checkRepaired(epoch, matched);
+      return { ok: true, matched, clock: this.opts.clock.now(), ...(this._repairing ? { repairing: true } : {}) };
     });
   }
 
   /** A leader of `epoch` speaks: refuse it if a newer epoch was promised, else follow it. */
-  private async acceptLeader(epoch: number): Promise<StoreResult | null> {
+  private async acceptLeader(epoch: number, leaderLast: number | undefined): Promise<StoreResult | null> {
     if (this.failure) throw unavailable(this.failure);
     if (epoch < this.promised) return { ok: false, reason: "stale", promised: this.promised };
     await this.promise(epoch);
     this.follow(epoch);
     this.lastLeaderContact = performance.now();
+    // The first word of each epoch fixes the target: this leader's log end at that moment holds
+    // every committed entry, and every entry its commit could still count our lost acks for.
+    if (this._repairing && leaderLast !== undefined && (this.repairTarget === null || epoch > this.repairTarget.epoch)) {
+      this.repairTarget = { epoch, index: leaderLast };
+      this.opts.logger.info({ shard: this.opts.shardId, epoch, target: leaderLast }, "repairing: catching up to the leader's log end");
+    }
     return null;
   }
 
+  /** Repaired once this log durably matches the target leader's up to the target index. */
+  private async checkRepaired(epoch: number, matched: number): Promise<void> {
+    const target = this.repairTarget;
+    if (!this._repairing || target === null || target.epoch !== epoch || matched < target.index) return;
+    await removeRepairMarker(this.opts.dir);
+    this._repairing = false;
+    this.repairTarget = null;
+    this.opts.logger.warn({ shard: this.opts.shardId, epoch, index: matched }, "replica repaired from the leader; it promises and counts again");
+  }
+
   /** Replace state and log with a snapshot from the leader (the follower is behind its log). */
-  installSnapshot(epoch: number, snapshot: TransferSnapshot): Promise<StoreResult> {
+  installSnapshot(epoch: number, snapshot: TransferSnapshot, leaderLast?: number): Promise<StoreResult> {
     return this.inLogTurn(async () => {
-      const refused = await this.acceptLeader(epoch);
+      const refused = await this.acceptLeader(epoch, leaderLast);
       if (refused) return refused;
-      if (snapshot.index <= this.appliedIndex) return { ok: true, matched: this.appliedIndex };
+      if (snapshot.index <= this.appliedIndex) return { ok: true, matched: this.appliedIndex, ...(this._repairing ? { repairing: true } : {}) };
       const state = ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state), this.opts.limits, NO_OBSERVER);
       // If this log holds the snapshot's entry, the WAL keeps what follows it, and so do we.
       const keepsLog = snapshot.index <= this.wal.appendedIndex && this.wal.epochAt(snapshot.index) === snapshot.epoch;
@@ -516,7 +540,8 @@ export class ShardReplica {
       this.appliedIndex = this.commit = this.lastSnapshotIndex = snapshot.index;
       this.scheduleCommitHint();
       this.opts.logger.info({ shard: this.opts.shardId, index: snapshot.index }, "installed a snapshot from the leader");
-      return { ok: true, matched: snapshot.index };
+      await this.checkRepaired(epoch, snapshot.index);
+      return { ok: true, matched: snapshot.index, ...(this._repairing ? { repairing: true } : {}) };
     });
   }
 
@@ -658,20 +683,106 @@ export class ShardReplica {
 }
 
 export type StoreResult =
-  /** `clock`: the follower's clock when it answered (the leader takes the replicas' median). */
-  | { ok: true; matched: number; clock?: number }
+  /**
+   * `clock`: the follower's clock when it answered (the leader takes the replicas' median).
+   * `repairing`: the follower holds `matched` but lost entries before; not counted for commits yet.
+   */
+  | { ok: true; matched: number; clock?: number; repairing?: boolean }
   | { ok: false; reason: "stale"; promised: number }
   | { ok: false; reason: "gap" | "mismatch"; hint: number };
 
 /** How often a replica records its commit index for the next restart. */
 const COMMIT_HINT_EVERY_MS = 1000;
 
+/** Files a replica keeps next to its log (offline checkers read them too). */
+export const COMMIT_HINT_FILE = "commit-hint";
+export const PROMISE_FILE = "promised-epoch";
+
 function commitHintPath(dir: string): string {
-  return path.join(dir, "commit-hint");
+  return path.join(dir, COMMIT_HINT_FILE);
 }
 
 function promisePath(dir: string): string {
-  return path.join(dir, "promised-epoch");
+  return path.join(dir, PROMISE_FILE);
+}
+
+/** Present while the replica is repairing: a restart must not forget that its log lost entries. */
+function repairMarkerPath(dir: string): string {
+  return path.join(dir, "repairing");
+}
+
+async function removeRepairMarker(dir: string): Promise<void> {
+  await fs.promises.rm(repairMarkerPath(dir), { force: true });
+  await fsyncDir(dir);
+}
+
+type OpenedWal = Awaited<ReturnType<typeof Wal.open>>;
+
+function openWal(opts: ShardReplicaOptions, repair: boolean): Promise<OpenedWal> {
+  return Wal.open({
+    dir: opts.dir,
+    fsync: opts.fsync,
+    segmentBytesMax: opts.segmentBytesMax ?? SHARD_SEGMENT_BYTES_DEFAULT,
+    // A follower one or two batches behind is shipped from memory, not re-read from disk.
+    recentEntriesKept: opts.mode === "replicated" ? RECENT_ENTRIES_KEPT : 0,
+    repair,
+    logger: opts.logger,
+  });
+}
+
+/**
+ * A replica's log in a cluster. Corruption does not stop the node: the replica keeps the verified
+ * prefix before the first bad frame (or nothing, when the snapshot is bad), its untrusted files
+ * go to `quarantine/<time>/` for an operator, and it starts repairing (see `repairing`). The
+ * marker is durable before anything is cut, so a crash midway still restarts it repairing.
+ * Keeping the prefix is safe because the replica counts for nothing until the leader has
+ * brought it to the leader's log end; the prefix only shortens that catch-up.
+ */
+async function openReplicatedWal(opts: ShardReplicaOptions): Promise<OpenedWal & { repairing: boolean }> {
+  const repairing = fs.existsSync(repairMarkerPath(opts.dir));
+  let corruption: WalCorruptionError;
+  try {
+    return { ...(await openWal(opts, false)), repairing };
+  } catch (error) {
+    if (!(error instanceof WalCorruptionError)) throw error;
+    corruption = error;
+  }
+  opts.logger.error({ shard: opts.shardId, file: corruption.file, offset: corruption.offset, reason: corruption.reason }, "shard log is corrupt; repairing this replica from the leader");
+  await writeNumberFileDurably(repairMarkerPath(opts.dir), Date.now());
+  const quarantine = path.join(opts.dir, "quarantine", new Date().toISOString().replace(/[:.]/g, "-"));
+  const wholeLog = parseSnapshotFileName(path.basename(corruption.file)) !== null;
+  await quarantineLog(opts.dir, quarantine, wholeLog ? null : corruption.file, corruption.message);
+  if (!wholeLog) {
+    try {
+      return { ...(await openWal(opts, true)), repairing: true };
+    } catch (error) {
+      // A defect the cut cannot get past (a log without its start): keep nothing.
+      if (!(error instanceof WalCorruptionError)) throw error;
+      opts.logger.error({ shard: opts.shardId, err: error.message }, "no usable prefix; discarding the whole log");
+      await quarantineLog(opts.dir, quarantine, null, error.message);
+    }
+  }
+  return { ...(await openWal(opts, false)), repairing: true };
+}
+
+/**
+ * Keep the log's files in `to` for inspection. `keep` null: move every segment and snapshot out
+ * (the replica starts empty). Otherwise they stay for the repair cut: hard links to the files it
+ * may delete, a copy of `keep`, the one it truncates in place.
+ */
+async function quarantineLog(dir: string, to: string, keep: string | null, reason: string): Promise<void> {
+  await fs.promises.mkdir(to, { recursive: true });
+  await fs.promises.writeFile(path.join(to, "reason.txt"), `${reason}\n`, { flag: "a" });
+  for (const name of await fs.promises.readdir(dir)) {
+    if (parseSegmentFileName(name) === null && parseSnapshotFileName(name) === null) continue;
+    const from = path.join(dir, name);
+    const dest = path.join(to, name);
+    if (keep === null) await fs.promises.rename(from, dest);
+    else if (from === keep) await fs.promises.copyFile(from, dest);
+    else await fs.promises.link(from, dest).catch(() => fs.promises.copyFile(from, dest));
+  }
+  await fsyncDir(to);
+  await fsyncDir(dir);
 }
 
 function readNumberFile(file: string): number {

@@ -3,8 +3,10 @@
  * loopback, each with its own data directory and fixed port. Nodes can be killed (-9), stopped,
  * paused and restarted with their data.
  */
+import fs from "node:fs";
 import path from "node:path";
 import { slotOf } from "../../src/core/routing.js";
+import { simulatePowerLoss, type PowerLossReport } from "../../wal/fault-hooks.js";
 import { freePort, startEtcd, type EtcdProcess } from "./etcd.js";
 import { TcpProxy } from "./tcp-proxy.js";
 import { launchServer, request, tempDir, type ServerProcess } from "./server-process.js";
@@ -22,7 +24,7 @@ export interface ClusterNode {
 
 export interface ClusterView {
   nodes: Array<{ id: string; address: string; state: string }>;
-  shards: Array<{ id: number; range: [number, number]; replicas: string[]; leader: string | null; epoch: number | null; commitIndex: number | null }>;
+  shards: Array<{ id: number; range: [number, number]; replicas: string[]; leader: string | null; epoch: number | null; commitIndex: number | null; repairing?: boolean }>;
 }
 
 export class TestCluster {
@@ -92,6 +94,22 @@ export class TestCluster {
     const n = this.node(id);
     await n.process?.kill9();
     n.process = null;
+  }
+
+  /**
+   * kill -9, then what a power cut could leave of the node's shard logs: each back to its last
+   * fsync (needs CRONWHEEL_FAULT_SYNC_MARKS=1 in the node's environment; wal/fault-hooks.ts).
+   */
+  async powerLoss(id: string): Promise<PowerLossReport> {
+    await this.kill9(id);
+    const shards = path.join(this.node(id).dataDir, "shards");
+    const report: PowerLossReport = { truncated: [], deleted: [] };
+    for (const dir of fs.existsSync(shards) ? fs.readdirSync(shards) : []) {
+      const r = await simulatePowerLoss(path.join(shards, dir));
+      report.truncated.push(...r.truncated);
+      report.deleted.push(...r.deleted);
+    }
+    return report;
   }
 
   pause(id: string): void {
