@@ -14,6 +14,10 @@
  *              replica to a node that holds none (runs use four nodes); 0.2–1.5 s in, the move's
  *              source or target is killed -9 or cut off from etcd, or nothing happens to it;
  *              restarted or healed at stop (the CLI runs on: a move can outlive its fault)
+ *   power-loss kill -9 of a shard's leader (or a random node), then its shard logs cut back to
+ *              their last fsync, as a power cut could leave them (runs with this fault start the
+ *              nodes with the WAL's sync marks and a 5 ms fsync, so unsynced bytes exist);
+ *              restarted at stop
  *   ring       (five nodes) a partition where no majority is whole: a majorities ring (each node
  *              sees its two ring neighbours: a majority of its own, different for every node), a
  *              bridge (two pairs that only one node connects), or random halves (two and three);
@@ -29,7 +33,7 @@ import { BIN } from "../test/support/server-process.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd", "rebalance", "ring"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd", "rebalance", "ring", "power-loss"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 interface Active {
@@ -127,6 +131,12 @@ export class Nemesis {
         return { fault, ...(await this.rebalanceFault()) };
       case "ring":
         return { fault, ...this.ringFault() };
+      case "power-loss": {
+        const target = await this.leaderOrRandom();
+        const cut = await c.powerLoss(target);
+        const bytes = cut.truncated.reduce((sum, t) => sum + t.bytes, 0);
+        return { fault, targets: [target], detail: `${bytes} unsynced bytes cut from ${cut.truncated.length} segments, ${cut.deleted.length} files never synced deleted`, undo: () => c.startNode(target) };
+      }
       case "skew": {
         const target = this.random.pick(c.live()).id;
         const offset = (this.random.chance(0.5) ? 1 : -1) * this.random.int(5_000, 120_000);

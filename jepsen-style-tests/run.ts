@@ -64,7 +64,13 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     peerProxies: true,
     etcdMembers: 3,
     args: ["--log-level", "warn"],
-    env: (id) => ({ CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id), ...(opts.unsafeFencing ? { CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES: "1" } : {}) }),
+    env: (id) => ({
+      CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id),
+      ...(opts.unsafeFencing ? { CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES: "1" } : {}),
+      // A power cut can only lose what was written and not yet synced: mark the synced lengths,
+      // and make fsync slow enough that such bytes exist when it strikes.
+      ...(opts.faults.includes("power-loss") ? { CRONWHEEL_FAULT_SYNC_MARKS: "1", CRONWHEEL_FAULT_FSYNC_DELAY_MS: "5" } : {}),
+    }),
   });
   const workers: Array<{ id: string; process: ChildProcess }> = [];
   const stalls = new StallSampler(cluster, path.join(opts.out, "node-stats.jsonl"));
