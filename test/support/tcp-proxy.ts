@@ -5,7 +5,9 @@
  *
  *   cut()            drop every open connection; new ones are accepted and never answered
  *   blackhole(dir)   drop the bytes of one direction ("to-server", "to-client") or both; the
- *                    sockets stay open and the other direction flows (asymmetric loss)
+ *                    sockets stay open and the other direction flows (asymmetric loss). TCP never
+ *                    delivers a stream with a gap, so at heal a connection that lost bytes is
+ *                    reset (as its retransmissions would have timed out); one that lost none flows on
  *   halfOpen()       stop forwarding both ways and stop reading, without FIN or RST: neither end
  *                    learns anything (a peer that vanished); a close on one end is not passed on
  *   reset()          destroy both sockets of every open connection with a TCP RST
@@ -15,9 +17,9 @@
  *                    through a slow link)
  *
  * Faults apply to open and to new connections alike, and add up (delay with a rate limit).
- * `heal()` ends them all: bytes flow again on connections that were only blackholed, delayed or
- * slowed; connections that were cut off or half-open are reset, as a healed network does not
- * revive them (their next packet would meet an RST).
+ * `heal()` ends them all: bytes flow again on connections that were only delayed, slowed or
+ * blackholed without losing a byte; those that lost bytes, were cut off or half-open are reset,
+ * as a healed network does not revive them (their next packet would meet an RST).
  */
 import net from "node:net";
 
@@ -48,8 +50,14 @@ class Stream {
     });
   }
 
+  /** Bytes were dropped here: the stream has a gap that no retransmission will fill. */
+  damaged = false;
+
   private onData(chunk: Buffer): void {
-    if (this.proxy.isBlackholed(this.direction)) return;
+    if (this.proxy.isBlackholed(this.direction)) {
+      this.damaged = true;
+      return;
+    }
     this.queue.push({ chunk, at: Date.now() + this.proxy.delayMs });
     this.queuedBytes += chunk.length;
     this.pump();
@@ -100,6 +108,10 @@ interface Pair {
   client: net.Socket;
   upstream: net.Socket;
   streams: [Stream, Stream];
+}
+
+function resetPair(p: Pair): void {
+  for (const s of [p.client, p.upstream]) if (!s.destroyed) s.resetAndDestroy();
 }
 
 export class TcpProxy {
@@ -184,7 +196,7 @@ export class TcpProxy {
 
   /** Reset every open connection (RST to both ends). New connections are not affected. */
   reset(): void {
-    for (const p of this.pairs) for (const s of [p.client, p.upstream]) if (!s.destroyed) s.resetAndDestroy();
+    for (const p of this.pairs) resetPair(p);
   }
 
   delay(ms: number): void {
@@ -202,9 +214,10 @@ export class TcpProxy {
     this.blackholed = new Set();
     this.delayMs = 0;
     this.bytesPerSecond = 0;
-    if (this.frozen) {
-      this.frozen = false;
-      this.reset();
+    const wasFrozen = this.frozen;
+    this.frozen = false;
+    for (const p of this.pairs) {
+      if (wasFrozen || p.streams.some((s) => s.damaged)) resetPair(p);
     }
     for (const s of this.held) if (!s.destroyed) s.resetAndDestroy();
     this.held.clear();
