@@ -10,6 +10,11 @@
  *   skew       move one node's clock by ±(5 s … 2 min) through its clock-offset file; back at stop
  *   pause-worker  SIGSTOP a worker process for 3–6 s (past its 2 s leases); SIGCONT at stop: its
  *              executions go to the other worker, and its late reports must change nothing
+ *   one-way    asymmetric loss at a leader (or a random node): everything it sends to its peers is
+ *              dropped (it still hears them), or everything it receives from them, or one
+ *              direction of its etcd link; the sockets stay open. Healed at stop
+ *   half-open  a leader's peer links, or its etcd link, stop passing anything without FIN or RST;
+ *              at stop they are reset (new connections work at once)
  */
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -17,7 +22,7 @@ import type { TestCluster } from "../test/support/cluster.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "one-way", "half-open"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 interface Active {
@@ -94,6 +99,29 @@ export class Nemesis {
         const others = c.nodes.map((n) => n.id).filter((id) => id !== target);
         c.partition([[target], others]);
         return { fault, targets: [target], undo: async () => c.healLinks() };
+      }
+      case "one-way": {
+        const target = await this.leaderOrRandom();
+        const links = c.linksOf(target);
+        // What the target sends travels to-server on the links it dialed and to-client on those
+        // its peers dialed; what it receives, the other way round.
+        const way = this.random.pick(["peers-out", "peers-in", "etcd-out", "etcd-in"] as const);
+        const proxies = way.startsWith("etcd") ? [c.node(target).etcdProxy] : [...links.dialed, ...links.accepted];
+        if (way === "etcd-out") c.node(target).etcdProxy.blackhole("to-server");
+        else if (way === "etcd-in") c.node(target).etcdProxy.blackhole("to-client");
+        else {
+          for (const p of links.dialed) p.blackhole(way === "peers-out" ? "to-server" : "to-client");
+          for (const p of links.accepted) p.blackhole(way === "peers-out" ? "to-client" : "to-server");
+        }
+        return { fault, targets: [target, way], undo: async () => proxies.forEach((p) => p.heal()) };
+      }
+      case "half-open": {
+        const target = await this.leaderOrRandom();
+        const links = c.linksOf(target);
+        const etcd = this.random.chance(0.5);
+        const proxies = etcd ? [c.node(target).etcdProxy] : [...links.dialed, ...links.accepted];
+        for (const p of proxies) p.halfOpen();
+        return { fault, targets: [target, etcd ? "etcd" : "peers"], undo: async () => proxies.forEach((p) => p.heal()) };
       }
       case "pause-worker": {
         const w = this.random.pick(this.workers);

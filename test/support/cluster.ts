@@ -110,6 +110,22 @@ export class TestCluster {
     }
   }
 
+  /**
+   * The node-to-node proxies that touch `id`: `dialed` carry the connections it opened (its
+   * requests go to-server, their replies to-client), `accepted` those its peers opened to it (their
+   * requests to-server, its replies to-client). Needs `peerProxies`.
+   */
+  linksOf(id: string): { dialed: TcpProxy[]; accepted: TcpProxy[] } {
+    const dialed: TcpProxy[] = [];
+    const accepted: TcpProxy[] = [];
+    for (const [key, proxy] of this.links) {
+      const [from, to] = key.split("->");
+      if (from === id) dialed.push(proxy);
+      else if (to === id) accepted.push(proxy);
+    }
+    return { dialed, accepted };
+  }
+
   healLinks(): void {
     for (const proxy of this.links.values()) proxy.heal();
   }
