@@ -15,15 +15,34 @@
  *              direction of its etcd link; the sockets stay open. Healed at stop
  *   half-open  a leader's peer links, or its etcd link, stop passing anything without FIN or RST;
  *              at stop they are reset (new connections work at once)
+ *   worker-link  one worker's links to one node or to all (each worker reaches each node through
+ *              its own proxy): reset again and again (a reconnect storm), half-open (the worker's
+ *              heartbeat rule must find them; their assignments come back after the lease), or
+ *              slowed to 2 KB/s with 100 ms of delay (reports and heartbeats arrive late). Targets:
+ *              the worker, the mode, the nodes
  */
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { TestCluster } from "../test/support/cluster.js";
+import type { TcpProxy } from "../test/support/tcp-proxy.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "one-way", "half-open"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "one-way", "half-open", "worker-link"] as const;
 export type Fault = (typeof FAULTS)[number];
+
+/** A worker process and its links: node id → the proxy it reaches that node through. */
+export interface WorkerHandle {
+  id: string;
+  process: ChildProcess;
+  links: Map<string, TcpProxy>;
+}
+
+/** Rate limit and delay of a slowed worker link. */
+const SLOW_LINK_BYTES_PER_SEC = 2_000;
+const SLOW_LINK_DELAY_MS = 100;
+/** Period of the resets in a reconnect storm (the worker redials within its 1 s cluster poll). */
+const RESET_STORM_MS = 700;
 
 interface Active {
   fault: Fault;
@@ -41,7 +60,7 @@ export class Nemesis {
     private readonly faults: readonly Fault[],
     /** Node id → the file its clock offset is read from. */
     private readonly clockFile: (nodeId: string) => string,
-    private readonly workers: ReadonlyArray<{ id: string; process: ChildProcess }>,
+    private readonly workers: readonly WorkerHandle[],
   ) {}
 
   async start(): Promise<void> {
@@ -102,26 +121,41 @@ export class Nemesis {
       }
       case "one-way": {
         const target = await this.leaderOrRandom();
-        const links = c.linksOf(target);
-        // What the target sends travels to-server on the links it dialed and to-client on those
-        // its peers dialed; what it receives, the other way round.
         const way = this.random.pick(["peers-out", "peers-in", "etcd-out", "etcd-in"] as const);
-        const proxies = way.startsWith("etcd") ? [c.node(target).etcdProxy] : [...links.dialed, ...links.accepted];
-        if (way === "etcd-out") c.node(target).etcdProxy.blackhole("to-server");
-        else if (way === "etcd-in") c.node(target).etcdProxy.blackhole("to-client");
-        else {
-          for (const p of links.dialed) p.blackhole(way === "peers-out" ? "to-server" : "to-client");
-          for (const p of links.accepted) p.blackhole(way === "peers-out" ? "to-client" : "to-server");
-        }
-        return { fault, targets: [target, way], undo: async () => proxies.forEach((p) => p.heal()) };
+        const etcd = c.node(target).etcdProxy;
+        if (way === "etcd-out") etcd.blackhole("to-server");
+        else if (way === "etcd-in") etcd.blackhole("to-client");
+        else c.oneWay(target, way === "peers-out" ? "out" : "in");
+        return { fault, targets: [target, way], undo: async () => (way.startsWith("etcd") ? etcd.heal() : c.healLinks()) };
       }
       case "half-open": {
         const target = await this.leaderOrRandom();
-        const links = c.linksOf(target);
-        const etcd = this.random.chance(0.5);
-        const proxies = etcd ? [c.node(target).etcdProxy] : [...links.dialed, ...links.accepted];
-        for (const p of proxies) p.halfOpen();
-        return { fault, targets: [target, etcd ? "etcd" : "peers"], undo: async () => proxies.forEach((p) => p.heal()) };
+        const etcd = this.random.chance(0.5) ? c.node(target).etcdProxy : null;
+        if (etcd) etcd.halfOpen();
+        else c.halfOpenLinks(target);
+        return { fault, targets: [target, etcd ? "etcd" : "peers"], undo: async () => (etcd ? etcd.heal() : c.healLinks()) };
+      }
+      case "worker-link": {
+        const w = this.random.pick(this.workers);
+        const all = [...w.links];
+        const hit = this.random.chance(0.5) ? all : [this.random.pick(all)];
+        const proxies = hit.map(([, p]) => p);
+        const mode = this.random.pick(["reset", "half-open", "slow"] as const);
+        let storm: NodeJS.Timeout | null = null;
+        if (mode === "reset") {
+          const resetAll = () => proxies.forEach((p) => p.reset());
+          resetAll();
+          storm = setInterval(resetAll, RESET_STORM_MS);
+        } else if (mode === "half-open") {
+          proxies.forEach((p) => p.halfOpen());
+        } else {
+          proxies.forEach((p) => (p.rateLimit(SLOW_LINK_BYTES_PER_SEC), p.delay(SLOW_LINK_DELAY_MS)));
+        }
+        const undo = async () => {
+          if (storm) clearInterval(storm);
+          proxies.forEach((p) => p.heal());
+        };
+        return { fault, targets: [w.id, mode, ...hit.map(([node]) => node)], undo };
       }
       case "pause-worker": {
         const w = this.random.pick(this.workers);

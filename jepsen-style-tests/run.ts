@@ -21,9 +21,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { TestCluster } from "../test/support/cluster.js";
+import { TcpProxy } from "../test/support/tcp-proxy.js";
 import { checkFolder } from "./check.js";
 import { HistoryWriter } from "./history.js";
-import { FAULTS, Nemesis, type Fault } from "./nemesis.js";
+import { FAULTS, Nemesis, type Fault, type WorkerHandle } from "./nemesis.js";
 import { Random } from "./random.js";
 import { finalRead, Workload } from "./workload.js";
 
@@ -59,14 +60,18 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     args: ["--log-level", "warn"],
     env: (id) => ({ CRONWHEEL_CLOCK_OFFSET_FILE: clockFile(id), ...(opts.unsafeFencing ? { CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES: "1" } : {}) }),
   });
-  const workers: Array<{ id: string; process: ChildProcess }> = [];
+  const workers: WorkerHandle[] = [];
   try {
-    const urls = cluster.nodes.map((n) => n.base).join(",");
     for (const id of ["w1", "w2"]) {
-      const child = spawn(process.execPath, [WORKER_SCRIPT, "--id", id, "--urls", urls, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
+      // Each worker reaches each node through its own proxy, so the nemesis can fault its links.
+      const links = new Map<string, TcpProxy>();
+      for (const n of cluster.nodes) links.set(n.id, await TcpProxy.start("127.0.0.1", n.port));
+      const urls = [...links.values()].map((p) => p.endpoint).join(",");
+      const via = [...links].map(([node, p]) => `${node}=127.0.0.1:${p.port}`).join(",");
+      const child = spawn(process.execPath, [WORKER_SCRIPT, "--id", id, "--urls", urls, "--via", via, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
         stdio: ["ignore", "ignore", "inherit"],
       });
-      workers.push({ id, process: child });
+      workers.push({ id, process: child, links });
     }
     const workload = new Workload({ history, random, nodes: () => cluster.live().map((n) => n.base), clients: 4 });
     const nemesis = new Nemesis(cluster, history, random, opts.faults, clockFile, workers);
@@ -89,6 +94,7 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     await finalRead(cluster.live()[0]!.base, history);
   } finally {
     for (const w of workers) w.process.kill("SIGKILL");
+    await Promise.all(workers.flatMap((w) => [...w.links.values()].map((p) => p.close())));
     for (const n of cluster.nodes) if (n.process) fs.writeFileSync(path.join(opts.out, `node-${n.id}.log`), n.process.output());
     history.close();
     await cluster.stop();

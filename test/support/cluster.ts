@@ -126,6 +126,19 @@ export class TestCluster {
     return { dialed, accepted };
   }
 
+  /** Drop what `id` sends to its peers ("out") or what it hears from them ("in"); every socket stays open. */
+  oneWay(id: string, lost: "out" | "in"): void {
+    const { dialed, accepted } = this.linksOf(id);
+    for (const p of dialed) p.blackhole(lost === "out" ? "to-server" : "to-client");
+    for (const p of accepted) p.blackhole(lost === "out" ? "to-client" : "to-server");
+  }
+
+  /** `id`'s peer links pass nothing either way, with no FIN or RST (half-open). */
+  halfOpenLinks(id: string): void {
+    const { dialed, accepted } = this.linksOf(id);
+    for (const p of [...dialed, ...accepted]) p.halfOpen();
+  }
+
   healLinks(): void {
     for (const proxy of this.links.values()) proxy.heal();
   }
