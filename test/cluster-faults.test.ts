@@ -121,7 +121,14 @@ describe("a leader cut off from etcd", () => {
   }, 60_000);
 });
 
-describe("a leader cut off from its followers (it still reaches etcd)", () => {
+// Scenario 5 (both ways) and 8 (one way, half-open) of FAULTS.md: whichever way the leader loses
+// its followers, it cannot confirm a quorum, so it must stop acknowledging.
+describe.each([
+  ["cut off from its followers", (c: TestCluster, leader: string, others: string[]) => c.partition([[leader], others])],
+  ["that hears nothing from its followers (its own messages still arrive)", (c: TestCluster, leader: string) => c.oneWay(leader, "in")],
+  ["whose messages to its followers are lost (it still hears them)", (c: TestCluster, leader: string) => c.oneWay(leader, "out")],
+  ["whose peer links went half-open (no FIN, no RST)", (c: TestCluster, leader: string) => c.halfOpenLinks(leader)],
+])("a leader %s (it still reaches etcd)", (_, fault) => {
   test("acknowledges no write once cut off; a new leader with a higher epoch serves; nothing acknowledged is lost", async () => {
     const c = await TestCluster.start({ nodes: 3, shards: 3, name: "partition", peerProxies: true });
     try {
@@ -136,7 +143,7 @@ describe("a leader cut off from its followers (it still reaches etcd)", () => {
         if ((await request(oldLeader.base, "PUT", `/v1/jobs/${id}`, { queue: "q", every: "1h" }, direct)).status < 300) acked.push(id);
       }
       expect(acked.length).toBe(20);
-      c.partition([[oldLeader.id], others.map((n) => n.id)]);
+      fault(c, oldLeader.id, others.map((n) => n.id));
       const cutAt = Date.now();
       // Writes sent to the isolated leader from now on: none may be acknowledged.
       const late: Array<Promise<number>> = [];
