@@ -2,8 +2,8 @@
  * `npm run jepsen -- --nemesis kill,pause,partition,skew --time 120 --seed 42`
  *
  * One run: a real etcd and three `cronwheel server` processes (replication factor 3; every
- * node-to-node link and every node's etcd link through a proxy the nemesis controls), two worker
- * processes (worker.ts), a seeded client workload (workload.ts) and a seeded fault schedule
+ * node-to-node link, every node's etcd link and every worker's link to a node through a proxy the
+ * nemesis controls), two worker processes (worker.ts), a seeded client workload (workload.ts) and a seeded fault schedule
  * (nemesis.ts). After `--time` seconds every fault is healed, the cluster gets `--recover`
  * seconds to settle, a final read records what it holds, and the checker judges the history.
  *

@@ -35,6 +35,10 @@ describe("jepsen-style: each fault alone", () => {
     ["pause", 103],
     ["partition", 104],
     ["pause-worker", 106],
+    // FAULTS 8 and 10: each passed seeds 201-203 by hand (docs/jepsen.md).
+    ["one-way", 201],
+    ["half-open", 202],
+    ["worker-link", 203],
   ];
   for (const [fault, seed] of matrix) {
     test(`${fault} (seed ${seed}): the history is valid`, async () => {
