@@ -174,3 +174,21 @@ describe.each([
   }, 90_000);
 });
 
+
+describe("a node stopped while etcd does not answer", () => {
+  test("still stops (it gives up revoking its lease) and serves again when restarted", async () => {
+    await cluster.waitForLeaders(15_000);
+    const node = cluster.node("n2");
+    // Half-open: the revoke's request goes nowhere and no error ever comes back.
+    node.etcdProxy.halfOpen();
+    const stoppedAt = Date.now();
+    const exited = await Promise.race([node.process!.stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    const tookMs = Date.now() - stoppedAt;
+    if (!exited) await node.process!.kill9();
+    node.process = null;
+    node.etcdProxy.heal();
+    expect(exited, `still running ${tookMs} ms after SIGTERM`).toBe(true);
+    await cluster.startNode("n2");
+    await cluster.waitForLeaders(20_000);
+  }, 60_000);
+});
