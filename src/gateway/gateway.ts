@@ -530,7 +530,7 @@ export class WorkerGateway {
       conn.outboxEstimate = 0;
       this.flushNow(conn, messages);
       // The socket may have taken it all at once: then no uWS drain event will say there is room.
-      if (conn.roomLimited && this.room(conn) > 0) {
+      if (conn.open && conn.roomLimited && this.room(conn) > 0) {
         conn.roomLimited = false;
         this.scheduleDispatch();
       }
