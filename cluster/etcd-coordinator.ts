@@ -505,9 +505,12 @@ export class EtcdCoordinator implements Coordinator {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    // Hand leaderships over quickly: our keys go with the lease.
+    // Hand leaderships over quickly: our keys go with the lease. Not at any price: with etcd out of
+    // reach the revoke waits forever (its call has no deadline, and a half-open connection never
+    // fails), and the node never stopped; after the deadline the lease expires by itself.
     for (const [id, s] of this.local) this.abdicate(id, s, "node stopping", false);
-    await this.lease?.revoke().catch(() => undefined);
+    const revoke = this.lease?.revoke({ deadline: Date.now() + CLUSTER_TIMING.revokeTimeoutMs }) ?? Promise.resolve();
+    await withDeadline(revoke, CLUSTER_TIMING.revokeTimeoutMs, "etcd lease revoke").catch((error: Error) => this.opts.logger.warn({ err: error.message }, "lease not revoked; it expires by itself"));
     this.client.close();
   }
 }

@@ -33,6 +33,8 @@ export const CLUSTER_TIMING = {
   snapshotTimeoutMs: 60_000,
   /** Forwarded API requests to another node. */
   forwardTimeoutMs: 10_000,
+  /** A stopping node waits this long for etcd to revoke its lease (else it expires after leaseTtlSec). */
+  revokeTimeoutMs: 2000,
 } as const;
 
 /** `promise`, or a rejection naming `what` after `ms`. */

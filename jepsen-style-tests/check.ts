@@ -16,6 +16,11 @@ import { checkWalDir, type WalVerdict } from "./wal-checker.js";
 
 /** How long after the last fault healed every active job must have fired again (runs recover 12 s by default). */
 const FIRE_BOUND_MS = 10_000;
+/**
+ * How long an unfinished execution may go without progress before the final read: a lost
+ * assignment comes back after its 2 s lease and 1 s grace, a retry after at most 2 s of backoff.
+ */
+const STRAND_BOUND_MS = 8_000;
 
 /** Where a run keeps the copies of its nodes' data directories. */
 export const DATA_COPIES = "data";
@@ -25,7 +30,7 @@ export function checkFolder(folder: string): { verdict: ReturnType<typeof check>
     .readdirSync(folder)
     .filter((f) => f === "history.jsonl" || (f.startsWith("worker-") && f.endsWith(".jsonl")))
     .map((f) => path.join(folder, f));
-  const history = check(readHistory(files), { fireBoundMs: FIRE_BOUND_MS });
+  const history = check(readHistory(files), { fireBoundMs: FIRE_BOUND_MS, strandBoundMs: STRAND_BOUND_MS });
   let summary = summarize(history);
   let verdict: ReturnType<typeof check> & { wal?: WalVerdict } = history;
   const data = path.join(folder, DATA_COPIES);

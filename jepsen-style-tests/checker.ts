@@ -21,11 +21,13 @@ import type {
   HistoryEvent,
   InvokeEvent,
   LeaseExtendedEvent,
+  LinkEvent,
   NemesisEvent,
   ReportAnsweredEvent,
   ReportSentEvent,
   SinkWriteEvent,
 } from "./history.js";
+import { LIVENESS_PING_MS, LIVENESS_PINGS } from "./history.js";
 
 // ---------------------------------------------------------------------------------------------
 // verdict shapes
@@ -37,7 +39,9 @@ export type InvariantName =
   | "no-early-fire"
   | "single-lease"
   | "ordering-key"
-  | "single-terminal";
+  | "single-terminal"
+  | "nothing-stranded"
+  | "worker-liveness";
 
 /** `unknown`: nothing was violated, but some claim could not be decided from this history. */
 export type Validity = boolean | "unknown";
@@ -70,6 +74,8 @@ export interface CheckOptions {
   sameFireToleranceMs?: number;
   /** When set, `fires-continue` is checked: each job active at the end is assigned a fire within this long after the later of the last fault's end and the job's last put/resume. */
   fireBoundMs?: number;
+  /** When set, `nothing-stranded` is checked: an unfinished execution at the final read made progress within this long before it. */
+  strandBoundMs?: number;
   /** Violations kept per invariant (all are counted). Default 20. */
   maxViolations?: number;
 }
@@ -896,9 +902,104 @@ export function checkSingleTerminal(input: HistoryEvent[] | HistoryIndex, opts: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// 7. nothing-stranded
+
+/**
+ * Claims (only when `strandBoundMs` is given): every execution the final read shows unfinished
+ * (not succeeded, failed, canceled or skipped) made progress within `strandBoundMs` before the
+ * final read — it was scheduled, assigned to a worker, answered or taken away then, or, with an
+ * ordering key, some execution of its key was (the line moved). An assignment lost on its way (a
+ * dead worker link, a node that died between claim and frame) must be offered again once its
+ * lease runs out, so nothing sits claimed or ready for long while the cluster and workers are up.
+ * Cannot claim: anything when the last fault ended less than `strandBoundMs` before the final
+ * read (undecided); executions the final read does not list; retries whose backoff is longer
+ * than the bound (the workload's are at most 2 s).
+ */
+export function checkNothingStranded(input: HistoryEvent[] | HistoryIndex, opts: CheckOptions = {}): InvariantResult {
+  const h = indexHistory(input);
+  const f = findings("nothing-stranded", opts);
+  const bound = opts.strandBoundMs;
+  const fr = h.finalRead;
+  if (bound === undefined || !fr) {
+    f.unknown(bound === undefined ? "strandBoundMs not given" : "no final-read: which executions are unfinished is unknown");
+    return f.result();
+  }
+  const lastFault = h.nemesis.at(-1);
+  if (lastFault && lastFault.t > fr.t - bound) {
+    f.unknown("the last fault ended less than strandBoundMs before the final read");
+    return f.result();
+  }
+  // Progress per execution: the last assignment, answer or abort any worker recorded.
+  const progress = new Map<string, { t: number; event: HistoryEvent }>();
+  for (const [id, byFence] of h.attempts) {
+    for (const a of byFence.values()) {
+      for (const e of [...a.assigned, ...a.answered, ...a.aborted]) {
+        if ((progress.get(id)?.t ?? -Infinity) < e.t) progress.set(id, { t: e.t, event: e });
+      }
+    }
+  }
+  const byKey = new Map<string, number>();
+  for (const x of fr.executions) {
+    if (x.orderingKey === undefined) continue;
+    const t = Math.max(x.scheduledAtMono, progress.get(x.id)?.t ?? -Infinity);
+    byKey.set(x.orderingKey, Math.max(byKey.get(x.orderingKey) ?? -Infinity, t));
+  }
+  for (const x of fr.executions) {
+    if (TERMINAL.has(x.state)) continue;
+    f.count("unfinished");
+    const own = progress.get(x.id);
+    const last = Math.max(x.scheduledAtMono, own?.t ?? -Infinity, x.orderingKey !== undefined ? byKey.get(x.orderingKey)! : -Infinity, lastFault?.t ?? -Infinity);
+    if (last >= fr.t - bound) continue;
+    f.add(`'${x.id}' is ${x.state} at the final read, with no progress in the ${Math.round(fr.t - last)} ms before it`, [own?.event, lastFault, finalReadExcerpt(fr, [], [x.id])]);
+  }
+  return f.result();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. worker-liveness
+
+/** How long after a link went silent the harness worker must have dropped it (its rule, plus CPU slack). */
+export const LINK_DETECTION_BOUND_MS = LIVENESS_PING_MS * (LIVENESS_PINGS + 1) + 1000;
+
+/**
+ * Claims: during each `worker-link` fault in `half-open` mode (targets: worker, "half-open", the
+ * nodes whose links were hit), every hit link the worker had open when the fault began was dropped
+ * by the worker ("nothing heard") within LINK_DETECTION_BOUND_MS — the heartbeat rule, not the
+ * heal, found the dead connection.
+ * Cannot claim: faults shorter than the bound (counted as `tooShort`); links opened during the
+ * fault (their handshake cannot finish; the worker's handshake timeout drops them unrecorded).
+ */
+export function checkWorkerLiveness(input: HistoryEvent[] | HistoryIndex, opts: CheckOptions = {}): InvariantResult {
+  const h = indexHistory(input);
+  const f = findings("worker-liveness", opts);
+  const links = h.events.filter((e): e is LinkEvent => e.type === "link");
+  for (const start of h.nemesis) {
+    if (start.action !== "start" || start.fault !== "worker-link" || start.targets[1] !== "half-open") continue;
+    const [worker, , ...nodes] = start.targets;
+    const stop = h.nemesis.find((e) => e.action === "stop" && e.t >= start.t && e.fault === start.fault && e.targets.join() === start.targets.join());
+    const deadline = start.t + LINK_DETECTION_BOUND_MS;
+    if (!stop || stop.t < deadline) {
+      f.count("tooShort");
+      continue;
+    }
+    for (const node of nodes) {
+      const mine = links.filter((e) => e.worker === worker && e.node === node);
+      const before = mine.filter((e) => e.t <= start.t).at(-1);
+      if (before?.action !== "open") continue;
+      f.count("deadLinks");
+      const dropped = mine.find((e) => e.t > start.t && e.t <= deadline && e.action === "dropped");
+      if (dropped) continue;
+      const next = mine.find((e) => e.t > start.t);
+      f.add(`worker ${worker}'s half-open link to ${node} was not dropped within ${LINK_DETECTION_BOUND_MS} ms`, [start, before, next, stop]);
+    }
+  }
+  return f.result();
+}
+
+// ---------------------------------------------------------------------------------------------
 // all of it
 
-/** Runs every invariant (`fires-continue` only when `opts.fireBoundMs` is set). */
+/** Runs every invariant (`fires-continue` only when `opts.fireBoundMs` is set, `nothing-stranded` when `opts.strandBoundMs` is). */
 export function check(events: HistoryEvent[], opts: CheckOptions = {}): Verdict {
   const h = indexHistory(events);
   const results = [
@@ -909,6 +1010,8 @@ export function check(events: HistoryEvent[], opts: CheckOptions = {}): Verdict 
     checkSingleLease(h, opts),
     checkOrderingKey(h, opts),
     checkSingleTerminal(h, opts),
+    ...(opts.strandBoundMs !== undefined ? [checkNothingStranded(h, opts)] : []),
+    checkWorkerLiveness(h, opts),
   ];
   const valid: Validity = results.some((r) => r.valid === false) ? false : results.some((r) => r.valid === "unknown") ? "unknown" : true;
   return { valid, results };

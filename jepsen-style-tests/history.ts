@@ -115,6 +115,23 @@ export interface AbortedEvent {
   t: number;
 }
 
+/**
+ * The harness worker's liveness rule (the SDK's, with shorter intervals): it pings every
+ * LIVENESS_PING_MS and drops a connection on which nothing was heard for LIVENESS_PINGS of them.
+ */
+export const LIVENESS_PING_MS = 1000;
+export const LIVENESS_PINGS = 3;
+
+/** A worker's connection to a node opened, closed, or was dropped by the worker (nothing heard: half-open). */
+export interface LinkEvent {
+  type: "link";
+  worker: string;
+  node: string;
+  action: "open" | "closed" | "dropped";
+  reason?: string;
+  t: number;
+}
+
 // ---------------------------------------------------------------------------------------------
 // faults and the final read
 
@@ -155,6 +172,7 @@ export type HistoryEvent =
   | ReportSentEvent
   | ReportAnsweredEvent
   | AbortedEvent
+  | LinkEvent
   | NemesisEvent
   | FinalReadEvent;
 

@@ -10,6 +10,16 @@
  *   skew       move one node's clock by ±(5 s … 2 min) through its clock-offset file; back at stop
  *   pause-worker  SIGSTOP a worker process for 3–6 s (past its 2 s leases); SIGCONT at stop: its
  *              executions go to the other worker, and its late reports must change nothing
+ *   one-way    asymmetric loss at a leader (or a random node): everything it sends to its peers is
+ *              dropped (it still hears them), or everything it receives from them, or one
+ *              direction of its etcd link; the sockets stay open. Healed at stop
+ *   half-open  a leader's peer links, or its etcd link, stop passing anything without FIN or RST;
+ *              at stop they are reset (new connections work at once)
+ *   worker-link  one worker's links to one node or to all (each worker reaches each node through
+ *              its own proxy): reset again and again (a reconnect storm), half-open (the worker's
+ *              heartbeat rule must find them; their assignments come back after the lease), or
+ *              slowed to 2 KB/s with 100 ms of delay (reports and heartbeats arrive late). Targets:
+ *              the worker, the mode, the nodes
  *   rebalance  `cronwheel admin move-shard` (the real CLI, run by a random node) moves a shard's
  *              replica to a node that holds none (runs use four nodes); 0.2–1.5 s in, the move's
  *              source or target is killed -9 or cut off from etcd, or nothing happens to it;
@@ -30,11 +40,25 @@ import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { TestCluster } from "../test/support/cluster.js";
 import { BIN } from "../test/support/server-process.js";
+import type { TcpProxy } from "../test/support/tcp-proxy.js";
 import { monoNow, type HistoryWriter } from "./history.js";
 import type { Random } from "./random.js";
 
-export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "etcd", "rebalance", "ring", "power-loss"] as const;
+export const FAULTS = ["kill", "kill-majority", "pause", "partition", "skew", "pause-worker", "one-way", "half-open", "worker-link", "etcd", "rebalance", "ring", "power-loss"] as const;
 export type Fault = (typeof FAULTS)[number];
+
+/** A worker process and its links: node id → the proxy it reaches that node through. */
+export interface WorkerHandle {
+  id: string;
+  process: ChildProcess;
+  links: Map<string, TcpProxy>;
+}
+
+/** Rate limit and delay of a slowed worker link. */
+const SLOW_LINK_BYTES_PER_SEC = 2_000;
+const SLOW_LINK_DELAY_MS = 100;
+/** Period of the resets in a reconnect storm (the worker redials within its 1 s cluster poll). */
+const RESET_STORM_MS = 700;
 
 interface Active {
   fault: Fault;
@@ -54,7 +78,7 @@ export class Nemesis {
     private readonly faults: readonly Fault[],
     /** Node id → the file its clock offset is read from. */
     private readonly clockFile: (nodeId: string) => string,
-    private readonly workers: ReadonlyArray<{ id: string; process: ChildProcess }>,
+    private readonly workers: readonly WorkerHandle[],
     /** Where the admin commands' output goes (the `rebalance` fault). */
     private readonly adminLog: string,
   ) {}
@@ -119,6 +143,44 @@ export class Nemesis {
         const others = c.nodes.map((n) => n.id).filter((id) => id !== target);
         c.partition([[target], others]);
         return { fault, targets: [target], undo: async () => c.healLinks() };
+      }
+      case "one-way": {
+        const target = await this.leaderOrRandom();
+        const way = this.random.pick(["peers-out", "peers-in", "etcd-out", "etcd-in"] as const);
+        const etcd = c.node(target).etcdProxies;
+        if (way === "etcd-out") etcd.forEach((p) => p.blackhole("to-server"));
+        else if (way === "etcd-in") etcd.forEach((p) => p.blackhole("to-client"));
+        else c.oneWay(target, way === "peers-out" ? "out" : "in");
+        return { fault, targets: [target, way], undo: async () => (way.startsWith("etcd") ? c.healEtcdLinks(target) : c.healLinks()) };
+      }
+      case "half-open": {
+        const target = await this.leaderOrRandom();
+        const etcd = this.random.chance(0.5);
+        if (etcd) c.node(target).etcdProxies.forEach((p) => p.halfOpen());
+        else c.halfOpenLinks(target);
+        return { fault, targets: [target, etcd ? "etcd" : "peers"], undo: async () => (etcd ? c.healEtcdLinks(target) : c.healLinks()) };
+      }
+      case "worker-link": {
+        const w = this.random.pick(this.workers);
+        const all = [...w.links];
+        const hit = this.random.chance(0.5) ? all : [this.random.pick(all)];
+        const proxies = hit.map(([, p]) => p);
+        const mode = this.random.pick(["reset", "half-open", "slow"] as const);
+        let storm: NodeJS.Timeout | null = null;
+        if (mode === "reset") {
+          const resetAll = () => proxies.forEach((p) => p.reset());
+          resetAll();
+          storm = setInterval(resetAll, RESET_STORM_MS);
+        } else if (mode === "half-open") {
+          proxies.forEach((p) => p.halfOpen());
+        } else {
+          proxies.forEach((p) => (p.rateLimit(SLOW_LINK_BYTES_PER_SEC), p.delay(SLOW_LINK_DELAY_MS)));
+        }
+        const undo = async () => {
+          if (storm) clearInterval(storm);
+          proxies.forEach((p) => p.heal());
+        };
+        return { fault, targets: [w.id, mode, ...hit.map(([node]) => node)], undo };
       }
       case "pause-worker": {
         const w = this.random.pick(this.workers);

@@ -2,8 +2,8 @@
  * `npm run jepsen -- --nemesis kill,pause,partition,skew --time 120 --seed 42`
  *
  * One run: a real three-member etcd and three `cronwheel server` processes (replication factor 3; every
- * node-to-node link and every node's etcd link through a proxy the nemesis controls), two worker
- * processes (worker.ts), a seeded client workload (workload.ts) and a seeded fault schedule
+ * node-to-node link, every node's etcd link and every worker's link to a node through a proxy the
+ * nemesis controls), two worker processes (worker.ts), a seeded client workload (workload.ts) and a seeded fault schedule
  * (nemesis.ts). After `--time` seconds every fault is healed, the cluster gets `--recover`
  * seconds to settle, a final read records what it holds, and the checker judges the history.
  *
@@ -22,9 +22,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { TestCluster } from "../test/support/cluster.js";
+import { TcpProxy } from "../test/support/tcp-proxy.js";
 import { checkFolder, DATA_COPIES } from "./check.js";
 import { HistoryWriter } from "./history.js";
-import { FAULTS, Nemesis, type Fault } from "./nemesis.js";
+import { FAULTS, Nemesis, type Fault, type WorkerHandle } from "./nemesis.js";
 import { Random } from "./random.js";
 import { StallSampler } from "./stalls.js";
 import { copyDataDirs } from "./wal-checker.js";
@@ -72,16 +73,20 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
       ...(opts.faults.includes("power-loss") ? { CRONWHEEL_FAULT_SYNC_MARKS: "1", CRONWHEEL_FAULT_FSYNC_DELAY_MS: "5" } : {}),
     }),
   });
-  const workers: Array<{ id: string; process: ChildProcess }> = [];
+  const workers: WorkerHandle[] = [];
   const stalls = new StallSampler(cluster, path.join(opts.out, "node-stats.jsonl"));
   stalls.start();
   try {
-    const urls = cluster.nodes.map((n) => n.base).join(",");
     for (const id of ["w1", "w2"]) {
-      const child = spawn(process.execPath, [WORKER_SCRIPT, "--id", id, "--urls", urls, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
+      // Each worker reaches each node through its own proxy, so the nemesis can fault its links.
+      const links = new Map<string, TcpProxy>();
+      for (const n of cluster.nodes) links.set(n.id, await TcpProxy.start("127.0.0.1", n.port));
+      const urls = [...links.values()].map((p) => p.endpoint).join(",");
+      const via = [...links].map(([node, p]) => `${node}=127.0.0.1:${p.port}`).join(",");
+      const child = spawn(process.execPath, [WORKER_SCRIPT, "--id", id, "--urls", urls, "--via", via, "--history", path.join(opts.out, `worker-${id}.jsonl`), "--seed", String(opts.seed * 31 + Number(id.slice(1)))], {
         stdio: ["ignore", "ignore", "inherit"],
       });
-      workers.push({ id, process: child });
+      workers.push({ id, process: child, links });
     }
     const workload = new Workload({ history, random, nodes: () => cluster.live().map((n) => n.base), clients: 4 });
     const nemesis = new Nemesis(cluster, history, random, opts.faults, clockFile, workers, path.join(opts.out, "admin.log"));
@@ -105,6 +110,7 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     await finalRead(cluster.live()[0]!.base, history);
   } finally {
     for (const w of workers) w.process.kill("SIGKILL");
+    await Promise.all(workers.flatMap((w) => [...w.links.values()].map((p) => p.close())));
     for (const n of cluster.nodes) if (n.process) fs.writeFileSync(path.join(opts.out, `node-${n.id}.log`), n.process.output());
     stalls.stop();
     history.close();

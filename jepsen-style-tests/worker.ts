@@ -9,13 +9,18 @@
  * a handler that ignores its abort signal, as real ones do — so that late reports with old
  * fences reach the nodes, which must answer them `stale` and change nothing.
  *
+ * It keeps the SDK's liveness rule (src/client/worker.ts: ping, and drop a connection nothing was
+ * heard on for three intervals), with 1 s intervals instead of 10 s so that a half-open link is
+ * found within a fault; every connection opened, closed or dropped is recorded ("link" events).
+ * `--via n1=127.0.0.1:PORT,…` dials a node through that address (the run's per-worker proxies).
+ *
  *   node dist/jepsen-style-tests/worker.js --id w1 --urls http://127.0.0.1:7071,… --history w1.jsonl --seed 7
  */
 import { parseArgs } from "node:util";
 import { Packr } from "msgpackr";
 import WebSocket from "ws";
 import type { AssignMessage, NodeMessage, WorkerMessage } from "../src/client/protocol.js";
-import { HistoryWriter, monoNow } from "./history.js";
+import { HistoryWriter, LIVENESS_PING_MS, LIVENESS_PINGS, monoNow } from "./history.js";
 import { Random } from "./random.js";
 
 const packr = new Packr({ useRecords: false });
@@ -45,6 +50,8 @@ interface Conn {
   address: string;
   ws: WebSocket;
   open: boolean;
+  lastHeard: number;
+  liveness: NodeJS.Timeout | null;
 }
 
 const { values } = parseArgs({
@@ -54,6 +61,7 @@ const { values } = parseArgs({
     history: { type: "string" },
     seed: { type: "string", default: "1" },
     queues: { type: "string", default: "jobs,adhoc" },
+    via: { type: "string", default: "" },
   },
 });
 const workerId = values.id!;
@@ -61,6 +69,7 @@ const urls = values.urls!.split(",");
 const history = new HistoryWriter(values.history!);
 const random = new Random(Number(values.seed));
 const queues = values.queues!.split(",");
+const via = new Map(values.via!.split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
 const conns = new Map<string, Conn>();
 const jobs = new Map<string, Job>();
 
@@ -75,19 +84,34 @@ function anyOpen(preferred: Conn): Conn | null {
 }
 
 function connect(nodeId: string, address: string): void {
-  const ws = new WebSocket(`ws://${address}/v1/workers`, { perMessageDeflate: false });
-  const conn: Conn = { nodeId, address, ws, open: false };
+  // A handshake through a dead link must not hold the node's slot forever.
+  const ws = new WebSocket(`ws://${address}/v1/workers`, { perMessageDeflate: false, handshakeTimeout: LIVENESS_PING_MS * LIVENESS_PINGS });
+  const conn: Conn = { nodeId, address, ws, open: false, lastHeard: monoNow(), liveness: null };
   conns.set(nodeId, conn);
+  const heard = () => (conn.lastHeard = monoNow());
   ws.on("open", () => {
     conn.open = true;
+    heard();
+    history.record({ type: "link", worker: workerId, node: nodeId, action: "open", t: monoNow() });
     send(conn, { t: "hello", workerId, queues, protocol: 1 }, { t: "credit", n: CREDIT_PER_CONNECTION });
+    conn.liveness = setInterval(() => {
+      if (monoNow() - conn.lastHeard <= LIVENESS_PING_MS * LIVENESS_PINGS) return ws.ping();
+      history.record({ type: "link", worker: workerId, node: nodeId, action: "dropped", reason: "nothing heard", t: monoNow() });
+      conn.open = false;
+      ws.terminate();
+    }, LIVENESS_PING_MS);
   });
   ws.on("message", (data: Buffer) => {
+    heard();
     for (const m of packr.unpack(data) as NodeMessage[]) onMessage(conn, m);
   });
+  ws.on("pong", heard);
+  ws.on("ping", heard);
   ws.on("error", () => undefined);
   ws.on("close", () => {
+    if (conn.open) history.record({ type: "link", worker: workerId, node: nodeId, action: "closed", t: monoNow() });
     conn.open = false;
+    if (conn.liveness) clearInterval(conn.liveness);
     if (conns.get(nodeId) === conn) conns.delete(nodeId);
   });
 }
@@ -204,7 +228,7 @@ async function poll(): Promise<void> {
       const res = await fetch(`${url}/v1/cluster`, { signal: AbortSignal.timeout(1000) });
       const view = (await res.json()) as { nodes: Array<{ id: string; address: string }>; shards: Array<{ leader: string | null }> };
       const leaders = new Set(view.shards.map((s) => s.leader).filter((l): l is string => l !== null));
-      for (const n of view.nodes) if (leaders.has(n.id) && !conns.has(n.id)) connect(n.id, n.address);
+      for (const n of view.nodes) if (leaders.has(n.id) && !conns.has(n.id)) connect(n.id, via.get(n.id) ?? n.address);
       break;
     } catch {
       // that node is down or paused: ask the next

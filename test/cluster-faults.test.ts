@@ -133,7 +133,14 @@ describe("a leader cut off from etcd", () => {
   }, 60_000);
 });
 
-describe("a leader cut off from its followers (it still reaches etcd)", () => {
+// Scenario 5 (both ways) and 8 (one way, half-open) of FAULTS.md: whichever way the leader loses
+// its followers, it cannot confirm a quorum, so it must stop acknowledging.
+describe.each([
+  ["cut off from its followers", (c: TestCluster, leader: string, others: string[]) => c.partition([[leader], others])],
+  ["that hears nothing from its followers (its own messages still arrive)", (c: TestCluster, leader: string) => c.oneWay(leader, "in")],
+  ["whose messages to its followers are lost (it still hears them)", (c: TestCluster, leader: string) => c.oneWay(leader, "out")],
+  ["whose peer links went half-open (no FIN, no RST)", (c: TestCluster, leader: string) => c.halfOpenLinks(leader)],
+])("a leader %s (it still reaches etcd)", (_, fault) => {
   test("acknowledges no write once cut off; a new leader with a higher epoch serves; nothing acknowledged is lost", async () => {
     const c = await TestCluster.start({ nodes: 3, shards: 3, name: "partition", peerProxies: true });
     try {
@@ -148,7 +155,7 @@ describe("a leader cut off from its followers (it still reaches etcd)", () => {
         if ((await request(oldLeader.base, "PUT", `/v1/jobs/${id}`, { queue: "q", every: "1h" }, direct)).status < 300) acked.push(id);
       }
       expect(acked.length).toBe(20);
-      c.partition([[oldLeader.id], others.map((n) => n.id)]);
+      fault(c, oldLeader.id, others.map((n) => n.id));
       const cutAt = Date.now();
       // Writes sent to the isolated leader from now on: none may be acknowledged.
       const late: Array<Promise<number>> = [];
@@ -222,4 +229,22 @@ describe("a node whose clock is wrong", () => {
       fs.writeFileSync(clockFile(skewed.id), "0");
     }
   }, 30_000);
+});
+
+describe("a node stopped while etcd does not answer", () => {
+  test("still stops (it gives up revoking its lease) and serves again when restarted", async () => {
+    await cluster.waitForLeaders(15_000);
+    const node = cluster.node("n2");
+    // Half-open: the revoke's request goes nowhere and no error ever comes back.
+    for (const p of node.etcdProxies) p.halfOpen();
+    const stoppedAt = Date.now();
+    const exited = await Promise.race([node.process!.stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    const tookMs = Date.now() - stoppedAt;
+    if (!exited) await node.process!.kill9();
+    node.process = null;
+    for (const p of node.etcdProxies) p.heal();
+    expect(exited, `still running ${tookMs} ms after SIGTERM`).toBe(true);
+    await cluster.startNode("n2");
+    await cluster.waitForLeaders(20_000);
+  }, 60_000);
 });

@@ -12,6 +12,9 @@ import {
   checkFiresContinue,
   checkNoDuplicateInstances,
   checkNoEarlyFire,
+  checkNothingStranded,
+  checkWorkerLiveness,
+  LINK_DETECTION_BOUND_MS,
   checkOrderingKey,
   checkSingleLease,
   checkSingleTerminal,
@@ -29,6 +32,7 @@ import type {
   HistoryEvent,
   InvokeEvent,
   LeaseExtendedEvent,
+  LinkEvent,
   NemesisEvent,
   ReportAnsweredEvent,
   ReportSentEvent,
@@ -388,15 +392,79 @@ describe("single-terminal", () => {
 // ---------------------------------------------------------------------------------------------
 // check and summary
 
+// ---------------------------------------------------------------------------------------------
+// 7. nothing-stranded
+
+describe("nothing-stranded", () => {
+  const fault = [nemesis(100, "start"), nemesis(2000, "stop")];
+  const opts = { strandBoundMs: 5000 };
+
+  it("passes when unfinished executions moved recently: assigned again after a lost lease, scheduled lately, or their ordering line moved", () => {
+    const lost = assigned(1000, "x", 1); // its assignment died with the link
+    const again = assigned(9000, "x", 2); // offered again after the lease
+    const fr = finalRead(10_000, [], [
+      exec("x", "claimed"),
+      exec("fresh", "ready", { scheduledAtMono: 8000 }),
+      exec("head", "succeeded", { orderingKey: "k" }),
+      exec("behind", "ready", { orderingKey: "k" }),
+      exec("done", "succeeded"),
+    ]);
+    const head = run(7000, "head", 1, 100);
+    expectValid(checkNothingStranded([...fault, lost, again, ...head, fr], opts));
+  });
+
+  it("reports an execution left claimed after its only assignment, with that assignment", () => {
+    const lost = assigned(1000, "x", 1);
+    const fr = finalRead(10_000, [], [exec("x", "claimed")]);
+    expectOneViolation(checkNothingStranded([...fault, lost, fr], opts), /'x' is claimed at the final read, with no progress in the 8000 ms before it/, [
+      lost,
+      fault[1]!,
+      finalReadExcerpt(fr, [], ["x"]),
+    ]);
+  });
+
+  it("cannot decide when the last fault ended inside the bound, or without the bound", () => {
+    const fr = finalRead(6000, [], [exec("x", "claimed")]);
+    expect(checkNothingStranded([...fault, fr], opts).valid).toBe("unknown");
+    expect(checkNothingStranded([fr]).valid).toBe("unknown");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 8. worker-liveness
+
+describe("worker-liveness", () => {
+  const link = (t: number, action: LinkEvent["action"], node = "n1"): LinkEvent => ({ type: "link", worker: "w1", node, action, t });
+  const targets = ["w1", "half-open", "n1"];
+  const start = nemesis(1000, "start", "worker-link", targets);
+  const stop = nemesis(1000 + LINK_DETECTION_BOUND_MS + 2000, "stop", "worker-link", targets);
+
+  it("passes when the worker drops each half-open link it had within the bound; links to other nodes and short faults are not judged", () => {
+    const other = link(0, "open", "n2"); // not hit by the fault
+    expectValid(checkWorkerLiveness([link(0, "open"), other, start, link(4500, "dropped"), stop]));
+    const shortStop = nemesis(2000, "stop", "worker-link", targets);
+    const r = checkWorkerLiveness([link(0, "open"), start, shortStop]);
+    expectValid(r);
+    expect(r.stats.tooShort).toBe(1);
+  });
+
+  it("reports a half-open link the worker kept (or that only the heal closed)", () => {
+    const opened = link(0, "open");
+    const closedAtHeal = link(stop.t + 1, "closed");
+    expectOneViolation(checkWorkerLiveness([opened, start, stop, closedAtHeal]), /w1's half-open link to n1 was not dropped within/, [opened, start, stop, closedAtHeal]);
+  });
+});
+
 describe("check and summary", () => {
-  it("runs every invariant; fires-continue only with a bound", () => {
+  it("runs every invariant; fires-continue and nothing-stranded only with their bounds", () => {
     const put = op(0, PUT("j"), { t: 5, type: "ok", result: { version: 1 } });
     const fr = finalRead(5000, [{ id: "j", state: "active", version: 1 }], [exec("j:100", "succeeded", { jobId: "j", scheduledAtMono: 100 })]);
     const events = [...put, ...run(100, "j:100", 1, 10, { jobId: "j", scheduledAtMono: 100 }), fr];
     const v = check(events);
     expect(v.valid).toBe(true);
-    expect(v.results.map((r) => r.name)).toEqual(["acknowledged-writes", "no-duplicate-instances", "no-early-fire", "single-lease", "ordering-key", "single-terminal"]);
+    expect(v.results.map((r) => r.name)).toEqual(["acknowledged-writes", "no-duplicate-instances", "no-early-fire", "single-lease", "ordering-key", "single-terminal", "worker-liveness"]);
     expect(check(events, { fireBoundMs: 1000 }).results.map((r) => r.name)).toContain("fires-continue");
+    expect(check(events, { strandBoundMs: 1000 }).results.map((r) => r.name)).toContain("nothing-stranded");
     expect(summary(v)).toMatch(/^verdict: valid\n/);
   });
 

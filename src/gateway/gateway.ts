@@ -13,6 +13,7 @@
  * so a worker that reconnects (here or, later, to another node) just reports again.
  */
 import { Packr } from "msgpackr";
+import { Gauge } from "prom-client";
 import type { Logger } from "pino";
 import uWS from "uWebSockets.js";
 import type { Auth } from "../api/auth.js";
@@ -33,8 +34,18 @@ import {
 
 /** Largest frame a worker may send. */
 const WORKER_FRAME_BYTES_MAX = 16 * 1024 * 1024;
-/** Stop assigning to a worker whose unsent bytes pass this (a slow consumer); resume on drain. */
-const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+/**
+ * A worker's unsent bytes (queued in uWS, plus assignments claimed for it and not yet handed to
+ * uWS) may reach this and one assignment more; then it is given no new work until it drains (a
+ * slow consumer: what it does not read waits in the shard, not in this node's memory).
+ */
+export const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+/** uWS's own limit (maxBackpressure), far above the one dispatch keeps to. */
+export const WS_SEND_BUFFER_HARD_MAX = 64 * 1024 * 1024;
+/** An assign frame's bytes beyond its payload and previous result (ids, times, field names). */
+const ASSIGN_OVERHEAD_BYTES = 256;
+/** Ready executions taken per step while a connection's byte room is checked. */
+const TAKE_STEP = 64;
 /** Credits one worker may hold: bounds what one dispatch pass can take for it. */
 const WORKER_CREDIT_MAX = 10_000;
 /** A result or error a worker reports, as JSON (the API's payload limit). */
@@ -58,6 +69,12 @@ interface Connection {
   credit: number;
   draining: boolean;
   outbox: NodeMessage[];
+  /** Estimated bytes of assignments claimed for it (in flight or in the outbox), not yet in uWS. */
+  unsentEstimate: number;
+  /** The part of `unsentEstimate` in the outbox: handed to uWS at the next flush. */
+  outboxEstimate: number;
+  /** A dispatch pass stopped for lack of room, with credit left: dispatch again once there is room. */
+  roomLimited: boolean;
 }
 
 interface ConnectionData {
@@ -93,6 +110,17 @@ export class WorkerGateway {
     node.addObserver(this.observer());
     node.onEnqueueProposed((shard, record) => this.claimFresh(shard, record));
     node.onServingChange(() => this.scheduleDispatch());
+    const connections = this.connections;
+    new Gauge({
+      name: "cronwheel_worker_send_buffer_bytes",
+      help: "Largest number of bytes queued for one worker connection and not yet sent (sampled at scrape)",
+      registers: [node.metrics.registry],
+      collect() {
+        let max = 0;
+        for (const c of connections) if (c.open) max = Math.max(max, c.ws.getBufferedAmount());
+        this.set(max);
+      },
+    });
   }
 
   attach(app: uWS.TemplatedApp): void {
@@ -101,7 +129,7 @@ export class WorkerGateway {
       maxPayloadLength: WORKER_FRAME_BYTES_MAX,
       idleTimeout: IDLE_TIMEOUT_SEC,
       sendPingsAutomatically: true,
-      maxBackpressure: 64 * 1024 * 1024,
+      maxBackpressure: WS_SEND_BUFFER_HARD_MAX,
       upgrade: (res, req, context) => {
         res.upgrade<ConnectionData>(
           { conn: null },
@@ -112,7 +140,7 @@ export class WorkerGateway {
         );
       },
       open: (ws) => {
-        const conn: Connection = { ws, open: true, hello: false, workerId: "", tenant: null, queues: [], credit: 0, draining: false, outbox: [] };
+        const conn: Connection = { ws, open: true, hello: false, workerId: "", tenant: null, queues: [], credit: 0, draining: false, outbox: [], unsentEstimate: 0, outboxEstimate: 0, roomLimited: false };
         ws.getUserData().conn = conn;
         this.connections.add(conn);
         if (this.draining) this.send(conn, { t: "drain" });
@@ -312,23 +340,61 @@ export class WorkerGateway {
     for (let k = 0; k < conns.length; k++) {
       const conn = conns[(start + k) % conns.length]!;
       if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
-      if (conn.ws.getBufferedAmount() > WS_SEND_BUFFER_BYTES_MAX) continue;
       for (const shard of this.node.servingShards()) {
         if (conn.credit <= 0) break;
-        const taken: Execution[] = [];
+        if (this.room(conn) <= 0) {
+          conn.roomLimited = true;
+          break;
+        }
+        const taken: Taken[] = [];
         for (const queue of conn.queues) {
           if (conn.credit <= 0) break;
           // The shard's time (the replicas' median clock), not this node's: due is due cluster-wide.
           const now = shard.clusterNow();
-          const r = shard.state.takeReady(queue, conn.tenant, conn.credit, now);
-          if (r.retryAt !== null) retryIn = Math.min(retryIn ?? Infinity, r.retryAt - now);
-          conn.credit -= r.items.length;
-          taken.push(...r.items);
+          const retryAt = this.take(shard, conn, queue, now, taken);
+          if (retryAt !== null) retryIn = Math.min(retryIn ?? Infinity, retryAt - now);
         }
         if (taken.length > 0) this.claim(shard, conn, taken);
       }
     }
     if (retryIn !== null) this.dispatchIn(retryIn);
+  }
+
+  /** Bytes that may still be queued for `conn` (see WS_SEND_BUFFER_BYTES_MAX). */
+  private room(conn: Connection): number {
+    return WS_SEND_BUFFER_BYTES_MAX - conn.ws.getBufferedAmount() - conn.unsentEstimate;
+  }
+
+  /**
+   * Take ready executions of `queue` for `conn` into `taken`, up to its credit and while it has
+   * room for their bytes: one pass must not queue more for a worker than the limit (a worker that
+   * gave 5,000 credits and stopped reading would otherwise be sent every ready execution at once).
+   * Returns the earliest time a skipped execution becomes due, or null.
+   */
+  private take(shard: ShardReplica, conn: Connection, queue: string, now: number, taken: Taken[]): number | null {
+    let retryAt: number | null = null;
+    while (conn.credit > 0) {
+      if (this.room(conn) <= 0) {
+        conn.roomLimited = true;
+        break;
+      }
+      const step = Math.min(conn.credit, TAKE_STEP);
+      const r = shard.state.takeReady(queue, conn.tenant, step, now);
+      if (r.retryAt !== null) retryAt = Math.min(retryAt ?? Infinity, r.retryAt);
+      for (const e of r.items) {
+        if (this.room(conn) <= 0) {
+          shard.state.requeue(e); // the rest of this step goes back for the next pass
+          conn.roomLimited = true;
+          continue;
+        }
+        const bytes = assignBytes(shard, e);
+        conn.credit--;
+        conn.unsentEstimate += bytes;
+        taken.push({ e, bytes });
+      }
+      if (r.items.length < step) break;
+    }
+    return retryAt;
   }
 
   /**
@@ -345,16 +411,20 @@ export class WorkerGateway {
     const conn = this.idleConnection(spec.queue, r.tenant);
     if (!conn) return;
     conn.credit--;
+    const bytes = ASSIGN_OVERHEAD_BYTES + approxBytes(spec.payload);
+    conn.unsentEstimate += bytes;
     const record: ShardRecord = { type: "exec.claim", at: r.at, workerId: conn.workerId, items: [{ tenant: r.tenant, executionId: r.executionId }] };
     shard.propose(record).then(
       (result) => {
         const [outcome] = result as ClaimOutcome[];
-        if (outcome?.ok) return this.assign(conn, shard, outcome.execution);
+        if (outcome?.ok) return this.assign(conn, shard, outcome.execution, bytes);
         conn.credit++; // the execution stayed in the ready queue; regular dispatch takes it
+        conn.unsentEstimate -= bytes;
         this.scheduleDispatch();
       },
       () => {
         conn.credit++;
+        conn.unsentEstimate -= bytes;
       },
     );
   }
@@ -364,7 +434,7 @@ export class WorkerGateway {
     for (const conn of this.connections) {
       if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
       if (conn.tenant !== null && conn.tenant !== tenant) continue;
-      if (!conn.queues.includes(queue) || conn.ws.getBufferedAmount() > WS_SEND_BUFFER_BYTES_MAX) continue;
+      if (!conn.queues.includes(queue) || this.room(conn) <= 0) continue;
       // Move it to the back, so the next fresh execution goes to another idle worker.
       this.connections.delete(conn);
       this.connections.add(conn);
@@ -382,17 +452,19 @@ export class WorkerGateway {
     }, Math.max(0, ms));
   }
 
-  private claim(shard: ShardReplica, conn: Connection, taken: Execution[]): void {
-    const items: ExecutionRef[] = taken.map((e) => ({ tenant: e.tenant, executionId: e.id }));
+  private claim(shard: ShardReplica, conn: Connection, taken: Taken[]): void {
+    const items: ExecutionRef[] = taken.map(({ e }) => ({ tenant: e.tenant, executionId: e.id }));
     const record: ShardRecord = { type: "exec.claim", at: this.node.opts.clock.now(), workerId: conn.workerId, items };
     shard.propose(record).then(
       (result) => {
         let refused = 0;
         (result as ClaimOutcome[]).forEach((outcome, i) => {
-          if (outcome.ok) this.assign(conn, shard, outcome.execution);
+          const { e, bytes } = taken[i]!;
+          if (outcome.ok) this.assign(conn, shard, outcome.execution, bytes);
           else {
             refused++;
-            shard.state.requeue(taken[i]!);
+            conn.unsentEstimate -= bytes;
+            shard.state.requeue(e);
           }
         });
         if (refused > 0) {
@@ -402,13 +474,18 @@ export class WorkerGateway {
       },
       (error: Error) => {
         this.logger.warn({ err: error, items: taken.length }, "claim not committed; executions put back");
-        for (const e of taken) shard.state.requeue(e);
+        for (const { e, bytes } of taken) {
+          shard.state.requeue(e);
+          conn.unsentEstimate -= bytes;
+        }
         conn.credit += taken.length;
       },
     );
   }
 
-  private assign(conn: Connection, shard: ShardReplica, e: Execution): void {
+  /** `bytes`: its estimate, counted in `unsentEstimate` until the outbox is flushed. */
+  private assign(conn: Connection, shard: ShardReplica, e: Execution, bytes: number): void {
+    conn.outboxEstimate += bytes;
     this.assignedTenant.set(e.id, e.tenant);
     const message: AssignMessage = {
       t: "assign",
@@ -448,7 +525,15 @@ export class WorkerGateway {
     for (const conn of this.flushQueue) {
       const messages = conn.outbox;
       conn.outbox = [];
+      // From here uWS counts these bytes (getBufferedAmount), until the socket takes them.
+      conn.unsentEstimate -= conn.outboxEstimate;
+      conn.outboxEstimate = 0;
       this.flushNow(conn, messages);
+      // The socket may have taken it all at once: then no uWS drain event will say there is room.
+      if (conn.open && conn.roomLimited && this.room(conn) > 0) {
+        conn.roomLimited = false;
+        this.scheduleDispatch();
+      }
     }
     this.flushQueue.clear();
   }
@@ -457,6 +542,29 @@ export class WorkerGateway {
     if (!conn.open || messages.length === 0) return;
     conn.ws.cork(() => conn.ws.send(packr.pack(messages), true));
   }
+}
+
+interface Taken {
+  e: Execution;
+  /** Estimated bytes of its assign frame. */
+  bytes: number;
+}
+
+/** The estimated size of `e`'s assign frame (its payload, and for a job's fire the previous result). */
+function assignBytes(shard: ShardReplica, e: Execution): number {
+  const previous = e.jobId !== null ? shard.state.getJob(e.tenant, e.jobId)?.lastResult : undefined;
+  return ASSIGN_OVERHEAD_BYTES + approxBytes(e.payload) + (previous === undefined ? 0 : approxBytes(previous));
+}
+
+/** About the msgpack size of a JSON-like value (strings counted as one byte a character): cheaper than encoding it. */
+export function approxBytes(v: unknown): number {
+  if (typeof v === "string") return v.length + 5;
+  if (v === null || typeof v !== "object") return 9;
+  if (v instanceof Uint8Array) return v.byteLength + 5;
+  let n = 5;
+  if (Array.isArray(v)) for (const x of v) n += approxBytes(x);
+  else for (const k in v) n += k.length + 1 + approxBytes((v as Record<string, unknown>)[k]);
+  return n;
 }
 
 /** Results and errors are served back as JSON by the API: refuse what JSON cannot carry or what is too big. */

@@ -146,6 +146,35 @@ export class TestCluster {
     for (const p of this.node(id).etcdProxies) p.heal();
   }
 
+  /**
+   * The node-to-node proxies that touch `id`: `dialed` carry the connections it opened (its
+   * requests go to-server, their replies to-client), `accepted` those its peers opened to it (their
+   * requests to-server, its replies to-client). Needs `peerProxies`.
+   */
+  linksOf(id: string): { dialed: TcpProxy[]; accepted: TcpProxy[] } {
+    const dialed: TcpProxy[] = [];
+    const accepted: TcpProxy[] = [];
+    for (const [key, proxy] of this.links) {
+      const [from, to] = key.split("->");
+      if (from === id) dialed.push(proxy);
+      else if (to === id) accepted.push(proxy);
+    }
+    return { dialed, accepted };
+  }
+
+  /** Drop what `id` sends to its peers ("out") or what it hears from them ("in"); every socket stays open. */
+  oneWay(id: string, lost: "out" | "in"): void {
+    const { dialed, accepted } = this.linksOf(id);
+    for (const p of dialed) p.blackhole(lost === "out" ? "to-server" : "to-client");
+    for (const p of accepted) p.blackhole(lost === "out" ? "to-client" : "to-server");
+  }
+
+  /** `id`'s peer links pass nothing either way, with no FIN or RST (half-open). */
+  halfOpenLinks(id: string): void {
+    const { dialed, accepted } = this.linksOf(id);
+    for (const p of [...dialed, ...accepted]) p.halfOpen();
+  }
+
   healLinks(): void {
     for (const proxy of this.links.values()) proxy.heal();
   }

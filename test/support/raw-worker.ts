@@ -56,6 +56,15 @@ export class RawWorker {
     return new Promise((resolve) => (this.ws.readyState === WebSocket.CLOSED ? resolve(0) : this.ws.once("close", (code: number) => resolve(code))));
   }
 
+  /** Stop reading the socket (a slow consumer): what the node sends piles up in its buffers. */
+  pauseReading(): void {
+    this.ws.pause();
+  }
+
+  resumeReading(): void {
+    this.ws.resume();
+  }
+
   close(): void {
     this.ws.close();
   }
