@@ -84,6 +84,8 @@ export interface EtcdCoordinatorOptions {
 export class EtcdCoordinator implements Coordinator {
   private readonly client: Etcd3;
   private lease: Lease | null = null;
+  /** A new lease is being granted (after the last one expired): keep-alive ticks wait for it. */
+  private reRegistering = false;
   private leaseId = "";
   /** performance.now() when the last keep-alive that etcd answered was sent. */
   private leaseConfirmedSentAt = 0;
@@ -289,9 +291,10 @@ export class EtcdCoordinator implements Coordinator {
     const lease = this.client.lease(CLUSTER_TIMING.leaseTtlSec, { autoKeepAlive: false });
     const sentAt = performance.now();
     this.leaseId = await withDeadline(lease.grant(), 5000, "etcd lease grant");
+    await this.client.put(this.key("nodes", this.opts.nodeId)).value(JSON.stringify({ id: this.opts.nodeId, address: this.opts.address })).lease(this.leaseId);
+    // Only a lease the node is registered under counts: until then keep-alive ticks retry this.
     this.lease = lease;
     this.leaseConfirmedSentAt = sentAt;
-    await this.client.put(this.key("nodes", this.opts.nodeId)).value(JSON.stringify({ id: this.opts.nodeId, address: this.opts.address })).lease(this.leaseId);
     this.opts.logger.info({ lease: this.leaseId, address: this.opts.address }, "registered in etcd");
     await this.undrain();
   }
@@ -310,7 +313,8 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   private async keepAlive(): Promise<void> {
-    if (this.closed || !this.lease) return;
+    if (this.closed || this.reRegistering) return;
+    if (!this.lease) return this.reRegister();
     const sentAt = performance.now();
     try {
       await withDeadline(this.lease.keepaliveOnce({ deadline: Date.now() + CLUSTER_TIMING.keepAliveMs * 2 }), CLUSTER_TIMING.keepAliveMs * 2, "etcd keep-alive");
@@ -322,8 +326,20 @@ export class EtcdCoordinator implements Coordinator {
         // The lease expired at etcd: everything it held is gone. Rejoin with a new one.
         this.stopAllLeadership("etcd lease expired");
         this.lease = null;
-        await this.grantLease().catch((e: Error) => this.opts.logger.warn({ err: e.message }, "re-registering failed; will retry"));
+        await this.reRegister();
       }
+    }
+  }
+
+  /** Join again with a new lease; a failure is retried on the next keep-alive tick. */
+  private async reRegister(): Promise<void> {
+    this.reRegistering = true;
+    try {
+      await this.grantLease();
+    } catch (error) {
+      this.opts.logger.warn({ err: (error as Error).message }, "re-registering failed; will retry");
+    } finally {
+      this.reRegistering = false;
     }
   }
 
