@@ -9,8 +9,8 @@
  * a handler that ignores its abort signal, as real ones do — so that late reports with old
  * fences reach the nodes, which must answer them `stale` and change nothing.
  *
- * It keeps the SDK's liveness rule (src/client/worker.ts: ping, and drop a connection nothing was
- * heard on for three intervals), with 1 s intervals instead of 10 s so that a half-open link is
+ * It keeps the SDK's liveness rule (src/client/liveness.ts: ping, and drop a connection nothing was
+ * heard on for three intervals while this process ran), with 1 s intervals instead of 10 s so that a half-open link is
  * found within a fault; every connection opened, closed or dropped is recorded ("link" events).
  * `--via n1=127.0.0.1:PORT,…` dials a node through that address (the run's per-worker proxies).
  *
@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { Packr } from "msgpackr";
 import WebSocket from "ws";
+import { LinkLiveness } from "../src/client/liveness.js";
 import type { AssignMessage, NodeMessage, WorkerMessage } from "../src/client/protocol.js";
 import { HistoryWriter, LIVENESS_PING_MS, LIVENESS_PINGS, monoNow } from "./history.js";
 import { Random } from "./random.js";
@@ -50,8 +51,8 @@ interface Conn {
   address: string;
   ws: WebSocket;
   open: boolean;
-  lastHeard: number;
-  liveness: NodeJS.Timeout | null;
+  liveness: LinkLiveness;
+  livenessTimer: NodeJS.Timeout | null;
 }
 
 const { values } = parseArgs({
@@ -86,16 +87,16 @@ function anyOpen(preferred: Conn): Conn | null {
 function connect(nodeId: string, address: string): void {
   // A handshake through a dead link must not hold the node's slot forever.
   const ws = new WebSocket(`ws://${address}/v1/workers`, { perMessageDeflate: false, handshakeTimeout: LIVENESS_PING_MS * LIVENESS_PINGS });
-  const conn: Conn = { nodeId, address, ws, open: false, lastHeard: monoNow(), liveness: null };
+  const conn: Conn = { nodeId, address, ws, open: false, liveness: new LinkLiveness(LIVENESS_PING_MS, LIVENESS_PINGS, monoNow()), livenessTimer: null };
   conns.set(nodeId, conn);
-  const heard = () => (conn.lastHeard = monoNow());
+  const heard = () => conn.liveness.heard(monoNow());
   ws.on("open", () => {
     conn.open = true;
     heard();
     history.record({ type: "link", worker: workerId, node: nodeId, action: "open", t: monoNow() });
     send(conn, { t: "hello", workerId, queues, protocol: 1 }, { t: "credit", n: CREDIT_PER_CONNECTION });
-    conn.liveness = setInterval(() => {
-      if (monoNow() - conn.lastHeard <= LIVENESS_PING_MS * LIVENESS_PINGS) return ws.ping();
+    conn.livenessTimer = setInterval(() => {
+      if (conn.liveness.check(monoNow()) === "ping") return ws.ping();
       history.record({ type: "link", worker: workerId, node: nodeId, action: "dropped", reason: "nothing heard", t: monoNow() });
       conn.open = false;
       ws.terminate();
@@ -111,7 +112,7 @@ function connect(nodeId: string, address: string): void {
   ws.on("close", () => {
     if (conn.open) history.record({ type: "link", worker: workerId, node: nodeId, action: "closed", t: monoNow() });
     conn.open = false;
-    if (conn.liveness) clearInterval(conn.liveness);
+    if (conn.livenessTimer) clearInterval(conn.livenessTimer);
     if (conns.get(nodeId) === conn) conns.delete(nodeId);
   });
 }

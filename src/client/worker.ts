@@ -110,6 +110,7 @@ import {
 import { CronwheelApiError, isErrorCode } from "./errors.js";
 import { HttpTransport } from "./http-transport.js";
 import { pickWithdraw, planCredits, type CreditSlot } from "./credit-policy.js";
+import { LinkLiveness } from "./liveness.js";
 import { MalformedFrameError, decodeFrame, httpBase, leaderTargets, reconnectDelayMs, serializeError, toJsonValue, workerUrl, type LeaderTargets } from "./worker-support.js";
 
 export { MalformedFrameError, serializeError, type SerializedError } from "./worker-support.js";
@@ -223,8 +224,9 @@ export const DEFAULT_RECONNECT_MAX_MS = 10_000;
 export const DEFAULT_CLUSTER_REFRESH_MS = 2_000;
 /** No welcome this long after the socket opened: drop it and reconnect. */
 const WELCOME_TIMEOUT_MS = 10_000;
-/** The worker pings this often; nothing heard for 3 intervals → the connection is dead. */
+/** The worker pings this often; nothing heard for LIVENESS_PINGS intervals → the connection is dead (liveness.ts). */
 const LIVENESS_PING_MS = 10_000;
+const LIVENESS_PINGS = 3;
 /** Unanswered heartbeats remembered per execution (their send times bound the lease). */
 const HEARTBEATS_UNACKED_MAX = 8;
 /** hello.workerId as the node accepts it. */
@@ -281,7 +283,7 @@ interface Conn {
   /** A `withdraw` was sent and its `withdrawn` has not come yet. */
   withdrawing: boolean;
   reconnectAttempt: number;
-  lastHeardAt: number;
+  liveness: LinkLiveness;
   outbox: WorkerMessage[];
   reconnectTimer: NodeJS.Timeout | null;
   welcomeTimer: NodeJS.Timeout | null;
@@ -604,7 +606,7 @@ export class Worker extends EventEmitter {
       lastAssignAt: 0,
       zeroSince: null,
       reconnectAttempt: 0,
-      lastHeardAt: 0,
+      liveness: new LinkLiveness(LIVENESS_PING_MS, LIVENESS_PINGS, performance.now()),
       outbox: [],
       reconnectTimer: null,
       welcomeTimer: null,
@@ -635,7 +637,7 @@ export class Worker extends EventEmitter {
     c.outbox = [];
     ws.on("open", () => {
       if (ws !== c.ws) return;
-      c.lastHeardAt = Date.now();
+      c.liveness = new LinkLiveness(LIVENESS_PING_MS, LIVENESS_PINGS, performance.now());
       const hello: WorkerMessage = { t: "hello", workerId: this.opts.workerId, queues: this.opts.queues, protocol: PROTOCOL_VERSION, ...(this.opts.token !== undefined ? { token: this.opts.token } : {}) };
       ws.send(pack([hello]));
       c.welcomeTimer = setTimeout(() => this.dropConnection(c, ws, "no welcome in time"), WELCOME_TIMEOUT_MS);
@@ -644,11 +646,11 @@ export class Worker extends EventEmitter {
     });
     ws.on("message", (data, isBinary) => {
       if (ws !== c.ws) return;
-      c.lastHeardAt = Date.now();
+      c.liveness.heard(performance.now());
       this.onFrame(c, ws, data, isBinary);
     });
-    ws.on("ping", () => ws === c.ws && (c.lastHeardAt = Date.now()));
-    ws.on("pong", () => ws === c.ws && (c.lastHeardAt = Date.now()));
+    ws.on("ping", () => ws === c.ws && c.liveness.heard(performance.now()));
+    ws.on("pong", () => ws === c.ws && c.liveness.heard(performance.now()));
     ws.on("error", (error) => {
       if (ws === c.ws) this.log.warn({ err: error, url: c.url }, "worker connection error");
     });
@@ -657,7 +659,7 @@ export class Worker extends EventEmitter {
 
   private checkLiveness(c: Conn, ws: WebSocket): void {
     if (ws !== c.ws || ws.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - c.lastHeardAt > 3 * LIVENESS_PING_MS) return this.dropConnection(c, ws, "nothing heard from the node");
+    if (c.liveness.check(performance.now()) === "drop") return this.dropConnection(c, ws, "nothing heard from the node");
     ws.ping();
   }
 
