@@ -11,7 +11,7 @@ import { describe, expect, test } from "vitest";
 import { runJepsen } from "../jepsen-style-tests/run.js";
 import type { Fault } from "../jepsen-style-tests/nemesis.js";
 
-// 25 s of faults a run (about 40 s with start, recovery and checks): eleven faults and the
+// 25 s of faults a run (about 40 s with start, recovery and checks): twelve faults and the
 // self-test fit the CI budget. Longer runs are made by hand (docs/jepsen.md, "Results").
 const SECONDS = Number(process.env.JEPSEN_CI_SECONDS ?? 25);
 /** The self-test needs workers paused often enough for a late report to race a new claim. */
@@ -43,6 +43,7 @@ describe("jepsen-style: each fault alone", () => {
     ["one-way", 201],
     ["half-open", 202],
     ["worker-link", 203],
+    ["power-loss", 501],
   ];
   for (const [fault, seed] of matrix) {
     test(`${fault} (seed ${seed}): the history is valid`, async () => {
