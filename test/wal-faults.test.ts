@@ -72,8 +72,18 @@ async function putJobs(via: string, range: [number, number], prefix: string, cou
 
 async function expectAllPresent(via: string, ids: string[]): Promise<void> {
   const missing: string[] = [];
+  // 503 is "no leader right now" (leadership may still settle after a restart): asked again;
+  // only an answer counts, and anything but 200 is a loss.
+  const deadline = Date.now() + 20_000;
+  const read = async (id: string): Promise<number> => {
+    for (;;) {
+      const status = (await request(via, "GET", `/v1/jobs/${id}`)).status;
+      if (status !== 503 || Date.now() > deadline) return status;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
   for (let i = 0; i < ids.length; i += 25) {
-    const statuses = await Promise.all(ids.slice(i, i + 25).map(async (id) => [id, (await request(via, "GET", `/v1/jobs/${id}`)).status] as const));
+    const statuses = await Promise.all(ids.slice(i, i + 25).map(async (id) => [id, await read(id)] as const));
     for (const [id, status] of statuses) if (status !== 200) missing.push(`${id}: ${status}`);
   }
   expect(missing, "acknowledged jobs missing").toEqual([]);
@@ -223,6 +233,7 @@ describe("a replica whose shard log was corrupted while it was down", () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     expect(shardLog(victim!, shard.id).some((l) => l.msg === "refusing to promise: this replica is repairing its log")).toBe(true);
+    expect(String((await request(victim!.base, "GET", "/metrics")).body)).toMatch(new RegExp(`^cronwheel_shard_repairing\\{shard="${shard.id}"\\} 1$`, "m"));
     expect(shardLog(lagging!, shard.id).filter((l) => l.msg === "leader recovered the log; taking over")).toEqual([]);
     expectNoVoteBeforeRepair(victim!, shard.id);
 
@@ -239,6 +250,7 @@ describe("a replica whose shard log was corrupted while it was down", () => {
     await expectAllPresent(lagging!.base, written);
     await converge(shard.id, cluster);
     expectNoVoteBeforeRepair(victim!, shard.id);
+    expect(String((await request(victim!.base, "GET", "/metrics")).body)).not.toMatch(/^cronwheel_shard_repairing\{/m);
   }, 120_000);
 });
 

@@ -55,9 +55,20 @@ export class NodeMetrics {
   constructor(
     clock: Clock,
     readyStats: () => Array<{ queue: string; depth: number; oldestReadyAt: number | null }>,
+    repairingShards: () => number[] = () => [],
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: "cronwheel_process_" });
     this.trackStalls();
+    new Gauge({
+      name: "cronwheel_shard_repairing",
+      help: "1 for each shard replica on this node that is repairing its log (it neither votes, leads nor counts until a leader has caught it up)",
+      labelNames: ["shard"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const shard of repairingShards()) this.set({ shard: String(shard) }, 1);
+      },
+    });
     // Depth and age are read at scrape time from the shards, not tracked per event.
     const perQueue = () => {
       const merged = new Map<string, { depth: number; oldest: number | null }>();

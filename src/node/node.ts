@@ -121,7 +121,11 @@ export class CronwheelNode {
         })
       : StaticCoordinator.open(opts.dataDir, opts.nodeId, opts.address, opts.shardCount);
     const shards: Array<ShardReplica | undefined> = coordinator.shards.map(() => undefined);
-    const metrics = new NodeMetrics(opts.clock, () => shards.flatMap((s) => (s?.serving ? s.state.readyStats() : [])));
+    const metrics = new NodeMetrics(
+      opts.clock,
+      () => shards.flatMap((s) => (s?.serving ? s.state.readyStats() : [])),
+      () => shards.flatMap((s) => (s?.repairing ? [s.shardId] : [])),
+    );
     const peers = cluster
       ? new PeerNetwork({
           nodeId: opts.nodeId,
