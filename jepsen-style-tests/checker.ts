@@ -764,8 +764,15 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
       const lease = leaseInterval(a);
       // An assignment received after its lease had already run out (its worker was paused, say)
       // held nothing: the node had taken the execution back. Whatever the worker did is a late
-      // side effect (single-lease counts those), not a run in the line.
-      if (!lease || lease.end <= lease.start) continue;
+      // side effect (single-lease counts those), not a run in the line — unless the node acked
+      // its final report (it had not applied the expiry yet): then it did run, from its receipt.
+      if (!lease || lease.end <= lease.start) {
+        if (lease && a.answered.some((x) => x.answer === "ack")) {
+          const first = firstStart.get(executionId);
+          if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
+        }
+        continue;
+      }
       const first = firstStart.get(executionId);
       if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
       const run: Run = { executionId, lease, end: lease.end, endEvent: lease.endEvent, slack: lease.endIsDeadline ? tolerance : 0 };

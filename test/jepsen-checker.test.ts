@@ -324,6 +324,22 @@ describe("ordering-key", () => {
     expectValid(checkOrderingKey(events.sort((x, y) => x.t - y.t)));
   });
 
+  it("an assignment received after its deadline whose report the node still acked (expiry not applied yet) is a run", () => {
+    // a's only claim reaches its paused worker late, but its success is acked: a ran, then b.
+    const events: HistoryEvent[] = [
+      ...enqA,
+      ...enqB,
+      assigned(3_000, "a", 1, { leaseDeadlineMono: 1_500 }),
+      sent(3_100, "a", 1),
+      answered(3_110, "a", 1, "ack"),
+      assigned(3_200, "b", 2),
+      sent(3_300, "b", 2),
+      answered(3_310, "b", 2, "ack"),
+      finalRead(5_000, [], [exec("a", "succeeded", { orderingKey: "k" }), exec("b", "succeeded", { orderingKey: "k" })]),
+    ];
+    expectValid(checkOrderingKey(events));
+  });
+
   it("passes when one key's executions run one after another in enqueue order, across a retry and a cancel", () => {
     const a1 = [assigned(20, "a", 1, { orderingKey: "k" }), sent(60, "a", 1, "failed"), answered(62, "a", 1, "ack", "failed")];
     const a2 = run(61, "a", 2, 40, { orderingKey: "k", worker: "w1" });
