@@ -246,6 +246,19 @@ describe("shard state: jobs and executions", () => {
   });
 });
 
+  it("history lists newest first in the order ids were made, also within one millisecond and across slots", () => {
+    const s = new ShardState(T0);
+    // One node's ids in one ms: the slot prefix is a hash (ffff before 0001), the counter is not.
+    const ids = ["xffff" + "m5ab0001", "x0001" + "m5ab0002", "x8000" + "m5ab0003", "x0002" + "m5ab0004"];
+    for (const id of ids) s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q" }, T0, DEFAULT_LIMITS) });
+    const newestFirst = [...ids].reverse();
+    expect(s.listExecutions("t", { limit: 10 }).map((e) => e.id)).toEqual(newestFirst);
+    const page1 = s.listExecutions("t", { limit: 2 });
+    const last = page1[page1.length - 1]!;
+    const page2 = s.listExecutions("t", { limit: 10 }, { createdAt: last.createdAt, id: last.id });
+    expect([...page1, ...page2].map((e) => e.id)).toEqual(newestFirst);
+  });
+
 describe("shard state: determinism and snapshots", () => {
   const jobBodies = [
     { queue: "a", every: "1m" },

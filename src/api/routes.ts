@@ -26,7 +26,7 @@ import { errorBody, STATUS_OF } from "./http-errors.js";
 import { executionView, jobView, previewView } from "./views.js";
 import { forwardedJson, forwardRequest } from "./forwarding.js";
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
-import { slotOf, slotOfExecution } from "../core/routing.js";
+import { compareCreationOrder, slotOf, slotOfExecution } from "../core/routing.js";
 
 export interface ApiRequest {
   method: string;
@@ -359,9 +359,9 @@ async function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: strin
       before ? { createdAt: before.t, id: before.i } : undefined,
     )
     .map((e) => executionView(e) as unknown as ExecutionListView);
-  // Newest first across every leader's part (ISO times of one format sort as strings).
+  // Newest first across every leader's part.
   const merged = local.concat(...(await otherParts<{ executions: ExecutionListView[] }>(req, ctx)).map((p) => p.executions));
-  merged.sort((a, b) => (a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  merged.sort((a, b) => compareCreationOrder(Date.parse(b.createdAt), b.id, Date.parse(a.createdAt), a.id));
   const page = merged.slice(0, limit);
   const last = page[page.length - 1];
   return ok({

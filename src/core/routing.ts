@@ -28,10 +28,34 @@ export function shardRanges(shardCount: number): Array<[number, number]> {
 }
 
 const AD_HOC_PREFIX = "x";
+/** The prefix and the 4 hex digits of the slot. */
+const AD_HOC_HEAD = 5;
 
 /** An ad-hoc execution id that routes to `slot`. `unique` must be unique within the slot's shard. */
 export function adHocExecutionId(slot: number, unique: string): string {
   return `${AD_HOC_PREFIX}${slot.toString(16).padStart(4, "0")}${unique}`;
+}
+
+/**
+ * History order, oldest first: by creation time, then, within one millisecond, by the order the
+ * ids were made. An ad-hoc id's slot prefix is a hash, so it is skipped: the unique part after it
+ * starts with the creating node's time and counter. Ids that tie on that fall back to the whole id,
+ * so the order is total (cursors need that).
+ */
+export function compareCreationOrder(aAt: number, aId: string, bAt: number, bId: string): number {
+  if (aAt !== bAt) return aAt - bAt;
+  const a = creationKey(aId);
+  const b = creationKey(bId);
+  if (a !== b) return a < b ? -1 : 1;
+  return aId < bId ? -1 : aId > bId ? 1 : 0;
+}
+
+function creationKey(executionId: string): string {
+  return isAdHocId(executionId) ? executionId.slice(AD_HOC_HEAD) : executionId;
+}
+
+function isAdHocId(executionId: string): boolean {
+  return executionId.length > AD_HOC_HEAD && executionId.startsWith(AD_HOC_PREFIX) && !executionId.includes(":") && /^[0-9a-f]{4}$/.test(executionId.slice(1, AD_HOC_HEAD));
 }
 
 /**
@@ -42,9 +66,5 @@ export function adHocExecutionId(slot: number, unique: string): string {
 export function slotOfExecution(tenant: string, executionId: string): number | null {
   const colon = executionId.indexOf(":");
   if (colon > 0) return slotOf(tenant, executionId.slice(0, colon));
-  if (executionId.startsWith(AD_HOC_PREFIX) && executionId.length > 5) {
-    const slot = Number.parseInt(executionId.slice(1, 5), 16);
-    if (Number.isInteger(slot) && /^[0-9a-f]{4}$/.test(executionId.slice(1, 5))) return slot;
-  }
-  return null;
+  return isAdHocId(executionId) ? Number.parseInt(executionId.slice(1, AD_HOC_HEAD), 16) : null;
 }

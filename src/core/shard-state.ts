@@ -23,6 +23,7 @@ import { backoffDelayMs } from "./backoff.js";
 import { Execution, isTerminal, type AttemptInfo, type ExecutionInit } from "./execution.js";
 import { Job } from "./job.js";
 import { ReadyQueue } from "./ready-queue.js";
+import { compareCreationOrder } from "./routing.js";
 import type {
   ClaimRecord,
   EnqueueRecord,
@@ -950,10 +951,10 @@ export class ShardState {
       if (q.state !== undefined && e.state !== q.state) continue;
       if (q.fromMs !== undefined && e.scheduledAt < q.fromMs) continue;
       if (q.toMs !== undefined && e.scheduledAt >= q.toMs) continue;
-      if (before && compareNewestFirst(e, before) >= 0) continue;
+      if (before && compareCreationOrder(e.createdAt, e.id, before.createdAt, before.id) >= 0) continue;
       matches.push(e);
     }
-    matches.sort((a, b) => -compareNewestFirst(a, b));
+    matches.sort((a, b) => compareCreationOrder(b.createdAt, b.id, a.createdAt, a.id));
     return matches.slice(0, q.limit);
   }
 
@@ -1064,11 +1065,6 @@ function compareWheelEntries(a: WheelEntry, b: WheelEntry): number {
   const aJob = a instanceof Job;
   if (aJob !== b instanceof Job) return aJob ? -1 : 1;
   if (a.tenant !== b.tenant) return a.tenant < b.tenant ? -1 : 1;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-function compareNewestFirst(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
-  if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 

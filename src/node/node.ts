@@ -22,7 +22,7 @@ import { CronwheelError, notFound } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
 import type { EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
-import { adHocExecutionId, slotOf, slotOfExecution } from "../core/routing.js";
+import { adHocExecutionId, compareCreationOrder, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
   NO_OBSERVER,
@@ -459,7 +459,7 @@ export class CronwheelNode {
   /** Executions newest first, merged across shards; `before` is the cursor (the last one seen). */
   listExecutions(tenant: string, q: ListExecutionsQuery, before?: { createdAt: number; id: string }): Execution[] {
     const merged = this.servingShards().flatMap((s) => s.state.listExecutions(tenant, q, before));
-    merged.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    merged.sort((a, b) => compareCreationOrder(b.createdAt, b.id, a.createdAt, a.id));
     return merged.slice(0, q.limit);
   }
 
