@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { Packr } from "msgpackr";
 import WebSocket from "ws";
 import { LinkLiveness } from "../src/client/liveness.js";
+import { EarlyRevocations } from "../src/client/revocations.js";
 import type { AssignMessage, NodeMessage, WorkerMessage } from "../src/client/protocol.js";
 import { HistoryWriter, LIVENESS_PING_MS, LIVENESS_PINGS, monoNow } from "./history.js";
 import { Random } from "./random.js";
@@ -73,6 +74,7 @@ const queues = values.queues!.split(",");
 const via = new Map(values.via!.split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
 const conns = new Map<string, Conn>();
 const jobs = new Map<string, Job>();
+const earlyRevocations = new EarlyRevocations();
 
 function send(conn: Conn, ...messages: WorkerMessage[]): void {
   if (conn.open) conn.ws.send(packr.pack(messages));
@@ -135,7 +137,15 @@ function onMessage(conn: Conn, m: NodeMessage): void {
         leaseDeadlineMono: history.wallToMono(m.leaseDeadline),
         t,
       });
-      run({ assign: m, via: conn, timer: null, heartbeat: null, report: null, lastSentAt: 0, done: false, aborted: false });
+      const job: Job = { assign: m, via: conn, timer: null, heartbeat: null, report: null, lastSentAt: 0, done: false, aborted: false };
+      // Revoked before it arrived (as the SDK does): recorded, not run.
+      if (earlyRevocations.revoked(m.id, m.fence)) {
+        job.aborted = true;
+        history.record({ type: "aborted", worker: workerId, executionId: m.id, fence: m.fence, reason: "revoked before assigned", t });
+        stop(job);
+        return;
+      }
+      run(job);
       return;
     }
     case "ack": {
@@ -157,6 +167,7 @@ function onMessage(conn: Conn, m: NodeMessage): void {
     }
     case "cancel": {
       const job = jobs.get(m.id);
+      if (!job || job.assign.fence < m.fence) earlyRevocations.note(m.id, m.fence);
       if (!job || job.assign.fence !== m.fence || job.done) return;
       takenAway(job, m.reason, t);
       return;

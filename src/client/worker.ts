@@ -111,6 +111,7 @@ import { CronwheelApiError, isErrorCode } from "./errors.js";
 import { HttpTransport } from "./http-transport.js";
 import { pickWithdraw, planCredits, type CreditSlot } from "./credit-policy.js";
 import { LinkLiveness } from "./liveness.js";
+import { EarlyRevocations } from "./revocations.js";
 import { MalformedFrameError, decodeFrame, httpBase, leaderTargets, reconnectDelayMs, serializeError, toJsonValue, workerUrl, type LeaderTargets } from "./worker-support.js";
 
 export { MalformedFrameError, serializeError, type SerializedError } from "./worker-support.js";
@@ -367,6 +368,7 @@ export class Worker extends EventEmitter {
 
   // work
   private readonly execs = new Map<string, Exec>();
+  private readonly earlyRevocations = new EarlyRevocations();
   private running = 0;
   private turnScheduled = false;
   private timer: NodeJS.Timeout | null = null;
@@ -870,6 +872,11 @@ export class Worker extends EventEmitter {
     c.assignedSinceGrant++;
     c.lastAssignAt = now;
     if (c.outstanding === 0 && c.zeroSince === null) c.zeroSince = now;
+    if (this.earlyRevocations.revoked(m.id, m.fence)) {
+      this.log.info({ id: m.id, fence: m.fence, url: c.url }, "assignment revoked before it arrived: not run");
+      this.scheduleTurn(); // its credit is free again
+      return;
+    }
     const old = this.execs.get(m.id);
     if (old) {
       if (old.assign.fence >= m.fence) return this.log.warn({ id: m.id, fence: m.fence, have: old.assign.fence }, "duplicate assign ignored");
@@ -1004,6 +1011,7 @@ export class Worker extends EventEmitter {
 
   private onCancel(m: CancelMessage): void {
     const x = this.execs.get(m.id);
+    if (!x || x.assign.fence < m.fence) this.earlyRevocations.note(m.id, m.fence);
     if (!x || x.assign.fence !== m.fence) return;
     this.log.info({ id: m.id, fence: m.fence, reason: m.reason }, "execution canceled");
     this.drop(x, m.reason || "canceled", "canceled");

@@ -105,7 +105,8 @@ export interface ExecutionResult {
   created: boolean;
 }
 export type ClaimOutcome =
-  | { ok: true; execution: Execution }
+  /** `fence`: the claim's; the execution may have moved on by the time a caller looks at it. */
+  | { ok: true; execution: Execution; fence: number }
   | { ok: false; reason: "not-found" | "not-ready" | "not-due" | "job-limit" };
 
 export type ReportOutcome = { ok: true; leaseDeadline: number } | { ok: false; reason: "stale" | "not-found" };
@@ -702,7 +703,7 @@ export class ShardState {
     (e.attempts ??= []).push(info);
     if (job) job.leasedCount++;
     this.scheduleExpiry(e);
-    return { ok: true, execution: e };
+    return { ok: true, execution: e, fence: e.fence };
   }
 
   /** The wheel wakes a leased execution when its lease or its run time ends, whichever is first. */

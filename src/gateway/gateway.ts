@@ -417,16 +417,18 @@ export class WorkerGateway {
     shard.propose(record).then(
       (result) => {
         const [outcome] = result as ClaimOutcome[];
-        if (outcome?.ok) return this.assign(conn, shard, outcome.execution, bytes);
-        conn.credit++; // the execution stayed in the ready queue; regular dispatch takes it
-        conn.unsentEstimate -= bytes;
-        this.scheduleDispatch();
+        if (outcome?.ok) return this.assign(conn, shard, outcome, bytes);
+        this.giveBack(conn, bytes); // the execution stayed in the ready queue; regular dispatch takes it
       },
-      () => {
-        conn.credit++;
-        conn.unsentEstimate -= bytes;
-      },
+      () => this.giveBack(conn, bytes),
     );
+  }
+
+  /** A claim taken for `conn` that will not be assigned: its credit and send-buffer estimate come back. */
+  private giveBack(conn: Connection, bytes: number): void {
+    conn.credit++;
+    conn.unsentEstimate -= bytes;
+    this.scheduleDispatch();
   }
 
   /** A connection that can take one more execution of `queue` for `tenant`, in rotating order. */
@@ -457,20 +459,12 @@ export class WorkerGateway {
     const record: ShardRecord = { type: "exec.claim", at: this.node.opts.clock.now(), workerId: conn.workerId, items };
     shard.propose(record).then(
       (result) => {
-        let refused = 0;
         (result as ClaimOutcome[]).forEach((outcome, i) => {
           const { e, bytes } = taken[i]!;
-          if (outcome.ok) this.assign(conn, shard, outcome.execution, bytes);
-          else {
-            refused++;
-            conn.unsentEstimate -= bytes;
-            shard.state.requeue(e);
-          }
+          if (outcome.ok) return this.assign(conn, shard, outcome, bytes);
+          shard.state.requeue(e);
+          this.giveBack(conn, bytes);
         });
-        if (refused > 0) {
-          conn.credit += refused;
-          this.scheduleDispatch();
-        }
       },
       (error: Error) => {
         this.logger.warn({ err: error, items: taken.length }, "claim not committed; executions put back");
@@ -483,8 +477,15 @@ export class WorkerGateway {
     );
   }
 
-  /** `bytes`: its estimate, counted in `unsentEstimate` until the outbox is flushed. */
-  private assign(conn: Connection, shard: ShardReplica, e: Execution, bytes: number): void {
+  /**
+   * Send a committed claim to its worker. `bytes`: its estimate, counted in `unsentEstimate` until
+   * the outbox is flushed. A record committed in the same batch after the claim (a cancel, say)
+   * has already ended it and sent its revocation: an assignment sent now would arrive after that
+   * revocation, and a worker would run what is no longer its to run.
+   */
+  private assign(conn: Connection, shard: ShardReplica, claim: ClaimOutcome & { ok: true }, bytes: number): void {
+    const e = claim.execution;
+    if (!e.leased || e.fence !== claim.fence) return this.giveBack(conn, bytes);
     conn.outboxEstimate += bytes;
     this.assignedTenant.set(e.id, e.tenant);
     const message: AssignMessage = {
