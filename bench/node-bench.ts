@@ -57,7 +57,7 @@ function templates(now: number) {
       i % 2 === 0
         ? { queue: `q${i % 10}`, cron: `${i % 60} ${i % 24} * * *`, timezone: i % 4 === 0 ? "Europe/Berlin" : "UTC", labels: { team: `t${i % 5}` } }
         : { queue: `q${i % 10}`, every: `${1 + (i % 12)}h`, retry: { maxAttempts: 1 + (i % 5) } };
-    out.push(parseJobBody(body, now, DEFAULT_LIMITS));
+    out.push(parseJobBody(body, DEFAULT_LIMITS));
   }
   return out;
 }
@@ -121,7 +121,7 @@ export async function runLatenessBench(jobCount = 20_000, seconds = 15): Promise
   };
   const node = await startNode(dataDir, observer);
   // Spread the jobs' phases over the second, as real interval jobs created over time are.
-  const spec = parseJobBody({ queue: "lateness", every: 1000 }, Date.now(), DEFAULT_LIMITS);
+  const spec = parseJobBody({ queue: "lateness", every: 1000 }, DEFAULT_LIMITS);
   const base = Math.ceil(Date.now() / 1000) * 1000 + 2000;
   const puts = [];
   for (let i = 0; i < jobCount; i++) {

@@ -150,8 +150,6 @@ export class Replicator {
   private heartbeat: NodeJS.Timeout | null = null;
   private kickScheduled = false;
   private stopped = false;
-  private correction = 0;
-  private correctionAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly replica: ShardReplica,
@@ -202,22 +200,14 @@ export class Replicator {
   }
 
   /**
-   * What to add to this node's clock to get the median of the replicas' clocks (this node's
-   * counted as offset 0; a follower's estimated from its last reading carried forward on the
-   * monotonic clock). With one clock wrong in three, the median is a right one; with two known,
-   * the earlier.
+   * What to add to `local` (this node's clock, read once by the caller) to get the median of the
+   * replicas' clocks: this node's counted as offset 0, a follower's estimated from its last
+   * reading carried forward on the monotonic clock. With one clock wrong in three, the median is a
+   * right one; with two known, the earlier. Computed afresh from the caller's reading each time:
+   * a correction kept from before a step of the local clock, added to a reading after it, would
+   * put the shard's time ahead by the step — and a record's time can never go back.
    */
-  clockCorrection(): number {
-    // Asked for every record and every dispatch pass: recomputed at most once a millisecond.
-    const mono = performance.now();
-    if (mono - this.correctionAt < 1) return this.correction;
-    this.correctionAt = mono;
-    this.correction = this.computeClockCorrection();
-    return this.correction;
-  }
-
-  private computeClockCorrection(): number {
-    const local = this.replica.localNow();
+  clockCorrection(local: number): number {
     const offsets = [0];
     for (const p of this.progress.values()) {
       const estimate = estimateClock(p.clockSample);
@@ -352,7 +342,7 @@ export async function recoverAndLead(opts: {
     epoch,
     (d) => replicator.quorum(d),
     () => replicator.kick(),
-    () => replicator.clockCorrection(),
+    (local) => replicator.clockCorrection(local),
   );
   replicator.start();
   try {

@@ -11,7 +11,7 @@ const MIN = 60_000;
 const HOUR = 3_600_000;
 
 function put(s: ShardState, jobId: string, body: Record<string, unknown>, at: number, ifMatch: number | null = null): JobPutResult {
-  const r = s.apply({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(body, at, DEFAULT_LIMITS)), ifMatch });
+  const r = s.apply({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(body, DEFAULT_LIMITS)), ifMatch });
   if (r instanceof CronwheelError) throw r;
   return r as JobPutResult;
 }
@@ -201,7 +201,7 @@ describe("shard state: jobs and executions", () => {
     const s = new ShardState(T0);
     expect(put(s, "j", { queue: "q" }, T0).job.version).toBe(1);
     expect(put(s, "j", { queue: "q2" }, T0, 1).job.version).toBe(2);
-    const stale = s.apply({ type: "job.put", at: T0, tenant: "t", jobId: "j", specJson: JSON.stringify(parseJobBody({ queue: "q" }, T0, DEFAULT_LIMITS)), ifMatch: 1 });
+    const stale = s.apply({ type: "job.put", at: T0, tenant: "t", jobId: "j", specJson: JSON.stringify(parseJobBody({ queue: "q" }, DEFAULT_LIMITS)), ifMatch: 1 });
     expect((stale as CronwheelError).code).toBe("conflict");
     s.apply({ type: "job.delete", at: T0, tenant: "t", jobId: "j", cancelRunning: false });
     expect((s.apply({ type: "job.resume", at: T0, tenant: "t", jobId: "j" }) as CronwheelError).code).toBe("conflict");
@@ -211,7 +211,7 @@ describe("shard state: jobs and executions", () => {
   it("an idempotency key returns the first execution within the window, and a new one after", () => {
     const s = new ShardState(T0);
     const enqueue = (id: string, at: number) =>
-      s.apply({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", payload: 1, idempotencyKey: "k" }, at, DEFAULT_LIMITS) }) as ExecutionResult;
+      s.apply({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", payload: 1, idempotencyKey: "k" }, DEFAULT_LIMITS) }) as ExecutionResult;
     const first = enqueue("x0001a", T0);
     const again = enqueue("x0001b", T0 + HOUR);
     expect(first.created).toBe(true);
@@ -223,11 +223,11 @@ describe("shard state: jobs and executions", () => {
 
   it("a delayed enqueue is scheduled, then ready at its time", () => {
     const s = new ShardState(T0);
-    const r = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q", delayMs: 5000 }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
+    const r = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q", delayMs: 5000 }, DEFAULT_LIMITS) }) as ExecutionResult;
     // delayMs is resolved to runAtMs at the edge.
     expect(r.execution.state).toBe("scheduled");
     expect(r.execution.scheduledAt).toBe(T0 + 5000);
-    const r2 = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001b", spec: parseEnqueueBody({ queue: "q", runAt: T0 + 5000 }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
+    const r2 = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001b", spec: parseEnqueueBody({ queue: "q", runAt: T0 + 5000 }, DEFAULT_LIMITS) }) as ExecutionResult;
     expect(r2.execution.state).toBe("scheduled");
     tick(s, T0 + 4999);
     expect(r2.execution.state).toBe("scheduled");
@@ -237,7 +237,7 @@ describe("shard state: jobs and executions", () => {
 
   it("finished executions are forgotten after the retention window", () => {
     const s = new ShardState(T0, { ...DEFAULT_SHARD_LIMITS, finishedRetentionMs: HOUR });
-    s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q" }, T0, DEFAULT_LIMITS) });
+    s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q" }, DEFAULT_LIMITS) });
     s.apply({ type: "exec.cancel", at: T0, tenant: "t", executionId: "x0001a" });
     tick(s, T0 + HOUR - 1);
     expect(s.getExecution("t", "x0001a")?.state).toBe("canceled");
@@ -250,7 +250,7 @@ describe("shard state: jobs and executions", () => {
     const s = new ShardState(T0);
     // One node's ids in one ms: the slot prefix is a hash (ffff before 0001), the counter is not.
     const ids = ["xffff" + "m5ab0001", "x0001" + "m5ab0002", "x8000" + "m5ab0003", "x0002" + "m5ab0004"];
-    for (const id of ids) s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q" }, T0, DEFAULT_LIMITS) });
+    for (const id of ids) s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q" }, DEFAULT_LIMITS) });
     const newestFirst = [...ids].reverse();
     expect(s.listExecutions("t", { limit: 10 }).map((e) => e.id)).toEqual(newestFirst);
     const page1 = s.listExecutions("t", { limit: 2 });
@@ -284,7 +284,7 @@ describe("shard state: determinism and snapshots", () => {
       const jobId = `j${String(op.job)}`;
       switch (op.kind) {
         case "put":
-          out.push({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(jobBodies[op.body as number]!, at, DEFAULT_LIMITS)), ifMatch: null });
+          out.push({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(jobBodies[op.body as number]!, DEFAULT_LIMITS)), ifMatch: null });
           break;
         case "pause":
         case "resume":
@@ -300,7 +300,7 @@ describe("shard state: determinism and snapshots", () => {
           const id = `x0000e${n++}`;
           ids.push(id);
           const body = { queue: "q", runAt: at + (op.delay as number), ...(op.key ? { idempotencyKey: op.key } : {}) };
-          out.push({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody(body, at, DEFAULT_LIMITS) });
+          out.push({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody(body, DEFAULT_LIMITS) });
           break;
         }
         case "cancel":
@@ -393,7 +393,7 @@ describe("shard state: idempotency keys and ordering keys", () => {
   it("a key deduplicates among enqueues with the same ordering key (or none), not across ordering keys", () => {
     const s = new ShardState(T0);
     const enqueue = (id: string, body: Record<string, unknown>) =>
-      s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", ...body }, T0, DEFAULT_LIMITS) }) as ExecutionResult;
+      s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", ...body }, DEFAULT_LIMITS) }) as ExecutionResult;
     expect(enqueue("x1", { idempotencyKey: "k" }).execution.id).toBe("x1");
     expect(enqueue("x2", { idempotencyKey: "k" })).toMatchObject({ created: false, execution: { id: "x1" } });
     expect(enqueue("x3", { idempotencyKey: "k", orderingKey: "a" })).toMatchObject({ created: true, execution: { id: "x3" } });
@@ -406,8 +406,8 @@ describe("shard state: replicas agree whatever their local clock", () => {
   it("a state created later (a replica catching up, a restart replaying its log) applies old records as the first one did", () => {
     const records: ShardRecord[] = [];
     const add = (r: ShardRecord) => records.push(r);
-    add({ type: "job.put", at: T0, tenant: "t", jobId: "j", specJson: JSON.stringify(parseJobBody({ queue: "q", every: "1m", retry: { maxAttempts: 3 } }, T0, DEFAULT_LIMITS)), ifMatch: null });
-    add({ type: "exec.enqueue", at: T0 + 1, tenant: "t", executionId: "x1", spec: parseEnqueueBody({ queue: "q", retry: { maxAttempts: 3, backoff: { initialMs: 1000 } } }, T0 + 1, DEFAULT_LIMITS) });
+    add({ type: "job.put", at: T0, tenant: "t", jobId: "j", specJson: JSON.stringify(parseJobBody({ queue: "q", every: "1m", retry: { maxAttempts: 3 } }, DEFAULT_LIMITS)), ifMatch: null });
+    add({ type: "exec.enqueue", at: T0 + 1, tenant: "t", executionId: "x1", spec: parseEnqueueBody({ queue: "q", retry: { maxAttempts: 3, backoff: { initialMs: 1000 } } }, DEFAULT_LIMITS) });
     add({ type: "exec.claim", at: T0 + 2, workerId: "w", items: [{ tenant: "t", executionId: "x1" }] });
     add({ type: "exec.report", at: T0 + 3, workerId: "w", items: [{ tenant: "t", executionId: "x1", fence: 1, kind: "failed", error: "boom", retryable: true }] });
     add({ type: "tick", at: T0 + 2_000 });
@@ -421,3 +421,23 @@ describe("shard state: replicas agree whatever their local clock", () => {
     expect((outcomes[5]![1] as Array<{ ok: boolean }>)[0]!.ok).toBe(true);
   });
 });
+
+describe("shard state: times a request leaves open are the shard's", () => {
+  it("an every job without startAt is anchored at its put's record time; delayMs counts from the enqueue's", () => {
+    // The node that parsed the request may have its clock set wrong; the record's time (stamped
+    // by the leader with the replicas' median clock) is the shard's, and the same on every replica.
+    const s = new ShardState(T0);
+    const at = T0 + 12_345;
+    const job = put(s, "j", { queue: "q", every: "2s" }, at).job;
+    expect(job.spec.schedule.anchorMs).toBe(at);
+    expect(job.nextFireAt).toBe(at + 2_000);
+    const replaced = put(s, "j", { queue: "q", every: "5s" }, at + 1_000).job;
+    expect(replaced.nextFireAt).toBe(at + 1_000 + 5_000);
+    const delayed = s.apply({ type: "exec.enqueue", at: at + 1_007, tenant: "t", executionId: "x0001d", spec: parseEnqueueBody({ queue: "q", delayMs: 3_000 }, DEFAULT_LIMITS) }) as ExecutionResult;
+    expect(delayed.execution.scheduledAt).toBe(at + 1_007 + 3_000);
+    // Records written when the edge resolved both times keep them.
+    const old = s.apply({ type: "exec.enqueue", at: at + 1_009, tenant: "t", executionId: "x0001e", spec: { ...parseEnqueueBody({ queue: "q", delayMs: 3_000 }, DEFAULT_LIMITS), runAtMs: at + 3_001 } }) as ExecutionResult;
+    expect(old.execution.scheduledAt).toBe(at + 3_001);
+  });
+});
+

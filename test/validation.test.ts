@@ -51,7 +51,7 @@ function fails(fn: () => unknown, code: ErrorCode, field?: string): CronwheelErr
 
 const job = (extra: Record<string, unknown>): unknown => ({ queue: "q", ...extra });
 const jobFails = (extra: Record<string, unknown>, field: string | undefined, code: ErrorCode = "invalid_argument") =>
-  fails(() => parseJobBody(job(extra), NOW, L), code, field);
+  fails(() => parseJobBody(job(extra), L), code, field);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -110,10 +110,10 @@ const DEFAULTS_REST = {
 
 describe("parseJobBody: normalization", () => {
   it("a minimal body gets every default", () => {
-    const spec = parseJobBody({ queue: "emails" }, NOW, L);
+    const spec = parseJobBody({ queue: "emails" }, L);
     expect(spec).toEqual({
       queue: "emails",
-      schedule: { trigger: { kind: "none" }, anchorMs: NOW, startAtMs: null, endAtMs: null, jitterMs: 0 },
+      schedule: { trigger: { kind: "none" }, anchorMs: null, startAtMs: null, endAtMs: null, jitterMs: 0 },
       ...DEFAULTS_REST,
     });
     // Defaults are copies: the frozen constants are never handed out.
@@ -142,7 +142,6 @@ describe("parseJobBody: normalization", () => {
         misfire: { policy: "run-all", graceMs: 0 },
         labels: { team: "finance", "app.kubernetes.io/name": "" },
       },
-      NOW,
       L,
     );
     const startAtMs = Date.UTC(2024, 11, 31, 23, 0, 0);
@@ -169,96 +168,95 @@ describe("parseJobBody: normalization", () => {
   });
 
   it("cron defaults: timezone UTC, dst first/shift, partial dst merges", () => {
-    expect(parseJobBody(job({ cron: "*/5 * * * *" }), NOW, L).schedule.trigger).toEqual({
+    expect(parseJobBody(job({ cron: "*/5 * * * *" }), L).schedule.trigger).toEqual({
       kind: "cron",
       expr: "*/5 * * * *",
       timezone: "UTC",
       dst: DEFAULT_DST,
     });
-    expect(parseJobBody(job({ cron: "0 3 * * *", dst: { repeated: "last" } }), NOW, L).schedule.trigger).toMatchObject({
+    expect(parseJobBody(job({ cron: "0 3 * * *", dst: { repeated: "last" } }), L).schedule.trigger).toMatchObject({
       dst: { repeated: "last", missing: "shift" },
     });
   });
 
-  it("every: milliseconds or a duration string; anchored at startAt, else now", () => {
-    expect(parseJobBody(job({ every: 60000 }), NOW, L).schedule).toEqual({
+  it("every: milliseconds or a duration string; anchored at startAt, else where the shard applies the put (null here)", () => {
+    expect(parseJobBody(job({ every: 60000 }), L).schedule).toEqual({
       trigger: { kind: "every", everyMs: 60000 },
-      anchorMs: NOW,
+      anchorMs: null,
       startAtMs: null,
       endAtMs: null,
       jitterMs: 0,
     });
-    expect(parseJobBody(job({ every: "5m" }), NOW, L).schedule.trigger).toEqual({ kind: "every", everyMs: 300_000 });
-    expect(parseJobBody(job({ every: "30s" }), NOW, L).schedule.trigger).toEqual({ kind: "every", everyMs: 30_000 });
-    expect(parseJobBody(job({ every: "1h" }), NOW, L).schedule.trigger).toEqual({ kind: "every", everyMs: 3_600_000 });
-    expect(parseJobBody(job({ every: "250ms" }), NOW, L).schedule.trigger).toEqual({ kind: "every", everyMs: 250 });
-    const s = parseJobBody(job({ every: 1000, startAt: "2025-06-01T00:00:00Z" }), NOW, L).schedule;
+    expect(parseJobBody(job({ every: "5m" }), L).schedule.trigger).toEqual({ kind: "every", everyMs: 300_000 });
+    expect(parseJobBody(job({ every: "30s" }), L).schedule.trigger).toEqual({ kind: "every", everyMs: 30_000 });
+    expect(parseJobBody(job({ every: "1h" }), L).schedule.trigger).toEqual({ kind: "every", everyMs: 3_600_000 });
+    expect(parseJobBody(job({ every: "250ms" }), L).schedule.trigger).toEqual({ kind: "every", everyMs: 250 });
+    const s = parseJobBody(job({ every: 1000, startAt: "2025-06-01T00:00:00Z" }), L).schedule;
     expect(s.anchorMs).toBe(Date.UTC(2025, 5, 1));
     expect(s.startAtMs).toBe(Date.UTC(2025, 5, 1));
   });
 
   it("at: a one-time trigger (in the past is allowed)", () => {
-    expect(parseJobBody(job({ at: "2025-06-02T08:00:00.250Z" }), NOW, L).schedule.trigger).toEqual({
+    expect(parseJobBody(job({ at: "2025-06-02T08:00:00.250Z" }), L).schedule.trigger).toEqual({
       kind: "at",
       atMs: Date.UTC(2025, 5, 2, 8, 0, 0, 250),
     });
-    expect(parseJobBody(job({ at: 0 }), NOW, L).schedule.trigger).toEqual({ kind: "at", atMs: 0 });
+    expect(parseJobBody(job({ at: 0 }), L).schedule.trigger).toEqual({ kind: "at", atMs: 0 });
   });
 
   it("null means none for nullable fields", () => {
     const spec = parseJobBody(
       job({ cron: null, every: null, at: null, startAt: null, endAt: null, maxRuns: null, concurrency: { limit: null } }),
-      NOW,
       L,
     );
     expect(spec.schedule.trigger).toEqual({ kind: "none" });
     expect(spec.maxRuns).toBeNull();
     expect(spec.concurrency).toEqual({ limit: null, overlap: "allow" });
     // `every: null` alongside a cron is not a conflict.
-    expect(parseJobBody(job({ cron: "* * * * *", every: null }), NOW, L).schedule.trigger.kind).toBe("cron");
+    expect(parseJobBody(job({ cron: "* * * * *", every: null }), L).schedule.trigger.kind).toBe("cron");
   });
 
   it("partial retry merges with DEFAULT_RETRY member by member", () => {
-    expect(parseJobBody(job({ retry: { maxAttempts: 1 } }), NOW, L).retry).toEqual({ ...DEFAULT_RETRY, maxAttempts: 1 });
-    expect(parseJobBody(job({ retry: { backoff: { jitter: "none" } } }), NOW, L).retry).toEqual({
+    expect(parseJobBody(job({ retry: { maxAttempts: 1 } }), L).retry).toEqual({ ...DEFAULT_RETRY, maxAttempts: 1 });
+    expect(parseJobBody(job({ retry: { backoff: { jitter: "none" } } }), L).retry).toEqual({
       maxAttempts: DEFAULT_RETRY.maxAttempts,
       backoff: { ...DEFAULT_RETRY.backoff, jitter: "none" },
     });
-    expect(parseJobBody(job({ retry: {} }), NOW, L).retry).toEqual(DEFAULT_RETRY);
-    expect(parseJobBody(job({ retry: { backoff: { initialMs: 0, maxMs: 0 } } }), NOW, L).retry.backoff).toMatchObject({ initialMs: 0, maxMs: 0 });
+    expect(parseJobBody(job({ retry: {} }), L).retry).toEqual(DEFAULT_RETRY);
+    expect(parseJobBody(job({ retry: { backoff: { initialMs: 0, maxMs: 0 } } }), L).retry.backoff).toMatchObject({ initialMs: 0, maxMs: 0 });
   });
 
   it("concurrency: a non-allow overlap without a limit means limit 1; partial misfire merges", () => {
-    expect(parseJobBody(job({ concurrency: { overlap: "skip" } }), NOW, L).concurrency).toEqual({ limit: 1, overlap: "skip" });
-    expect(parseJobBody(job({ concurrency: { limit: 3 } }), NOW, L).concurrency).toEqual({ limit: 3, overlap: "allow" });
-    expect(parseJobBody(job({ misfire: { policy: "skip" } }), NOW, L).misfire).toEqual({ policy: "skip", graceMs: 60_000 });
+    expect(parseJobBody(job({ concurrency: { overlap: "skip" } }), L).concurrency).toEqual({ limit: 1, overlap: "skip" });
+    expect(parseJobBody(job({ concurrency: { limit: 3 } }), L).concurrency).toEqual({ limit: 3, overlap: "allow" });
+    expect(parseJobBody(job({ misfire: { policy: "skip" } }), L).misfire).toEqual({ policy: "skip", graceMs: 60_000 });
   });
 
   it("integers: -0 is stored as 0, 1e3 is an integer", () => {
-    const spec = parseJobBody(job({ jitterMs: -0, priority: 1e0, every: 1e3 }), NOW, L);
+    const spec = parseJobBody(job({ jitterMs: -0, priority: 1e0, every: 1e3 }), L);
     expect(Object.is(spec.schedule.jitterMs, 0)).toBe(true);
     expect(spec.schedule.trigger).toEqual({ kind: "every", everyMs: 1000 });
   });
 
   it("a __proto__ label stays an ordinary label", () => {
     const body = JSON.parse('{"queue":"q","labels":{"__proto__":"x","a":"b"}}') as unknown;
-    const spec = parseJobBody(body, NOW, L);
+    const spec = parseJobBody(body, L);
     expect(Object.keys(spec.labels).sort()).toEqual(["__proto__", "a"]);
     expect(Object.getPrototypeOf(spec.labels)).toBe(Object.prototype);
   });
 
   it("payload: any JSON; exactly at the limit passes", () => {
     const limits: Limits = { payloadBytesMax: 12 };
-    expect(parseJobBody(job({ payload: "ééééé" }), NOW, limits).payload).toBe("ééééé"); // 2 + 5*2 = 12 bytes
-    fails(() => parseJobBody(job({ payload: "éééééé" }), NOW, limits), "payload_too_large", "payload");
-    expect(parseJobBody(job({ payload: [false, 0, "", {}] }), NOW, L).payload).toEqual([false, 0, "", {}]);
+    expect(parseJobBody(job({ payload: "ééééé" }), limits).payload).toBe("ééééé"); // 2 + 5*2 = 12 bytes
+    fails(() => parseJobBody(job({ payload: "éééééé" }), limits), "payload_too_large", "payload");
+    expect(parseJobBody(job({ payload: [false, 0, "", {}] }), L).payload).toEqual([false, 0, "", {}]);
   });
 });
 
 describe("parseJobBody: every rule has a failing case", () => {
   it("the body must be an object", () => {
     for (const body of [null, [], "x", 1, true]) {
-      const err = fails(() => parseJobBody(body, NOW, L), "invalid_argument");
+      const err = fails(() => parseJobBody(body, L), "invalid_argument");
       expect(err.message).toMatch(/JSON object/);
     }
   });
@@ -277,13 +275,13 @@ describe("parseJobBody: every rule has a failing case", () => {
   });
 
   it("queue: required, a string of the contract's alphabet", () => {
-    fails(() => parseJobBody({}, NOW, L), "invalid_argument", "queue");
+    fails(() => parseJobBody({}, L), "invalid_argument", "queue");
     jobFails({ queue: null }, "queue");
     jobFails({ queue: 1 }, "queue");
     jobFails({ queue: "" }, "queue");
     jobFails({ queue: "a:b" }, "queue");
     jobFails({ queue: "x".repeat(129) }, "queue");
-    expect(parseJobBody(job({ queue: "x".repeat(128) }), NOW, L).queue).toHaveLength(128);
+    expect(parseJobBody(job({ queue: "x".repeat(128) }), L).queue).toHaveLength(128);
   });
 
   it("trigger: at most one of cron/every/at", () => {
@@ -329,7 +327,7 @@ describe("parseJobBody: every rule has a failing case", () => {
     jobFails({ every: true }, "every");
     jobFails({ every: { ms: 1000 } }, "every");
     jobFails({ every: 2 ** 60 }, "every");
-    expect(parseJobBody(job({ every: BOUNDS.everyMsMin }), NOW, L).schedule.trigger).toEqual({ kind: "every", everyMs: BOUNDS.everyMsMin });
+    expect(parseJobBody(job({ every: BOUNDS.everyMsMin }), L).schedule.trigger).toEqual({ kind: "every", everyMs: BOUNDS.everyMsMin });
   });
 
   it("at, startAt, endAt: times; startAt < endAt", () => {
@@ -436,7 +434,7 @@ describe("parseJobBody: every rule has a failing case", () => {
     const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"]));
     jobFails({ labels: many }, "labels");
     const max = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, "v".repeat(256)]));
-    expect(Object.keys(parseJobBody(job({ labels: max }), NOW, L).labels)).toHaveLength(64);
+    expect(Object.keys(parseJobBody(job({ labels: max }), L).labels)).toHaveLength(64);
   });
 
   it("payload: over the limit → payload_too_large (413), too deep → invalid_argument", () => {
@@ -447,7 +445,7 @@ describe("parseJobBody: every rule has a failing case", () => {
     jobFails({ payload: deep }, "payload");
     let ok: unknown = 1;
     for (let i = 0; i < BOUNDS.payloadDepthMax; i++) ok = { a: ok };
-    expect(parseJobBody(job({ payload: ok }), NOW, L).payload).toEqual(ok);
+    expect(parseJobBody(job({ payload: ok }), L).payload).toEqual(ok);
     // Not JSON at all (programmatic callers).
     jobFails({ payload: () => 1 }, "payload");
     jobFails({ payload: 10n }, "payload");
@@ -512,7 +510,7 @@ describe("parseTime", () => {
 
 describe("parseEnqueueBody", () => {
   it("a minimal body", () => {
-    expect(parseEnqueueBody({ queue: "q" }, NOW, L)).toEqual({
+    expect(parseEnqueueBody({ queue: "q" }, L)).toEqual({
       queue: "q",
       payload: null,
       runAtMs: null,
@@ -525,7 +523,7 @@ describe("parseEnqueueBody", () => {
       orderingKey: null,
     } satisfies EnqueueSpec);
   });
-  it("a full body; delayMs resolves to an absolute runAtMs", () => {
+  it("a full body; delayMs stays relative (the shard resolves it at the enqueue's time)", () => {
     expect(
       parseEnqueueBody(
         {
@@ -539,13 +537,12 @@ describe("parseEnqueueBody", () => {
           leaseMs: 2000,
           orderingKey: "customer-7",
         },
-        NOW,
         L,
       ),
     ).toEqual({
       queue: "q",
       payload: { a: 1 },
-      runAtMs: NOW + 5000,
+      runAtMs: null,
       delayMs: 5000,
       idempotencyKey: "order-42",
       priority: 0,
@@ -554,14 +551,14 @@ describe("parseEnqueueBody", () => {
       leaseMs: 2000,
       orderingKey: "customer-7",
     });
-    expect(parseEnqueueBody({ queue: "q", runAt: "2025-06-01T13:00:00+01:00" }, NOW, L)).toMatchObject({ runAtMs: NOW, delayMs: null });
-    expect(parseEnqueueBody({ queue: "q", delayMs: 0 }, NOW, L).runAtMs).toBe(NOW);
+    expect(parseEnqueueBody({ queue: "q", runAt: "2025-06-01T13:00:00+01:00" }, L)).toMatchObject({ runAtMs: NOW, delayMs: null });
+    expect(parseEnqueueBody({ queue: "q", delayMs: 0 }, L)).toMatchObject({ runAtMs: null, delayMs: 0 });
   });
   it("every rule has a failing case", () => {
     const enq = (extra: Record<string, unknown>, field: string | undefined, code: ErrorCode = "invalid_argument") =>
-      fails(() => parseEnqueueBody({ queue: "q", ...extra }, NOW, L), code, field);
-    fails(() => parseEnqueueBody([], NOW, L), "invalid_argument");
-    fails(() => parseEnqueueBody({}, NOW, L), "invalid_argument", "queue");
+      fails(() => parseEnqueueBody({ queue: "q", ...extra }, L), code, field);
+    fails(() => parseEnqueueBody([], L), "invalid_argument");
+    fails(() => parseEnqueueBody({}, L), "invalid_argument", "queue");
     enq({ queue: "no spaces" }, "queue");
     enq({ cron: "* * * * *" }, "cron");
     enq({ runAt: NOW, delayMs: 1 }, "delayMs");
@@ -580,26 +577,26 @@ describe("parseEnqueueBody", () => {
     enq({ leaseMs: 999 }, "leaseMs");
     enq({ payload: "x".repeat(L.payloadBytesMax) }, "payload", "payload_too_large");
     // 256 characters, counted as code points: 256 emoji are fine.
-    expect(parseEnqueueBody({ queue: "q", idempotencyKey: "😀".repeat(256) }, NOW, L).idempotencyKey).toHaveLength(512);
+    expect(parseEnqueueBody({ queue: "q", idempotencyKey: "😀".repeat(256) }, L).idempotencyKey).toHaveLength(512);
   });
 });
 
 describe("parseEnqueueBatchBody", () => {
   it("answers per item, in order", () => {
-    const out = parseEnqueueBatchBody({ executions: [{ queue: "a" }, { queue: "b", priority: 11 }, 7] }, NOW, L);
+    const out = parseEnqueueBatchBody({ executions: [{ queue: "a" }, { queue: "b", priority: 11 }, 7] }, L);
     expect(out).toHaveLength(3);
     expect((out[0] as EnqueueSpec).queue).toBe("a");
     expect(out[1]).toBeInstanceOf(CronwheelError);
     expect((out[1] as CronwheelError).details).toMatchObject({ field: "priority", index: 1 });
     expect((out[2] as CronwheelError).details).toMatchObject({ index: 2 });
-    expect(parseEnqueueBatchBody({ executions: [] }, NOW, L)).toEqual([]);
+    expect(parseEnqueueBatchBody({ executions: [] }, L)).toEqual([]);
   });
   it("refuses a bad envelope", () => {
-    fails(() => parseEnqueueBatchBody({}, NOW, L), "invalid_argument", "executions");
-    fails(() => parseEnqueueBatchBody({ executions: {} }, NOW, L), "invalid_argument", "executions");
-    fails(() => parseEnqueueBatchBody({ executions: [], x: 1 }, NOW, L), "invalid_argument", "x");
+    fails(() => parseEnqueueBatchBody({}, L), "invalid_argument", "executions");
+    fails(() => parseEnqueueBatchBody({ executions: {} }, L), "invalid_argument", "executions");
+    fails(() => parseEnqueueBatchBody({ executions: [], x: 1 }, L), "invalid_argument", "x");
     const tooMany = Array.from({ length: BOUNDS.batchItemsMax + 1 }, () => ({ queue: "q" }));
-    fails(() => parseEnqueueBatchBody({ executions: tooMany }, NOW, L), "invalid_argument", "executions");
+    fails(() => parseEnqueueBatchBody({ executions: tooMany }, L), "invalid_argument", "executions");
   });
 });
 
@@ -688,7 +685,7 @@ function isTime(ms: number): boolean {
   return Number.isSafeInteger(ms) && ms >= 0 && ms <= BOUNDS.timeMsMax;
 }
 
-function checkJobSpec(spec: JobSpec, nowMs: number, limits: Limits): void {
+function checkJobSpec(spec: JobSpec, limits: Limits): void {
   expect(QUEUE_PATTERN.test(spec.queue)).toBe(true);
   checkAttemptPolicy(spec);
   const { trigger, anchorMs, startAtMs, endAtMs, jitterMs } = spec.schedule;
@@ -711,7 +708,7 @@ function checkJobSpec(spec: JobSpec, nowMs: number, limits: Limits): void {
   if (startAtMs !== null) expect(isTime(startAtMs)).toBe(true);
   if (endAtMs !== null) expect(isTime(endAtMs)).toBe(true);
   if (startAtMs !== null && endAtMs !== null) expect(startAtMs < endAtMs).toBe(true);
-  expect(anchorMs).toBe(startAtMs ?? nowMs);
+  expect(anchorMs).toBe(startAtMs);
   expect(Number.isSafeInteger(jitterMs) && jitterMs >= 0 && jitterMs <= BOUNDS.jitterMsMax).toBe(true);
   if (spec.maxRuns !== null) expect(Number.isSafeInteger(spec.maxRuns) && spec.maxRuns >= 1).toBe(true);
   expect(byteLength(spec.payload)).toBeLessThanOrEqual(limits.payloadBytesMax);
@@ -730,10 +727,10 @@ function checkJobSpec(spec: JobSpec, nowMs: number, limits: Limits): void {
   }
 }
 
-function checkEnqueueSpec(spec: EnqueueSpec, nowMs: number, limits: Limits): void {
+function checkEnqueueSpec(spec: EnqueueSpec, limits: Limits): void {
   expect(QUEUE_PATTERN.test(spec.queue)).toBe(true);
   checkAttemptPolicy(spec);
-  if (spec.delayMs !== null) expect(spec.runAtMs).toBe(nowMs + spec.delayMs);
+  if (spec.delayMs !== null) expect(spec.runAtMs).toBeNull();
   if (spec.runAtMs !== null) expect(Number.isSafeInteger(spec.runAtMs) && spec.runAtMs >= 0).toBe(true);
   for (const key of [spec.idempotencyKey, spec.orderingKey]) {
     if (key !== null) expect(typeof key === "string" && key.length >= 1 && [...key].length <= BOUNDS.keyCharsMax).toBe(true);
@@ -819,10 +816,10 @@ const replacement = fc.oneof(
 
 describe("properties", () => {
   it("fixtures are valid", () => {
-    checkJobSpec(parseJobBody(FULL_JOB, NOW, L), NOW, L);
-    checkJobSpec(parseJobBody(EVERY_JOB, NOW, L), NOW, L);
-    checkJobSpec(parseJobBody(AT_JOB, NOW, L), NOW, L);
-    checkEnqueueSpec(parseEnqueueBody(FULL_ENQUEUE, NOW, L), NOW, L);
+    checkJobSpec(parseJobBody(FULL_JOB, L), L);
+    checkJobSpec(parseJobBody(EVERY_JOB, L), L);
+    checkJobSpec(parseJobBody(AT_JOB, L), L);
+    checkEnqueueSpec(parseEnqueueBody(FULL_ENQUEUE, L), L);
   });
 
   it("arbitrary JSON: a spec satisfying the invariants, or a CronwheelError", () => {
@@ -830,21 +827,21 @@ describe("properties", () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.boolean(), (value, small) => {
         const limits = small ? smallLimits : L;
-        const job = attempt(() => parseJobBody(value, NOW, limits));
-        if (!(job instanceof CronwheelError)) checkJobSpec(job, NOW, limits);
-        const enq = attempt(() => parseEnqueueBody(value, NOW, limits));
-        if (!(enq instanceof CronwheelError)) checkEnqueueSpec(enq, NOW, limits);
+        const job = attempt(() => parseJobBody(value, limits));
+        if (!(job instanceof CronwheelError)) checkJobSpec(job, limits);
+        const enq = attempt(() => parseEnqueueBody(value, limits));
+        if (!(enq instanceof CronwheelError)) checkEnqueueSpec(enq, limits);
         // Wrapped in an object with a valid queue, so more of the readers are reached.
         if (typeof value === "object" && value !== null && !Array.isArray(value)) {
           const withQueue = { ...value, queue: "q" };
-          const j = attempt(() => parseJobBody(withQueue, NOW, limits));
-          if (!(j instanceof CronwheelError)) checkJobSpec(j, NOW, limits);
-          const e = attempt(() => parseEnqueueBody(withQueue, NOW, limits));
-          if (!(e instanceof CronwheelError)) checkEnqueueSpec(e, NOW, limits);
+          const j = attempt(() => parseJobBody(withQueue, limits));
+          if (!(j instanceof CronwheelError)) checkJobSpec(j, limits);
+          const e = attempt(() => parseEnqueueBody(withQueue, limits));
+          if (!(e instanceof CronwheelError)) checkEnqueueSpec(e, limits);
         }
         attempt(() => parseTriggerBody(value, limits));
         attempt(() => parseBackfillBody(value, NOW));
-        attempt(() => parseEnqueueBatchBody(value, NOW, limits));
+        attempt(() => parseEnqueueBatchBody(value, limits));
         attempt(() => parseTime(value, "t"));
       }),
       { numRuns: 1000 },
@@ -859,8 +856,8 @@ describe("properties", () => {
         replacement,
         (base, at, value) => {
           const body = mutate(base, at, value);
-          const spec = attempt(() => parseJobBody(body, NOW, L));
-          if (!(spec instanceof CronwheelError)) checkJobSpec(spec, NOW, L);
+          const spec = attempt(() => parseJobBody(body, L));
+          if (!(spec instanceof CronwheelError)) checkJobSpec(spec, L);
           else if (spec.details?.field !== undefined) expect(typeof spec.details.field).toBe("string");
         },
       ),
@@ -869,8 +866,8 @@ describe("properties", () => {
     fc.assert(
       fc.property(fc.constantFrom(...PATHS_ENQUEUE), replacement, (at, value) => {
         const body = mutate(FULL_ENQUEUE, at, value);
-        const spec = attempt(() => parseEnqueueBody(body, NOW, L));
-        if (!(spec instanceof CronwheelError)) checkEnqueueSpec(spec, NOW, L);
+        const spec = attempt(() => parseEnqueueBody(body, L));
+        if (!(spec instanceof CronwheelError)) checkEnqueueSpec(spec, L);
       }),
       { numRuns: 1000 },
     );
@@ -881,7 +878,7 @@ describe("properties", () => {
     const numeric = ["priority", "jitterMs", "maxRuns", "timeoutMs", "leaseMs", "retry.maxAttempts", "misfire.graceMs", "concurrency.limit"];
     fc.assert(
       fc.property(fc.constantFrom(...numeric), fc.integer({ max: -1 }), (at, value) => {
-        const err = attempt(() => parseJobBody(mutate(FULL_JOB, at, value), NOW, L));
+        const err = attempt(() => parseJobBody(mutate(FULL_JOB, at, value), L));
         expect(err).toBeInstanceOf(CronwheelError);
         expect((err as CronwheelError).details?.field).toBe(at);
       }),
@@ -912,7 +909,6 @@ describe("properties", () => {
               leaseMs: r.leaseMs,
               retry: { maxAttempts: r.maxAttempts },
             },
-            NOW,
             L,
           );
           expect(spec.schedule).toEqual({

@@ -61,13 +61,13 @@ class Simulation {
     switch (op.kind) {
       case "enqueue": {
         const body = { queue: QUEUE, runAt: this.now + op.delay, retry: { maxAttempts: 3, backoff: { type: "fixed", initialMs: 500, maxMs: 500, jitter: "none" } }, leaseMs: 2_000, timeoutMs: 10_000, ...(op.key ? { orderingKey: op.key } : {}) };
-        const r = this.apply({ type: "exec.enqueue", at: this.now, tenant: "t", executionId: `x0000e${this.seq++}`, spec: parseEnqueueBody(body, this.now, DEFAULT_LIMITS) }) as { execution: Execution };
+        const r = this.apply({ type: "exec.enqueue", at: this.now, tenant: "t", executionId: `x0000e${this.seq++}`, spec: parseEnqueueBody(body, DEFAULT_LIMITS) }) as { execution: Execution };
         this.enqueued.push(r.execution);
         break;
       }
       case "job": {
         const body = { queue: QUEUE, every: "2s", concurrency: { limit: op.limit, overlap: "allow" }, leaseMs: 2_000, retry: { maxAttempts: 2, backoff: { type: "fixed", initialMs: 100, maxMs: 100, jitter: "none" } } };
-        this.apply({ type: "job.put", at: this.now, tenant: "t", jobId: `job${op.job}`, specJson: JSON.stringify(parseJobBody(body, this.now, DEFAULT_LIMITS)), ifMatch: null });
+        this.apply({ type: "job.put", at: this.now, tenant: "t", jobId: `job${op.job}`, specJson: JSON.stringify(parseJobBody(body, DEFAULT_LIMITS)), ifMatch: null });
         break;
       }
       case "claim": {

@@ -218,7 +218,7 @@ function enqueueKeys(raw: Buffer | unknown): { orderingKey: string | null; idemp
 route("PUT", "/v1/jobs/:id", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const jobId = validateJobId(id!);
-  const spec = parseJobBody(body(req), ctx.now(), ctx.limits);
+  const spec = parseJobBody(body(req), ctx.limits);
   const r: JobPutResult = await ctx.node.putJob(req.principal.tenant, jobId, spec, ifMatch(req));
   return { status: r.created ? 201 : 200, body: jobView(r.job) };
 }, jobSlot);
@@ -286,7 +286,7 @@ route("POST", "/v1/jobs/:id/backfill", async (req, [id], ctx) => {
 
 route("POST", "/v1/executions", async (req, _p, ctx) => {
   requireRole(req.principal, ...clientRoles);
-  const spec = parseEnqueueBody(body(req), ctx.now(), ctx.limits);
+  const spec = parseEnqueueBody(body(req), ctx.limits);
   const r: ExecutionResult = await ctx.node.enqueue(req.principal.tenant, spec);
   return { status: r.created ? 201 : 200, body: executionView(r.execution) };
 }, enqueuePlacer);
@@ -294,7 +294,7 @@ route("POST", "/v1/executions", async (req, _p, ctx) => {
 route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
   requireRole(req.principal, ...clientRoles);
   const json = body(req);
-  const items = parseEnqueueBatchBody(json, ctx.now(), ctx.limits);
+  const items = parseEnqueueBatchBody(json, ctx.limits);
   const originals = (json as { executions: unknown[] }).executions;
   const results = await Promise.all(
     items.map(async (item, i) => {

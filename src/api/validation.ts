@@ -4,8 +4,8 @@
  *
  * Why here: the core trusts what it is given (ARCHITECTURE.md: "every input from outside is
  * validated at the edge and refused with a clear error"). So every rule, bound and default lives in
- * this file, and nothing past it re-checks. Every function is pure: no I/O, no clock (`nowMs` is
- * passed in), and the only exception type it throws is `CronwheelError`:
+ * this file, and nothing past it re-checks. Every function is pure: no I/O, no clock (a backfill's
+ * `nowMs` is passed in), and the only exception type it throws is `CronwheelError`:
  *   - `invalid_argument` (400): malformed JSON, not an object, unknown field, wrong type, bad cron,
  *     unknown time zone, out-of-range value. `details.field` names the offending field as a path
  *     (`retry.backoff.multiplier`), so a client can point at it.
@@ -24,8 +24,8 @@
  *     milliseconds since the epoch, within [1970-01-01T00:00:00Z, 9999-12-31T23:59:59.999Z].
  *
  * Example:
- *   parseJobBody({ queue: "mail", every: "5m", retry: { maxAttempts: 5 } }, now, DEFAULT_LIMITS)
- *   → { queue: "mail", schedule: { trigger: { kind: "every", everyMs: 300000 }, anchorMs: now,
+ *   parseJobBody({ queue: "mail", every: "5m", retry: { maxAttempts: 5 } }, DEFAULT_LIMITS)
+ *   → { queue: "mail", schedule: { trigger: { kind: "every", everyMs: 300000 }, anchorMs: null,
  *       startAtMs: null, endAtMs: null, jitterMs: 0 }, retry: { maxAttempts: 5, backoff: <default> },
  *       priority: 5, timeoutMs: 300000, leaseMs: 30000, payload: null, … }
  *   parseJobBody({ quue: "mail" }, …) → throws invalid_argument "unknown field 'quue'", { field: "quue" }
@@ -624,11 +624,12 @@ function readTrigger(obj: Obj): Trigger {
 }
 
 /**
- * Body of `PUT /v1/jobs/{jobId}` → a normalized `JobSpec`. `nowMs` anchors an `every` trigger
- * without `startAt` (fires at anchor + k·every). `startAt < endAt` when both are given; `at` may lie
- * in the past (the misfire policy decides what happens).
+ * Body of `PUT /v1/jobs/{jobId}` → a normalized `JobSpec`. An `every` trigger without `startAt`
+ * is anchored where the shard applies the put (`anchorMs: null` here): at the shard's time, not at
+ * the clock of whichever node took the request. `startAt < endAt` when both are given; `at` may
+ * lie in the past (the misfire policy decides what happens).
  */
-export function parseJobBody(body: unknown, nowMs: number, limits: Limits): JobSpec {
+export function parseJobBody(body: unknown, limits: Limits): JobSpec {
   const obj = objectOf(body, "", JOB_FIELDS);
   const queue = required(obj, "", "queue", queueReader);
   const trigger = readTrigger(obj);
@@ -640,7 +641,7 @@ export function parseJobBody(body: unknown, nowMs: number, limits: Limits): JobS
   const jitterMs = opt(obj, "", "jitterMs", intIn(0, BOUNDS.jitterMsMax), 0);
   const spec: JobSpec = {
     queue,
-    schedule: { trigger, anchorMs: startAtMs ?? nowMs, startAtMs, endAtMs, jitterMs },
+    schedule: { trigger, anchorMs: startAtMs, startAtMs, endAtMs, jitterMs },
     maxRuns: optNullable(obj, "", "maxRuns", intIn(1, BOUNDS.maxRunsMax)),
     payload: checkPayload(opt(obj, "", "payload", (v) => v, null), "payload", limits),
     ...readAttemptPolicy(obj),
@@ -662,10 +663,10 @@ const ENQUEUE_FIELDS = [
 
 /**
  * Body of `POST /v1/executions` → `EnqueueSpec`. `payload` may be omitted (→ null). `runAt` and
- * `delayMs` are exclusive; `delayMs` is resolved to `runAtMs = nowMs + delayMs` (and kept as given);
- * neither → `runAtMs: null` (run now). A `runAt` in the past runs now.
+ * `delayMs` are exclusive; `delayMs` counts from the enqueue's time on its shard (see
+ * `enqueueRunAt`); neither → run now. A `runAt` in the past runs now.
  */
-export function parseEnqueueBody(body: unknown, nowMs: number, limits: Limits): EnqueueSpec {
+export function parseEnqueueBody(body: unknown, limits: Limits): EnqueueSpec {
   const obj = objectOf(body, "", ENQUEUE_FIELDS);
   const queue = required(obj, "", "queue", queueReader);
   const payload = checkPayload(opt(obj, "", "payload", (v) => v, null), "payload", limits);
@@ -677,7 +678,7 @@ export function parseEnqueueBody(body: unknown, nowMs: number, limits: Limits): 
   return {
     queue,
     payload,
-    runAtMs: runAt ?? (delayMs === null ? null : nowMs + delayMs),
+    runAtMs: runAt,
     delayMs,
     idempotencyKey: optNullable(obj, "", "idempotencyKey", keyReader),
     ...readAttemptPolicy(obj),
@@ -691,7 +692,7 @@ export function parseEnqueueBody(body: unknown, nowMs: number, limits: Limits): 
  * order, as an `EnqueueSpec` or the `CronwheelError` it failed with (`details.index` is the item's
  * position, `details.field` is relative to the item).
  */
-export function parseEnqueueBatchBody(body: unknown, nowMs: number, limits: Limits): Array<EnqueueSpec | CronwheelError> {
+export function parseEnqueueBatchBody(body: unknown, limits: Limits): Array<EnqueueSpec | CronwheelError> {
   const obj = objectOf(body, "", ["executions"]);
   const items = required(obj, "", "executions", (v, f) => {
     if (!Array.isArray(v)) throw wrongType(f, "an array", v);
@@ -706,7 +707,7 @@ export function parseEnqueueBatchBody(body: unknown, nowMs: number, limits: Limi
   });
   return items.map((item, index) => {
     try {
-      return parseEnqueueBody(item, nowMs, limits);
+      return parseEnqueueBody(item, limits);
     } catch (err) {
       if (!(err instanceof CronwheelError)) throw err;
       return new CronwheelError(err.code, err.message, { ...err.details, index });

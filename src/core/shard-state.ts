@@ -38,7 +38,7 @@ import type {
 import { TenantMap } from "./tenant-map.js";
 import { nextFire } from "./trigger.js";
 import { TimingWheel } from "./timing-wheel.js";
-import type { JobSpec } from "./types.js";
+import type { EnqueueSpec, JobSpec } from "./types.js";
 
 export interface ShardLimits {
   /** Fires, skips and promotions one tick record may perform. */
@@ -260,7 +260,7 @@ export class ShardState {
     }
     if (existing) {
       this.wheel.cancel(existing);
-      existing.spec = this.specs.fromJson(r.specJson);
+      existing.spec = this.specForPut(r, at);
       existing.version++;
       existing.updatedAt = at;
       if (existing.state === "completed") existing.state = "active";
@@ -268,12 +268,23 @@ export class ShardState {
       return { job: existing, created: false } satisfies JobPutResult;
     }
     if (tombstone) this.tombstones.delete(r.tenant, r.jobId);
-    const job = new Job(r.tenant, r.jobId, this.specs.fromJson(r.specJson), at, at);
+    const job = new Job(r.tenant, r.jobId, this.specForPut(r, at), at, at);
     job.incarnation = ++this.jobIncarnationSeq;
     job.version = currentVersion + 1;
     this.jobs.set(r.tenant, r.jobId, job);
     this.setNextFire(job, job.firstFire(at));
     return { job, created: true } satisfies JobPutResult;
+  }
+
+  /**
+   * The spec a put applied at `at` runs under: an `every` trigger without startAt is anchored at the
+   * put's record time — the shard's clock, which every replica agrees on — not at the clock of the
+   * node that took the request, which may be set wrong.
+   */
+  private specForPut(r: JobPutRecord, at: number): JobSpec {
+    const spec = this.specs.fromJson(r.specJson);
+    if (spec.schedule.anchorMs !== null || spec.schedule.trigger.kind !== "every") return spec;
+    return this.specs.intern({ ...spec, schedule: { ...spec.schedule, anchorMs: at } });
   }
 
   /** Point the job at its next nominal fire, (un)scheduling it in the wheel; completes it when none is left. */
@@ -548,7 +559,7 @@ export class ShardState {
       return conflict(`execution '${r.executionId}' already exists`);
     }
     const s = r.spec;
-    const runAt = s.runAtMs ?? at;
+    const runAt = enqueueRunAt(s, at);
     const e = this.newExecution({
       id: r.executionId,
       tenant: r.tenant,
@@ -1217,6 +1228,11 @@ function executionFromSnapshot(s: ExecutionSnapshot): Execution {
   ] = s;
   e.jobIncarnation = s[EXECUTION_JOB_INCARNATION] ?? 0;
   return e;
+}
+
+/** When an enqueue applied at `at` becomes due: its runAt, else `delayMs` after `at`, else at once. */
+export function enqueueRunAt(spec: EnqueueSpec, at: number): number {
+  return spec.runAtMs ?? (spec.delayMs !== null ? at + spec.delayMs : at);
 }
 
 /**

@@ -591,7 +591,8 @@ export function nextFire(schedule: Schedule, afterMs: number): number | null {
  */
 function nextEvery(schedule: Schedule, every: number, after: number): number | null {
   const { anchorMs: anchor, startAtMs: startAt } = schedule;
-  if (!(every > 0) || !Number.isFinite(every) || !Number.isFinite(anchor)) return null;
+  // No anchor yet: a spec not applied by a shard (anchoredAt) has no fires to tell.
+  if (!(every > 0) || !Number.isFinite(every) || anchor === null || !Number.isFinite(anchor)) return null;
   const kMin = startAt !== null && anchor === startAt ? 0 : 1;
   let k = Math.max(kMin, Math.floor((after - anchor) / every) + 1);
   if (startAt !== null && anchor + k * every < startAt) k = Math.max(k, Math.ceil((startAt - anchor) / every));

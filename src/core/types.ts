@@ -23,11 +23,12 @@ export type Trigger =
 export interface Schedule {
   trigger: Trigger;
   /**
-   * `every` fires at anchorMs + k * everyMs, k ≥ 0; the anchor is startAtMs, else the job's
-   * creation time. A job's first fire is the anchor itself only when startAt was given; without
-   * it the first fire is one interval after creation (see Job.firstFire).
+   * `every` fires at anchorMs + k * everyMs, k ≥ 0; the anchor is startAtMs, else the time the
+   * shard applied the put that set this spec (null until then: see `anchoredAt`; other triggers
+   * leave it null). A job's first fire is the anchor itself only when startAt was given; without
+   * it the first fire is one interval after the put (see Job.firstFire).
    */
-  anchorMs: number;
+  anchorMs: number | null;
   startAtMs: number | null;
   endAtMs: number | null;
   jitterMs: number;
@@ -78,7 +79,10 @@ export interface JobSpec {
   labels: Record<string, string>;
 }
 
-/** An ad-hoc enqueue, normalized. `runAtMs` is absolute (delayMs is resolved at the edge). */
+/**
+ * An ad-hoc enqueue, normalized. `runAtMs` is `runAt` as given; `delayMs` counts from the
+ * enqueue's time on its shard (`enqueueRunAt`). Records written before that carry both.
+ */
 export interface EnqueueSpec {
   queue: string;
   payload: unknown;

@@ -20,7 +20,7 @@ import type { Auth } from "../api/auth.js";
 import { CronwheelError } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { EnqueueRecord, ExecutionRef, ReportItem, ReportRecord, ShardRecord } from "../core/records.js";
-import type { ClaimOutcome, ShardObserver } from "../core/shard-state.js";
+import { enqueueRunAt, type ClaimOutcome, type ShardObserver } from "../core/shard-state.js";
 import type { CronwheelNode } from "../node/node.js";
 import type { ShardReplica } from "../node/shard-replica.js";
 import {
@@ -406,7 +406,7 @@ export class WorkerGateway {
   private claimFresh(shard: ShardReplica, r: EnqueueRecord): void {
     const spec = r.spec;
     if (this.draining || spec.orderingKey !== null || spec.idempotencyKey !== null) return;
-    if (spec.runAtMs !== null && spec.runAtMs > r.at) return;
+    if (enqueueRunAt(spec, r.at) > r.at) return;
     if (shard.state.readyDepth(spec.queue) > 0) return;
     const conn = this.idleConnection(spec.queue, r.tenant);
     if (!conn) return;

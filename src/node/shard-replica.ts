@@ -133,7 +133,7 @@ export class ShardReplica {
   /** Told when the leader appended entries (the replicator ships them). */
   private appendedListener: (() => void) | null = null;
   /** Leader: ms to add to this node's clock to get the replicas' median clock (0 standalone). */
-  private clockCorrection: () => number = () => 0;
+  private clockCorrection: (local: number) => number = () => 0;
   /**
    * Its log lost entries it may have acknowledged (corruption found at start): it neither
    * promises, leads nor counts toward a commit until a leader has brought it up to the end of
@@ -268,7 +268,8 @@ export class ShardReplica {
    * so one node with a clock set wrong (a minority) cannot make its shards fire early or late.
    */
   clusterNow(): number {
-    return this.opts.clock.now() + this.clockCorrection();
+    const local = this.opts.clock.now(); // read once: the correction is relative to this reading
+    return local + this.clockCorrection(local);
   }
 
   /** This node's own clock (what followers report for the median). */
@@ -412,7 +413,7 @@ export class ShardReplica {
    * epoch's first record; the replica serves once that record is committed and applied.
    * `quorum` maps this replica's durable index to the index a majority has durable.
    */
-  async lead(nodeId: string, epoch: number, quorum: (ownDurable: number) => number, onAppended: () => void, clockCorrection: () => number = () => 0): Promise<void> {
+  async lead(nodeId: string, epoch: number, quorum: (ownDurable: number) => number, onAppended: () => void, clockCorrection: (local: number) => number = () => 0): Promise<void> {
     if (this.failure) throw unavailable(this.failure);
     if (this._repairing) throw new CronwheelError("unavailable", `shard ${this.opts.shardId}: this replica is repairing its log and cannot lead`);
     if (epoch < this.promised) throw new CronwheelError("unavailable", `epoch ${epoch} is older than promised ${this.promised}`);
