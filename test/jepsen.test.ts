@@ -29,14 +29,13 @@ async function run(faults: Fault[], seed: number, unsafeFencing = false, seconds
   return { ...result, report: `${result.summary}\n(results in ${result.out})` };
 }
 
-// Left out while open (docs/jepsen.md, "Open"): `kill` (seed 101 once gave two ordering-key runs
-// that overlapped after a failover) and `skew` (seed 105 once left a job's next fire 80 s ahead).
-// Each failed one CI run in five; they go back with their fix and a regression test.
 describe("jepsen-style: each fault alone", () => {
   const matrix: Array<[Fault, number]> = [
+    ["kill", 101],
     ["kill-majority", 102],
     ["pause", 103],
     ["partition", 104],
+    ["skew", 105],
     ["pause-worker", 106],
     ["etcd", 202],
     ["rebalance", 303],
