@@ -38,9 +38,9 @@ interface ClockSample {
   mono: number;
 }
 
-function estimateClock(sample: ClockSample | null): number | null {
+function estimateClock(sample: ClockSample | null, mono: number): number | null {
   if (sample === null) return null;
-  const age = performance.now() - sample.mono;
+  const age = mono - sample.mono;
   return age < CLOCK_SAMPLE_STALE_MS ? sample.clock + age : null;
 }
 
@@ -147,6 +147,8 @@ interface Progress {
 
 export class Replicator {
   private readonly progress = new Map<string, Progress>();
+  /** clockCorrection's working space: this node's offset and one per follower. */
+  private readonly offsetScratch: number[];
   private heartbeat: NodeJS.Timeout | null = null;
   private kickScheduled = false;
   private stopped = false;
@@ -162,6 +164,7 @@ export class Replicator {
     initialClockSamples: ReadonlyMap<string, ClockSample> = new Map(),
   ) {
     const next = replica.indexes.appended + 1;
+    this.offsetScratch = new Array<number>(followers.length + 1).fill(0);
     const now = performance.now();
     for (const f of followers) {
       this.progress.set(f, { next, match: 0, repairing: false, clockSample: initialClockSamples.get(f) ?? null, inflight: false, lastHeard: now, retryAt: 0 });
@@ -208,16 +211,22 @@ export class Replicator {
    * put the shard's time ahead by the step — and a record's time can never go back.
    */
   clockCorrection(local: number): number {
-    const offsets = [0];
+    // Asked for every record and every dispatch pass: no allocation, an insertion sort of ≤ 5.
+    const mono = performance.now();
+    const offsets = this.offsetScratch;
+    let n = 0;
+    offsets[n++] = 0;
     for (const p of this.progress.values()) {
-      const estimate = estimateClock(p.clockSample);
-      if (estimate !== null) offsets.push(estimate - local);
+      const estimate = estimateClock(p.clockSample, mono);
+      if (estimate === null) continue;
+      let i = n++;
+      for (; i > 0 && offsets[i - 1]! > estimate - local; i--) offsets[i] = offsets[i - 1]!;
+      offsets[i] = estimate - local;
     }
-    offsets.sort((a, b) => a - b);
     // With an even count, the lower middle: between two clocks that disagree, the earlier one —
     // a shard whose time ran ahead would fire early and could not take it back; late can catch up.
     // Whole ms: record times are integers (the timing wheel refuses fractions).
-    return Math.round(offsets[Math.floor((offsets.length - 1) / 2)]!);
+    return Math.round(offsets[(n - 1) >> 1]!);
   }
 
   /** Follower → match index, for `admin status` (replication lag). */
