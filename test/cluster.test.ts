@@ -41,6 +41,34 @@ describe("a three-node cluster", () => {
     const ids = (list.body.jobs as Array<{ id: string }>).map((j) => j.id).filter((id) => id.startsWith("route-"));
     expect(ids).toHaveLength(30);
   });
+
+  test("a batch sent to one node lands every item on its own shard, answered in order", async () => {
+    const via = cluster.live()[0]!;
+    // Ordering keys spread the items over every shard, most led by other nodes; keyless items stay
+    // on the receiving node's shards; two items share an idempotency key, one is invalid.
+    const items = [
+      ...Array.from({ length: 40 }, (_, i) => ({ queue: "batch", orderingKey: `key-${i}`, payload: { i } })),
+      ...Array.from({ length: 10 }, (_, i) => ({ queue: "batch", payload: { keyless: i } })),
+      { queue: "batch", idempotencyKey: "batch-once", orderingKey: "key-0" },
+      { queue: "batch", idempotencyKey: "batch-once", orderingKey: "key-0" },
+      { queue: "" },
+    ];
+    const res = await request(via.base, "POST", "/v1/executions/batch", { executions: items });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const results = res.body.results as Array<{ status: number; execution?: { id: string; payload: unknown }; error?: { code: string } }>;
+    expect(results.map((r) => r.status)).toEqual([...Array(50).fill(201), 201, 200, 400]);
+    expect(results[51]!.execution!.id).toBe(results[50]!.execution!.id);
+    results.slice(0, 50).forEach((r, i) => expect(r.execution!.payload).toEqual(items[i]!.payload));
+    const view = await cluster.view();
+    const leadersUsed = new Set<string>();
+    for (const r of results.slice(0, 40)) {
+      const read = await request(cluster.live()[2]!.base, "GET", `/v1/executions/${r.execution!.id}`);
+      expect(read.status).toBe(200);
+      const slot = Number.parseInt(r.execution!.id.slice(1, 5), 16);
+      leadersUsed.add(view.shards.find((s) => slot >= s.range[0] && slot <= s.range[1])!.leader!);
+    }
+    expect(leadersUsed.size).toBe(3);
+  });
 });
 
 describe("kill -9 of a shard leader during a burst of job creations", () => {

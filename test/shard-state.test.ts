@@ -441,3 +441,20 @@ describe("shard state: times a request leaves open are the shard's", () => {
   });
 });
 
+describe("shard state: an enqueue batch record", () => {
+  it("applies its items as single enqueues at its time would, one after another, each with its own answer", () => {
+    const bodies = [{ queue: "q", payload: 1 }, { queue: "q", idempotencyKey: "k" }, { queue: "q", idempotencyKey: "k" }, { queue: "q", orderingKey: "o" }, { queue: "q", orderingKey: "o", delayMs: 500 }];
+    const items = bodies.map((b, i) => ({ executionId: `x0001b${i}`, spec: parseEnqueueBody(b, DEFAULT_LIMITS) }));
+    items.push({ executionId: "x0001b0", spec: parseEnqueueBody({ queue: "q" }, DEFAULT_LIMITS) }); // an id already taken
+    const batched = new ShardState(T0);
+    const answers = batched.apply({ type: "exec.enqueue-batch", at: T0 + 5, tenant: "t", items }) as Array<ExecutionResult | CronwheelError>;
+    const single = new ShardState(T0);
+    const expected = items.map((item) => single.apply({ type: "exec.enqueue", at: T0 + 5, tenant: "t", ...item }));
+    expect(JSON.stringify(batched.toSnapshot())).toBe(JSON.stringify(single.toSnapshot()));
+    expect(answers.map((a) => (a instanceof CronwheelError ? a.code : [a.execution.id, a.created]))).toEqual(
+      expected.map((a) => (a instanceof CronwheelError ? a.code : [(a as ExecutionResult).execution.id, (a as ExecutionResult).created])),
+    );
+    expect(answers.map((a) => (a instanceof CronwheelError ? a.code : a.created))).toEqual([true, true, false, true, true, "conflict"]);
+  });
+});
+

@@ -27,6 +27,7 @@ import { executionView, jobView, previewView } from "./views.js";
 import { forwardedJson, forwardRequest } from "./forwarding.js";
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
 import { compareCreationOrder, slotOf, slotOfExecution } from "../core/routing.js";
+import type { EnqueueSpec } from "../core/types.js";
 
 export interface ApiRequest {
   method: string;
@@ -296,32 +297,48 @@ route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
   const json = body(req);
   const items = parseEnqueueBatchBody(json, ctx.limits);
   const originals = (json as { executions: unknown[] }).executions;
-  const results = await Promise.all(
-    items.map(async (item, i) => {
-      try {
-        if (item instanceof CronwheelError) throw item;
-        const slot = enqueueSlot(req.principal.tenant, item);
-        const placement = slot === null ? ctx.node.anyLeader() : ctx.node.placement(slot);
-        if (placement.kind === "remote") {
-          // This item's shard is led elsewhere: enqueue it there, as a single request.
-          if (req.forwardedBy !== "") throw notLeaderHere(req);
-          const one = await forwardRequest(placement.address, req, {
-            fromNodeId: ctx.node.opts.nodeId,
-            timeoutMs: CLUSTER_TIMING.forwardTimeoutMs,
-            method: "POST",
-            path: "/v1/executions",
-            body: Buffer.from(JSON.stringify(originals[i])),
-          });
-          return { status: one.status, execution: forwardedJson(one) };
-        }
-        const r = await ctx.node.enqueue(req.principal.tenant, item);
-        return { status: r.created ? 201 : 200, execution: executionView(r.execution) };
-      } catch (error) {
-        if (!(error instanceof CronwheelError)) throw error;
-        return { status: STATUS_OF[error.code], ...errorBody(error) };
-      }
+  type Result = { status: number; execution?: unknown; error?: unknown };
+  const results: Result[] = new Array(items.length);
+  const failed = (i: number, error: unknown): void => {
+    if (!(error instanceof CronwheelError)) throw error;
+    results[i] = { status: STATUS_OF[error.code], ...errorBody(error) };
+  };
+  // Each item goes where its shard is led: this node's items in one record per shard, every
+  // other leader's items in one forwarded batch.
+  const local: number[] = [];
+  const remote = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    try {
+      if (item instanceof CronwheelError) throw item;
+      const slot = enqueueSlot(req.principal.tenant, item);
+      const placement = slot === null ? ctx.node.anyLeader() : ctx.node.placement(slot);
+      if (placement.kind === "local") return void local.push(i);
+      if (req.forwardedBy !== "") throw notLeaderHere(req);
+      remote.set(placement.address, [...(remote.get(placement.address) ?? []), i]);
+    } catch (error) {
+      failed(i, error);
+    }
+  });
+  const here = ctx.node.enqueueBatch(req.principal.tenant, local.map((i) => items[i] as EnqueueSpec)).then((answers) =>
+    answers.forEach((answer, k) => {
+      if (answer instanceof CronwheelError) return failed(local[k]!, answer);
+      results[local[k]!] = { status: answer.created ? 201 : 200, execution: executionView(answer.execution) };
     }),
   );
+  const elsewhere = [...remote].map(async ([address, indexes]) => {
+    try {
+      const answer = await forwardRequest(address, req, {
+        fromNodeId: ctx.node.opts.nodeId,
+        timeoutMs: CLUSTER_TIMING.forwardTimeoutMs,
+        body: Buffer.from(JSON.stringify({ executions: indexes.map((i) => originals[i]) })),
+      });
+      const { results: theirs } = forwardedJson(answer) as { results: Result[] };
+      indexes.forEach((i, k) => (results[i] = theirs[k]!));
+    } catch (error) {
+      for (const i of indexes) failed(i, error);
+    }
+  });
+  await Promise.all([here, ...elsewhere]);
   return ok({ results });
 });
 

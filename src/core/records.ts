@@ -65,6 +65,17 @@ export interface EnqueueRecord extends RecordBase {
   spec: EnqueueSpec;
 }
 
+/**
+ * Ad-hoc enqueues bound for one shard, from one batch request: one log entry for all of them (an
+ * entry's framing, checksum, replication and bookkeeping cost as much as a small item's spec).
+ * Applied as the same enqueues one after another at the record's time; each item has its result.
+ */
+export interface EnqueueBatchRecord extends RecordBase {
+  type: "exec.enqueue-batch";
+  tenant: string;
+  items: Array<{ executionId: string; spec: EnqueueSpec }>;
+}
+
 export interface CancelRecord extends RecordBase {
   type: "exec.cancel";
   tenant: string;
@@ -141,6 +152,7 @@ export type ShardRecord =
   | JobTriggerRecord
   | JobBackfillRecord
   | EnqueueRecord
+  | EnqueueBatchRecord
   | CancelRecord
   | ClaimRecord
   | ReportRecord

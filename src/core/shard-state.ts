@@ -26,7 +26,6 @@ import { ReadyQueue } from "./ready-queue.js";
 import { compareCreationOrder } from "./routing.js";
 import type {
   ClaimRecord,
-  EnqueueRecord,
   JobBackfillRecord,
   JobPutRecord,
   JobTriggerRecord,
@@ -229,7 +228,9 @@ export class ShardState {
       case "job.backfill":
         return this.backfillJob(record, at);
       case "exec.enqueue":
-        return this.enqueue(record, at);
+        return this.enqueue(record.tenant, record.executionId, record.spec, at);
+      case "exec.enqueue-batch":
+        return record.items.map((item) => this.enqueue(record.tenant, item.executionId, item.spec, at));
       case "exec.cancel":
         return this.cancel(record.tenant, record.executionId, at);
       case "exec.claim":
@@ -551,18 +552,17 @@ export class ShardState {
     return e;
   }
 
-  private enqueue(r: EnqueueRecord, at: number): ApplyResult {
-    const dedupKey = enqueueDedupKey(r.spec.idempotencyKey, r.spec.orderingKey);
-    const seen = this.lookupIdempotent(r.tenant, dedupKey, at);
+  private enqueue(tenant: string, executionId: string, s: EnqueueSpec, at: number): ExecutionResult | CronwheelError {
+    const dedupKey = enqueueDedupKey(s.idempotencyKey, s.orderingKey);
+    const seen = this.lookupIdempotent(tenant, dedupKey, at);
     if (seen) return { execution: seen, created: false } satisfies ExecutionResult;
-    if (this.executions.has(r.tenant, r.executionId)) {
-      return conflict(`execution '${r.executionId}' already exists`);
+    if (this.executions.has(tenant, executionId)) {
+      return conflict(`execution '${executionId}' already exists`);
     }
-    const s = r.spec;
     const runAt = enqueueRunAt(s, at);
     const e = this.newExecution({
-      id: r.executionId,
-      tenant: r.tenant,
+      id: executionId,
+      tenant,
       jobId: null,
       queue: s.queue,
       scheduledAt: runAt,
@@ -576,7 +576,7 @@ export class ShardState {
       idempotencyKey: s.idempotencyKey,
     });
     if (this.joinOrderingLine(e)) this.readyOrSchedule(e, at);
-    this.rememberIdempotent(r.tenant, dedupKey, e.id, at);
+    this.rememberIdempotent(tenant, dedupKey, e.id, at);
     return { execution: e, created: true } satisfies ExecutionResult;
   }
 

@@ -20,6 +20,7 @@ import type { Auth } from "../api/auth.js";
 import { CronwheelError } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { EnqueueRecord, ExecutionRef, ReportItem, ReportRecord, ShardRecord } from "../core/records.js";
+import { approxBytes } from "../core/approx-bytes.js";
 import { enqueueRunAt, type ClaimOutcome, type ShardObserver } from "../core/shard-state.js";
 import type { CronwheelNode } from "../node/node.js";
 import type { ShardReplica } from "../node/shard-replica.js";
@@ -555,17 +556,6 @@ interface Taken {
 function assignBytes(shard: ShardReplica, e: Execution): number {
   const previous = e.jobId !== null ? shard.state.getJob(e.tenant, e.jobId)?.lastResult : undefined;
   return ASSIGN_OVERHEAD_BYTES + approxBytes(e.payload) + (previous === undefined ? 0 : approxBytes(previous));
-}
-
-/** About the msgpack size of a JSON-like value (strings counted as one byte a character): cheaper than encoding it. */
-export function approxBytes(v: unknown): number {
-  if (typeof v === "string") return v.length + 5;
-  if (v === null || typeof v !== "object") return 9;
-  if (v instanceof Uint8Array) return v.byteLength + 5;
-  let n = 5;
-  if (Array.isArray(v)) for (const x of v) n += approxBytes(x);
-  else for (const k in v) n += k.length + 1 + approxBytes((v as Record<string, unknown>)[k]);
-  return n;
 }
 
 /** Results and errors are served back as JSON by the API: refuse what JSON cannot carry or what is too big. */

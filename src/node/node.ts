@@ -21,7 +21,8 @@ import type { Clock } from "../core/clock.js";
 import { CronwheelError, notFound } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
-import type { EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
+import { approxBytes } from "../core/approx-bytes.js";
+import type { EnqueueBatchRecord, EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
 import { adHocExecutionId, compareCreationOrder, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
@@ -407,10 +408,63 @@ export class CronwheelNode {
     return result;
   }
 
+  /**
+   * Enqueue the items of a batch that belong here — keyed items of shards this node leads, and
+   * keyless ones, spread over the shards it leads — with one record per shard (per chunk of
+   * `ENQUEUE_BATCH_RECORD_BYTES`). Results in input order: an item this node cannot place gets
+   * its error (`not_leader`, `unavailable`), the others what their shard answered.
+   */
+  async enqueueBatch(tenant: string, specs: EnqueueSpec[]): Promise<Array<ExecutionResult | CronwheelError>> {
+    const at = this.clock.now();
+    const results: Array<ExecutionResult | CronwheelError> = new Array(specs.length);
+    const groups = new Map<ShardReplica, Array<{ index: number; slot: number; spec: EnqueueSpec }>>();
+    const serving = this.servingShards();
+    let turn = Math.floor(Math.random() * serving.length);
+    specs.forEach((spec, index) => {
+      try {
+        const keyed = enqueueSlot(tenant, spec);
+        const slot = keyed ?? this.randomSlotOf(serving[turn++ % serving.length]);
+        const shard = this.shardAt(slot);
+        const group = groups.get(shard) ?? [];
+        group.push({ index, slot, spec });
+        groups.set(shard, group);
+      } catch (error) {
+        if (!(error instanceof CronwheelError)) throw error;
+        results[index] = error;
+      }
+    });
+    const proposals: Promise<void>[] = [];
+    for (const [shard, group] of groups) {
+      for (const chunk of chunksByBytes(group, (x) => approxBytes(x.spec.payload), ENQUEUE_BATCH_RECORD_BYTES)) {
+        const record: EnqueueBatchRecord = {
+          type: "exec.enqueue-batch",
+          at,
+          tenant,
+          items: chunk.map(({ slot, spec }) => ({ executionId: adHocExecutionId(slot, uniquePart(at)), spec })),
+        };
+        proposals.push(
+          this.propose(shard, record).then(
+            (answers) => (answers as Array<ExecutionResult | CronwheelError>).forEach((answer, i) => (results[chunk[i]!.index] = answer)),
+            (error: unknown) => {
+              if (!(error instanceof CronwheelError)) throw error;
+              for (const { index } of chunk) results[index] = error;
+            },
+          ),
+        );
+      }
+    }
+    await Promise.all(proposals);
+    return results;
+  }
+
   private randomServingSlot(): number {
     const serving = this.servingShards();
-    if (serving.length === 0) throw new CronwheelError("unavailable", "this node leads no shard right now; retry", undefined, 1);
-    const shard = serving[Math.floor(Math.random() * serving.length)]!;
+    return this.randomSlotOf(serving[Math.floor(Math.random() * serving.length)]);
+  }
+
+  /** A random slot of `shard` (an ad-hoc id without keys may name any slot of the shard it lives on). */
+  private randomSlotOf(shard: ShardReplica | undefined): number {
+    if (!shard) throw new CronwheelError("unavailable", "this node leads no shard right now; retry", undefined, 1);
     const [lo, hi] = this.coordinator.shards[this.shards.indexOf(shard)]!.range;
     return lo + Math.floor(Math.random() * (hi - lo + 1));
   }
@@ -489,6 +543,25 @@ export function enqueueSlot(tenant: string, spec: Pick<EnqueueSpec, "orderingKey
   return null;
 }
 
+/** Items in order, cut into runs whose estimated bytes stay under `maxBytes` (a run has at least one item). */
+function chunksByBytes<T>(items: T[], bytesOf: (item: T) => number, maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const b = bytesOf(item);
+    if (current.length > 0 && bytes + b > maxBytes) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += b;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
 function composeObservers(first: ShardObserver, rest: ShardObserver[]): ShardObserver {
   return {
     fired: (e, fireAtMs, atMs) => {
@@ -515,6 +588,8 @@ function composeObservers(first: ShardObserver, rest: ShardObserver[]): ShardObs
  * per-process counter (one crypto call per process instead of one per id: ids are on the hot path).
  */
 const PROCESS_TAG = randomBytes(4).toString("hex");
+/** Payload bytes one enqueue-batch record carries at most (a bigger batch becomes several records). */
+const ENQUEUE_BATCH_RECORD_BYTES = 1024 * 1024;
 let uniqueSeq = 0;
 function uniquePart(at: number): string {
   uniqueSeq = (uniqueSeq + 1) % 1_679_616; // 36^4
