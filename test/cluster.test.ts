@@ -46,7 +46,7 @@ describe("a three-node cluster", () => {
     const via = cluster.live()[0]!;
     // Ordering keys spread the items over every shard, most led by other nodes; keyless items stay
     // on the receiving node's shards; two items share an idempotency key, one is invalid.
-    const items = [
+    const items: Array<Record<string, unknown>> = [
       ...Array.from({ length: 40 }, (_, i) => ({ queue: "batch", orderingKey: `key-${i}`, payload: { i } })),
       ...Array.from({ length: 10 }, (_, i) => ({ queue: "batch", payload: { keyless: i } })),
       { queue: "batch", idempotencyKey: "batch-once", orderingKey: "key-0" },
