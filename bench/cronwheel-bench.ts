@@ -145,6 +145,7 @@ export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurr
         enqueuePerSec: Math.round(executions / ((enqueueEnd - enqueueStart) / 1000)),
         dueMsAfterEnqueueEnded: round(dueAt - enqueueEnd),
         startedBeforeDue: lateness.filter((l) => l < 0).length,
+        firstStartedAfterDueMs: round(lateness[0]!),
         ...distribution("latenessMs", lateness),
         lastStartedAfterDueSec: round(lateness[lateness.length - 1]! / 1000),
       };

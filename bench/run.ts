@@ -40,7 +40,7 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
       Math.min(num(c.prefetch0 as Figures, "lastStartedAfterDueSec"), num(c.prefetch300 as Figures, "lastStartedAfterDueSec")) / num(b, "lastStartedAfterDueSec"),
     ),
   // A three-node cluster, replication factor 3, on this one machine (issue 4).
-  "cluster-throughput": () => clusterThroughput(),
+  "cluster-throughput": () => clusterThroughput({ prefetch: Number(process.env.BENCH_PREFETCH ?? 100) }),
   "cluster-lateness": () => clusterLateness(),
   "cluster-failover": () => clusterFailover({ rounds: Number(process.env.BENCH_FAILOVER_ROUNDS ?? 20) }),
   "vs-repeat": () => versus(bullmqRepeat, cronwheelRepeat, (b, c) => num(c, "latenessMsP99") / num(b, "latenessMsP99")),
