@@ -146,17 +146,34 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+const USAGE = `usage: npm run jepsen -- [--nemesis F1,F2,…] [--time S] [--seed N] [--recover S] [--out DIR] [--unsafe-fencing]
+faults: ${FAULTS.join(", ")} (default: all; "none" for no faults)`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: "boolean", short: "h", default: false },
+        nemesis: { type: "string", default: FAULTS.join(",") },
+        time: { type: "string", default: "60" },
+        seed: { type: "string", default: String(Date.now() % 100_000) },
+        recover: { type: "string", default: "12" },
+        out: { type: "string" },
+        "unsafe-fencing": { type: "boolean", default: false },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`jepsen: ${(error as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      nemesis: { type: "string", default: FAULTS.join(",") },
-      time: { type: "string", default: "60" },
-      seed: { type: "string", default: String(Date.now() % 100_000) },
-      recover: { type: "string", default: "12" },
-      out: { type: "string" },
-      "unsafe-fencing": { type: "boolean", default: false },
-    },
-  });
+  const { values } = parseCommandLine();
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const faults = values.nemesis!.split(",").filter((f) => f !== "" && f !== "none") as Fault[];
   for (const f of faults) if (!FAULTS.includes(f)) throw new Error(`--nemesis: unknown fault '${f}' (known: ${FAULTS.join(", ")})`);
   const seed = Number(values.seed);
