@@ -256,6 +256,33 @@ describe("Worker SDK", () => {
     await expect(running!.heartbeat()).rejects.toBeInstanceOf(ExecutionAbortedError);
   });
 
+
+  it("a handler that first looks at its signal after the cancel finds it aborted, with the reason", async () => {
+    // The signal is made on first use (most handlers never ask): a late look must still see the abort.
+    let release: (() => void) | undefined;
+    let seen: { aborted: boolean; reason: unknown } | undefined;
+    let started = false;
+    const w = newWorker({
+      queues: ["cancel-late"],
+      handler: async (ctx) => {
+        started = true;
+        await new Promise<void>((r) => (release = r));
+        seen = { aborted: ctx.signal.aborted, reason: ctx.signal.reason };
+      },
+    });
+    let canceled = false;
+    w.on("completed", (c) => (canceled ||= c.outcome === "canceled"));
+    await w.start();
+    const id = await enqueue({ queue: "cancel-late" });
+    await waitFor("the handler to run", () => started || undefined);
+    await waitForState(id, "running");
+    expect((await call("POST", `/v1/executions/${id}/cancel`)).status).toBe(200);
+    await waitFor("the cancel to reach the worker", () => canceled || undefined);
+    release!();
+    await waitFor("the handler to look", () => seen);
+    expect(seen!.aborted).toBe(true);
+    expect((seen!.reason as ExecutionAbortedError).reason).toBe("canceled");
+  });
   it("heartbeats keep a short lease alive; a manual heartbeat resolves on its ack", async () => {
     const w = newWorker({
       queues: ["lease"],
