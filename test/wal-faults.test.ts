@@ -17,7 +17,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { jobIdOnShard, TestCluster, type ClusterNode } from "./support/cluster.js";
-import { request } from "./support/server-process.js";
+import { execFileSync } from "node:child_process";
+import { BIN, request } from "./support/server-process.js";
 import type { PowerLossReport } from "../wal/fault-hooks.js";
 
 let cluster: TestCluster;
@@ -243,6 +244,10 @@ describe("a replica whose shard log was corrupted while it was down", () => {
     await until("the victim's view is up", 10_000, async () => (await cluster.view(victim!).catch(() => null)) !== null);
     expect(shardLog(victim!, shard.id).some((l) => l.msg.startsWith("shard log is corrupt"))).toBe(false);
     expect((await cluster.view(victim!)).shards.find((s) => s.id === shard.id)!.repairing).toBe(true);
+    // An operator sees it too: `admin status` marks the replica.
+    const status = JSON.parse(execFileSync(process.execPath, [BIN, "admin", "status", "--json", "--url", victim!.base], { encoding: "utf8" })) as { shards: Array<{ id: number; repairing: string[] }> };
+    expect(status.shards.find((s) => s.id === shard.id)!.repairing).toEqual([victim!.id]);
+    expect(execFileSync(process.execPath, [BIN, "admin", "status", "--url", victim!.base], { encoding: "utf8" })).toContain(`${victim!.id}(repairing)`);
 
     // The old leader returns: a majority that knows `written` elects, and the victim is repaired.
     await cluster.startNode(leader.id);

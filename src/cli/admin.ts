@@ -209,6 +209,8 @@ export interface ShardStatus extends Pick<ClusterShard, "id" | "range" | "replic
   lag: Record<string, number> | null;
   /** Each replica's own commit index (null where the node did not answer). */
   commitIndexes: Record<string, number | null>;
+  /** Replicas whose node says they are repairing their log (docs/replication.md): they do not count. */
+  repairing: string[];
 }
 
 export interface AdminStatus {
@@ -274,6 +276,7 @@ export function mergeViews(first: ClusterView, views: Map<string, ClusterView | 
       commitIndex,
       lag: followers && commitIndex !== null ? Object.fromEntries(Object.entries(followers).map(([id, match]) => [id, Math.max(0, commitIndex - match)])) : null,
       commitIndexes: Object.fromEntries(s.replicas.map((id) => [id, own(id)?.commitIndex ?? null])),
+      repairing: s.replicas.filter((id) => own(id)?.repairing === true),
     };
   });
   return { nodes, shards };
@@ -299,7 +302,8 @@ function shardsTable(status: AdminStatus): string {
       // "?": the leader did not answer; "-": no leader, or its view had no followers (standalone).
       const unknown = s.leader !== null && !reachable.has(s.leader) ? "?" : "-";
       const lag = s.lag === null ? unknown : Object.entries(s.lag).map(([id, n]) => `${id}=${n}`).join(" ") || "-";
-      return [String(s.id), `${s.range[0]}-${s.range[1]}`, s.leader ?? "-", s.epoch === null ? "-" : String(s.epoch), s.replicas.join(","), s.commitIndex === null ? unknown : String(s.commitIndex), lag];
+      const replicas = s.replicas.map((id) => (s.repairing.includes(id) ? `${id}(repairing)` : id)).join(",");
+      return [String(s.id), `${s.range[0]}-${s.range[1]}`, s.leader ?? "-", s.epoch === null ? "-" : String(s.epoch), replicas, s.commitIndex === null ? unknown : String(s.commitIndex), lag];
     }),
   );
 }
