@@ -12,6 +12,11 @@
  *
  * A leadership transfer reorders the replica set so the target comes first (the preferred leader
  * campaigns first); a rebalance is a list of moves and transfers computed from the map.
+ *
+ * A move that failed after step 1 (its target never caught up, or was killed) leaves the shard with
+ * one replica more than the replication factor. Running the same move again resumes it (waits for
+ * the target, then removes the source); a rebalance instead removes the extra replica first
+ * (`remove` steps: a replica not live, else the newest that does not lead), one node at a time too.
  */
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
@@ -19,7 +24,10 @@ import { CronwheelError } from "../src/core/errors.js";
 import type { EtcdCoordinator, ShardMap } from "./etcd-coordinator.js";
 import type { PeerNetwork } from "./peer-network.js";
 
-export type Step = { kind: "move"; shard: number; from: string; to: string } | { kind: "leader"; shard: number; to: string };
+export type Step =
+  | { kind: "move"; shard: number; from: string; to: string }
+  | { kind: "leader"; shard: number; to: string }
+  | { kind: "remove"; shard: number; node: string };
 
 export interface StepResult {
   step: Step;
@@ -52,13 +60,22 @@ export class Rebalancer {
     const info = map.map.shards.find((s) => s.id === step.shard);
     if (!info) throw new CronwheelError("not_found", `shard ${step.shard} not found`);
     const nodes = new Set(this.coordinator.view().nodes.map((n) => n.id));
+    const extra = info.replicas.length > map.map.replicationFactor;
     if (step.kind === "move") {
       if (!info.replicas.includes(step.from)) throw new CronwheelError("invalid_argument", `node ${step.from} holds no replica of shard ${step.shard}`);
-      if (info.replicas.includes(step.to)) throw new CronwheelError("invalid_argument", `node ${step.to} already holds a replica of shard ${step.shard}`);
+      // Both already there with a replica to spare: an earlier run of this move stopped between its two changes.
+      const resuming = info.replicas.includes(step.to) && extra;
+      if (info.replicas.includes(step.to) && !resuming) throw new CronwheelError("invalid_argument", `node ${step.to} already holds a replica of shard ${step.shard}`);
       if (!nodes.has(step.to)) throw new CronwheelError("invalid_argument", `node ${step.to} is not a live member of the cluster`);
-      await this.changeReplicas(step.shard, (r) => (r.includes(step.to) ? r : [...r, step.to]));
+      if (!resuming) await this.changeReplicas(step.shard, (r) => (r.includes(step.to) ? r : [...r, step.to]));
       await this.waitCaughtUp(step.shard, step.to);
       await this.changeReplicas(step.shard, (r) => r.filter((x) => x !== step.from));
+    } else if (step.kind === "remove") {
+      if (!info.replicas.includes(step.node)) throw new CronwheelError("invalid_argument", `node ${step.node} holds no replica of shard ${step.shard}`);
+      if (!extra) {
+        throw new CronwheelError("invalid_argument", `shard ${step.shard} has ${info.replicas.length} replicas, no more than the replication factor (${map.map.replicationFactor}): move a replica instead`);
+      }
+      await this.changeReplicas(step.shard, (r) => r.filter((x) => x !== step.node));
     } else {
       if (!info.replicas.includes(step.to)) throw new CronwheelError("invalid_argument", `node ${step.to} holds no replica of shard ${step.shard}`);
       await this.changeReplicas(step.shard, (r) => [step.to, ...r.filter((x) => x !== step.to)]);
@@ -157,20 +174,42 @@ const CAUGHT_UP_SLACK = 100;
 export function planBalance(map: ShardMap, live: string[], actualLeader: (shard: number) => string | null): Step[] {
   const steps: Step[] = [];
   const shards = map.shards.map((s) => ({ id: s.id, replicas: [...s.replicas] }));
+  // Replicas beyond the replication factor (a move that stopped halfway): a dead one first, else
+  // the newest (last) one that does not lead.
+  for (const s of shards) {
+    while (s.replicas.length > map.replicationFactor) {
+      const leader = actualLeader(s.id);
+      const node = s.replicas.find((r) => !live.includes(r)) ?? [...s.replicas].reverse().find((r) => r !== leader)!;
+      steps.push({ kind: "remove", shard: s.id, node });
+      s.replicas = s.replicas.filter((r) => r !== node);
+    }
+  }
   const count = (node: string) => shards.filter((s) => s.replicas.includes(node)).length;
-  // Replicas: from the fullest live node (or any node not live) to the emptiest live one.
+  /**
+   * The first move of a replica from one of `froms` (in that order) to one of `tos` (emptiest first)
+   * that holds none of that shard yet. Off a node not live any move will do; between live nodes only
+   * one that narrows a gap of more than one.
+   */
+  const pickMove = (froms: string[], tos: string[], fromDead: boolean) => {
+    for (const from of froms) {
+      for (const to of tos) {
+        if (to === from || (!fromDead && count(from) - count(to) <= 1)) continue;
+        const shard = shards.find((s) => s.replicas.includes(from) && !s.replicas.includes(to));
+        if (shard) return { shard, from, to };
+      }
+    }
+    return null;
+  };
+  // Replicas: from a node not live, else the fullest live node, to the emptiest live node that can
+  // take one of its shards (holds no replica of it yet).
   for (let guard = 0; guard < 10_000; guard++) {
     const holders = new Set(shards.flatMap((s) => s.replicas));
-    const dead = [...holders].filter((n) => !live.includes(n));
+    const dead = [...holders].filter((n) => !live.includes(n)).sort();
     const byCount = [...live].sort((a, b) => count(a) - count(b) || (a < b ? -1 : 1));
-    const under = byCount[0];
-    if (under === undefined) break;
-    const over = dead[0] ?? byCount[byCount.length - 1]!;
-    if (!dead.length && count(over) - count(under) <= 1) break;
-    const shard = shards.find((s) => s.replicas.includes(over) && !s.replicas.includes(under));
-    if (!shard) break;
-    steps.push({ kind: "move", shard: shard.id, from: over, to: under });
-    shard.replicas = [...shard.replicas.filter((r) => r !== over), under];
+    const move = pickMove(dead.length > 0 ? dead : [...byCount].reverse(), byCount, dead.length > 0);
+    if (!move) break;
+    steps.push({ kind: "move", shard: move.shard.id, from: move.from, to: move.to });
+    move.shard.replicas = [...move.shard.replicas.filter((r) => r !== move.from), move.to];
   }
   // Preferred leaders: the first replica; even them out.
   const prefer = (node: string) => shards.filter((s) => s.replicas[0] === node).length;

@@ -132,6 +132,40 @@ describe("cronwheel admin", () => {
     await ok(["move-shard", String(shard.id), "--from", "n4", "--to", from]);
   }, 120_000);
 
+  it("a move whose coordinating node died halfway leaves a replica too many: rebalance plans to remove it, the same move resumes", async () => {
+    const view = await cluster.view(cluster.node("n2"));
+    const shard = view.shards.find((s) => !s.replicas.includes("n4"))!;
+    const from = shard.replicas.find((r) => r !== "n2")!;
+    const coordinator = cluster.live().find((n) => n.id !== "n2" && n.id !== "n4")!;
+    // The target cannot catch up while stopped: the move (run by `coordinator`) adds it and waits.
+    cluster.pause("n4");
+    const run = admin(["move-shard", String(shard.id), "--from", from, "--to", "n4"], coordinator.base);
+    const replicasOf = async () => (await cluster.view(cluster.node("n2"))).shards.find((s) => s.id === shard.id)!.replicas;
+    for (let i = 0; i < 100 && !(await replicasOf()).includes("n4"); i++) await new Promise((r) => setTimeout(r, 100));
+    await cluster.kill9(coordinator.id);
+    cluster.resume("n4");
+    expect((await run).code).not.toBe(0);
+    await cluster.startNode(coordinator.id);
+    await cluster.waitForLeaders(30_000);
+    expect(await replicasOf()).toHaveLength(4);
+
+    const plan = await ok(["rebalance", "--dry-run"]);
+    expect(plan).toMatch(new RegExp(`^1\\s+${shard.id}\\s+remove the extra replica on n\\d$`, "m"));
+    const resumed = await ok(["move-shard", String(shard.id), "--from", from, "--to", "n4"]);
+    expect(resumed).toMatch(new RegExp(`^shard ${shard.id}: move ${from} → n4 … done in \\d+ ms \\(epoch \\d+\\)\\n$`));
+    expect((await replicasOf()).sort()).toEqual([...shard.replicas.filter((r) => r !== from), "n4"].sort());
+    // A shard at its replication factor has no replica to spare.
+    const refused = await admin(["move-shard", String(shard.id), "--from", "n4", "--to", shard.replicas.find((r) => r !== from)!]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/already holds a replica/);
+    // Back where it was, for the tests below.
+    await ok(["move-shard", String(shard.id), "--from", "n4", "--to", from]);
+    for (let i = 0; i < 20; i++) {
+      const r = await request(cluster.node("n2").base, "GET", `/v1/jobs/admin-cli-${i}`);
+      expect(r.status).toBe(200);
+    }
+  }, 120_000);
+
   it("a bad shard id, an unknown node or a missing flag: a clear message and a non-zero exit", async () => {
     const notANumber = await admin(["move-shard", "abc", "--from", "n1", "--to", "n4"]);
     expect(notANumber.code).toBe(2);

@@ -443,6 +443,12 @@ route("POST", "/v1/cluster/shards/:id/leader", async (req, [id], ctx) => {
   return ok(await ctx.node.rebalancer().run({ kind: "leader", shard: shardIdParam(id!), to: node! }));
 });
 
+route("POST", "/v1/cluster/shards/:id/remove", async (req, [id], ctx) => {
+  requireRole(req.principal, "admin");
+  const { node } = stepBody(req, ["node"]);
+  return ok(await ctx.node.rebalancer().run({ kind: "remove", shard: shardIdParam(id!), node: node! }));
+});
+
 route("POST", "/v1/cluster/rebalance", async (req, _p, ctx) => {
   requireRole(req.principal, "admin");
   return runSteps(req, ctx, await ctx.node.rebalancer().plan());

@@ -129,7 +129,8 @@ async function mustBeMember(p: Parsed, node: string): Promise<void> {
 // plans and steps
 
 function stepText(step: RebalanceStep): string {
-  return `shard ${step.shard}: ${step.kind === "move" ? `move ${step.from} → ${step.to}` : `leader → ${step.to}`}`;
+  const what = step.kind === "move" ? `move ${step.from} → ${step.to}` : step.kind === "leader" ? `leader → ${step.to}` : `remove the extra replica on ${step.node}`;
+  return `shard ${step.shard}: ${what}`;
 }
 
 function doneText(r: RebalanceStepResult): string {

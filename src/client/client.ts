@@ -22,7 +22,7 @@
  *      `planRebalance` and `planDrain`.
  * Everything else is sent once: `triggerJob`/`enqueue`/`enqueueBatch` without keys,
  * `cancelExecution`, `replayExecution`, `backfillJob`, and the admin steps (`moveShard`,
- * `transferLeader`, `rebalance`, `drainNode`). A retry could otherwise run the work twice.
+ * `transferLeader`, `removeReplica`, `rebalance`, `drainNode`). A retry could otherwise run the work twice.
  * `retry.attempts` (default 3) counts all attempts, the first included. Between attempts the client
  * waits the server's `Retry-After` when it sent one, else an exponential backoff with jitter
  * (`baseDelayMs` · 2^(n-1), halved-to-full random), both capped at `retry.maxDelayMs`. The error
@@ -370,9 +370,24 @@ export class Client {
     return (await this.request<RebalanceStepResult>({ method: "POST", path: `${shardPath(shard)}/leader`, body: { node: to }, idempotent: false })).body;
   }
 
-  /** One step of a plan, through `moveShard` or `transferLeader`. */
+  /**
+   * `POST /v1/cluster/shards/{id}/remove`: take `node`'s replica out of a shard that has more than
+   * the replication factor (what a move that stopped halfway leaves); refused otherwise.
+   */
+  async removeReplica(shard: number, node: string): Promise<RebalanceStepResult> {
+    return (await this.request<RebalanceStepResult>({ method: "POST", path: `${shardPath(shard)}/remove`, body: { node }, idempotent: false })).body;
+  }
+
+  /** One step of a plan, through `moveShard`, `transferLeader` or `removeReplica`. */
   runStep(step: RebalanceStep): Promise<RebalanceStepResult> {
-    return step.kind === "move" ? this.moveShard(step.shard, step.from, step.to) : this.transferLeader(step.shard, step.to);
+    switch (step.kind) {
+      case "move":
+        return this.moveShard(step.shard, step.from, step.to);
+      case "leader":
+        return this.transferLeader(step.shard, step.to);
+      case "remove":
+        return this.removeReplica(step.shard, step.node);
+    }
   }
 
   /** `POST /v1/cluster/rebalance?dryRun=true`: the steps that would spread replicas and leaders evenly. */

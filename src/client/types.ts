@@ -345,7 +345,11 @@ export interface ClusterView {
 }
 
 /** One admin change: a replica moved from one node to another, or a shard's leadership handed over. */
-export type RebalanceStep = { kind: "move"; shard: number; from: string; to: string } | { kind: "leader"; shard: number; to: string };
+export type RebalanceStep =
+  | { kind: "move"; shard: number; from: string; to: string }
+  | { kind: "leader"; shard: number; to: string }
+  /** Only for a shard with more replicas than the replication factor (a move that stopped halfway). */
+  | { kind: "remove"; shard: number; node: string };
 
 /** A step done: how long it took and the epoch of the shard's leader afterwards. */
 export interface RebalanceStepResult {
