@@ -6,10 +6,30 @@ import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
 import type { PreviewItem } from "../core/trigger.js";
 
+/** Years 1970–9999: the range where the cached minute below is plain `YYYY-MM-DDTHH:MM:`. */
+const ISO_FAST_MAX_MS = 253_402_300_800_000;
+let isoMinute = Number.NaN;
+let isoMinutePrefix = "";
+
+/**
+ * `new Date(ms).toISOString()`, without building a Date for every time of every view: the
+ * `YYYY-MM-DDTHH:MM:` part is kept for the last minute seen (a batch's views share it), and the
+ * seconds and milliseconds are appended. Was 11 % of a node's CPU while it answered enqueue batches.
+ */
 export function iso(ms: number): string;
 export function iso(ms: number | null): string | null;
 export function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
+  if (ms === null) return null;
+  if (!Number.isInteger(ms) || ms < 0 || ms >= ISO_FAST_MAX_MS) return new Date(ms).toISOString();
+  const minute = Math.floor(ms / 60_000);
+  if (minute !== isoMinute) {
+    isoMinute = minute;
+    isoMinutePrefix = new Date(minute * 60_000).toISOString().slice(0, 17);
+  }
+  const inMinute = ms - minute * 60_000;
+  const sec = Math.floor(inMinute / 1000);
+  const milli = inMinute - sec * 1000;
+  return `${isoMinutePrefix}${sec < 10 ? "0" : ""}${sec}.${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
 }
 
 export function jobView(job: Job): Record<string, unknown> {
