@@ -1042,6 +1042,8 @@ export class Worker extends EventEmitter {
   }
 
   private takeWaiters(x: Exec): Waiter[] {
+    // Most executions never call ctx.heartbeat(): nothing to gather, nothing to allocate.
+    if (x.unsentWaiters.length === 0 && x.heartbeatsSent.length === 0 && x.queuedHeartbeat === null) return NO_WAITERS;
     const all = [...x.unsentWaiters];
     for (const hb of x.heartbeatsSent) all.push(...hb.waiters);
     if (x.queuedHeartbeat) all.push(...x.queuedHeartbeat.entry.waiters);
@@ -1369,6 +1371,8 @@ function defaultWorkerId(): string {
   const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 150) || "worker";
   return `${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }
+
+const NO_WAITERS: Waiter[] = [];
 
 /**
  * An AbortController made only when a handler asks for its signal: most never do, and making one
