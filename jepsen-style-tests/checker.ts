@@ -693,7 +693,8 @@ export function checkSingleLease(input: HistoryEvent[] | HistoryIndex, opts: Che
  *   execution cannot start until the last attempt ended. The next may start as soon as a cancel
  *   commits, so an execution's last attempt, when it has no acked report and the execution may
  *   have ended canceled (final read), is cut at the invoke of a cancel of it (or a delete-job of
- *   its job) that may have taken effect while it ran;
+ *   its job), or at its own start when that cancel was invoked before it (an assignment still on
+ *   its way when the cancel committed: it held nothing, and is not a start in the line either);
  * - executions from two ok enqueues where the first's ok came before the second was invoked
  *   (so the first committed first) start in that order: the second does not start before the
  *   first has started, and if the first never started, the final read has it canceled or skipped.
@@ -757,7 +758,7 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
     const jobId = jobOf.get(executionId);
     const attempts = sortedAttempts(byFence);
     // A cancel can only have cut the last attempt, one without an acked report, of an execution
-    // that may have ended canceled; and only if it was not over before that attempt began.
+    // that may have ended canceled.
     const mayBeCanceled = !fr || finalState.get(executionId) === "canceled";
     const cancels = mayBeCanceled ? [...(enders.get(`x/${executionId}`) ?? []), ...(jobId !== undefined ? (enders.get(`j/${jobId}`) ?? []) : [])] : [];
     for (const a of attempts) {
@@ -773,15 +774,19 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
         }
         continue;
       }
-      const first = firstStart.get(executionId);
-      if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
       const run: Run = { executionId, lease, end: lease.end, endEvent: lease.endEvent, slack: lease.endIsDeadline ? tolerance : 0 };
       if (a === attempts[attempts.length - 1] && !a.answered.some((x) => x.answer === "ack")) {
+        // A cancel that ended the execution committed after this claim (a canceled execution is
+        // never claimed), so it cut the run at its commit — which may come before the worker even
+        // received the assignment, when that was slow on its way: then the run held nothing.
         for (const c of cancels) {
           const at = Math.max(c.invoke.t, lease.start);
-          if (c.endT > lease.start && at < run.end) Object.assign(run, { end: at, endEvent: c.invoke, slack: 0 });
+          if (at < run.end) Object.assign(run, { end: at, endEvent: c.invoke, slack: 0 });
         }
       }
+      if (run.end <= lease.start) continue;
+      const first = firstStart.get(executionId);
+      if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
       const list = runsByKey.get(key) ?? [];
       list.push(run);
       runsByKey.set(key, list);

@@ -67,7 +67,8 @@ describe("a three-node cluster", () => {
       const slot = Number.parseInt(r.execution!.id.slice(1, 5), 16);
       leadersUsed.add(view.shards.find((s) => slot >= s.range[0] && slot <= s.range[1])!.leader!);
     }
-    expect(leadersUsed.size).toBe(3);
+    // Forty fixed keys reach every shard, so every node that leads one (not only the receiving one).
+    expect([...leadersUsed].sort()).toEqual([...new Set(view.shards.map((s) => s.leader!))].sort());
   });
 });
 

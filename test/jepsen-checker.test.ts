@@ -352,6 +352,21 @@ describe("ordering-key", () => {
     expectValid(checkOrderingKey([...enqA, ...enqB, ...enqC, ...a1, ...a2, ...b, ...cancelB, bAbort, ...c, fr]));
   });
 
+  it("an assignment still on its way when the cancel that ended it committed held nothing: the next may already run, and it is no start in the line", () => {
+    // b is claimed, then canceled (the cancel is acked at 170); its worker receives the assignment
+    // only at 190, after c started, and hears of the cancel at 195.
+    const b = [assigned(190, "b", 2, { orderingKey: "k" }), aborted(195, "b", 2)];
+    const cancelB = op(150, CANCEL("b"), { t: 170, type: "ok", result: { state: "canceled" } });
+    const c = run(175, "c", 3, 50, { orderingKey: "k", worker: "w1" });
+    const enqC = op(20, ENQ(3, { orderingKey: "k" }), { t: 25, type: "ok", result: { executionId: "c", created: true } });
+    const a = run(30, "a", 1, 20, { orderingKey: "k" });
+    const fr = finalRead(500, [], [exec("a", "succeeded", { orderingKey: "k" }), exec("b", "canceled", { orderingKey: "k" }), exec("c", "succeeded", { orderingKey: "k" })]);
+    expectValid(checkOrderingKey([...enqA, ...enqB, ...enqC, ...a, ...b, ...cancelB, ...c, fr]));
+    // Had b not been canceled, the same history is two runs at once.
+    const frNotCanceled = finalRead(500, [], [exec("a", "succeeded", { orderingKey: "k" }), exec("b", "succeeded", { orderingKey: "k" }), exec("c", "succeeded", { orderingKey: "k" })]);
+    expect(checkOrderingKey([...enqA, ...enqB, ...enqC, ...a, ...b, ...c, frNotCanceled]).valid).toBe(false);
+  });
+
   it("reports two executions of one key running at once", () => {
     const a = run(20, "a", 1, 100, { orderingKey: "k" });
     const b = run(50, "b", 2, 100, { orderingKey: "k", worker: "w1" });
