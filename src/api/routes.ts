@@ -314,7 +314,9 @@ route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
       const placement = slot === null ? ctx.node.anyLeader() : ctx.node.placement(slot);
       if (placement.kind === "local") return void local.push(i);
       if (req.forwardedBy !== "") throw notLeaderHere(req);
-      remote.set(placement.address, [...(remote.get(placement.address) ?? []), i]);
+      const theirs = remote.get(placement.address);
+      if (theirs) theirs.push(i);
+      else remote.set(placement.address, [i]);
     } catch (error) {
       failed(i, error);
     }
