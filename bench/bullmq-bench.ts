@@ -12,6 +12,8 @@
  *   seconds; fires/s seen by the worker and lateness = processor start − the fire's scheduled time.
  *
  * Choices that shape the figures (same in every scenario):
+ * - Each worker first runs WARMUP_EXECUTIONS no-op jobs, unmeasured, as the Cronwheel side does
+ *   (stats.ts); the latency workload also runs WARMUP_LATENCY_SEC at its rate before measuring.
  * - Jobs use `removeOnComplete: true` (and `removeOnFail: 1000`) through the queue's
  *   defaultJobOptions / the scheduler template. That is what a BullMQ user tuning for throughput
  *   picks: the completed job's hash is deleted inside the same moveToFinished script instead of
@@ -31,7 +33,7 @@ import fs from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Queue, Worker, type Job, type QueueOptions, type WorkerOptions } from "bullmq";
 import { startRedis, type RedisHandle } from "./redis-server.js";
-import { distribution, nowMs, round, sleep, sortedCopy } from "./stats.js";
+import { distribution, isWarmup, nowMs, round, sleep, sortedCopy, WARMUP_EXECUTIONS, WARMUP_LATENCY_SEC, WARMUP_PAYLOAD } from "./stats.js";
 
 type Figures = Record<string, unknown> & { system: "bullmq" };
 
@@ -77,13 +79,31 @@ class Harness {
     return queue;
   }
 
+  /**
+   * A worker for `name`; it first runs WARMUP_EXECUTIONS no-op jobs (see stats.ts), which
+   * `processor` and the worker's `completed` listeners added after this resolves never see.
+   */
   async worker(name: string, processor: (job: Job) => Promise<void>, opts: Partial<WorkerOptions> = {}): Promise<Worker> {
+    const run = async (job: Job) => {
+      if (!isWarmup(job.data)) await processor(job);
+    };
     // maxRetriesPerRequest: null is what BullMQ requires of a Worker's connection.
-    const worker = new Worker(name, processor, { connection: { ...this.connection, maxRetriesPerRequest: null }, ...opts });
+    const worker = new Worker(name, run, { connection: { ...this.connection, maxRetriesPerRequest: null }, ...opts });
     worker.on("error", (error) => this.recordError(`worker ${name}`, error));
     worker.on("failed", (_job, error) => this.recordError(`job failed in ${name}`, error));
     this.closables.unshift(worker); // workers close before queues
     await worker.waitUntilReady();
+    if (WARMUP_EXECUTIONS > 0) {
+      let warmedUp = 0;
+      const count = (job: Job) => void (isWarmup(job.data) && warmedUp++);
+      worker.on("completed", count);
+      const queue = this.queue(name);
+      for (let i = 0; i < WARMUP_EXECUTIONS; i += 1000) {
+        await queue.addBulk(Array.from({ length: Math.min(1000, WARMUP_EXECUTIONS - i) }, () => ({ name: "warmup", data: WARMUP_PAYLOAD })));
+      }
+      await this.until(() => warmedUp >= WARMUP_EXECUTIONS, 120_000, () => `the warm-up (${warmedUp} of ${WARMUP_EXECUTIONS})`);
+      worker.off("completed", count);
+    }
     return worker;
   }
 
@@ -270,15 +290,19 @@ export async function bullmqLatency({
   timeoutMs = seconds * 1000 + 60_000,
 }: LatencyOptions = {}): Promise<Figures> {
   return scenario("latency", timeoutMs, async (h) => {
-    const total = Math.round(ratePerSec * seconds);
+    const warmup = Math.round(ratePerSec * WARMUP_LATENCY_SEC);
+    const measured = Math.round(ratePerSec * seconds);
+    const total = warmup + measured;
     const queue = h.queue("latency");
-    const latencies = new Float64Array(total);
+    const latencies = new Float64Array(measured);
     let started = 0;
+    let startedMeasured = 0;
     await h.worker(
       "latency",
       async (job) => {
-        const latency = nowMs() - (job.data as { t: number }).t;
-        if (started < total) latencies[started] = latency;
+        const data = job.data as { t: number; measured: boolean };
+        const latency = nowMs() - data.t;
+        if (data.measured && startedMeasured < measured) latencies[startedMeasured++] = latency;
         started++;
       },
       { concurrency },
@@ -301,7 +325,7 @@ export async function bullmqLatency({
         while (issued < due) {
           producerLagMax = Math.max(producerLagMax, now - (t0 + (issued * 1000) / ratePerSec));
           issued++;
-          queue.add("tick", { t: nowMs() }).then(
+          queue.add("tick", { t: nowMs(), measured: issued > warmup }).then(
             () => addsDone++,
             () => {
               addsDone++;
@@ -319,12 +343,13 @@ export async function bullmqLatency({
     const issuedSec = (nowMs() - t0) / 1000;
     await h.until(() => started >= total - addErrors, 30_000, () => `${total} starts (have ${started})`);
     const cpu = h.measured();
-    const sorted = sortedCopy(latencies, Math.min(started, total));
+    const sorted = sortedCopy(latencies, startedMeasured);
     return {
       ratePerSec,
       seconds,
+      warmupSec: WARMUP_LATENCY_SEC,
       concurrency,
-      jobs: total,
+      jobs: measured,
       achievedRatePerSec: Math.round(total / issuedSec),
       ...distribution("latencyMs", sorted),
       latencyMsMean: round(sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length)),

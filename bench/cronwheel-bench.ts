@@ -9,11 +9,13 @@
  * - cronwheelLatency: one enqueue each at a fixed rate; enqueue-to-start latency.
  * - cronwheelHerd: N executions all due at the same millisecond T; lateness = handler start − T.
  * - cronwheelRepeat: N interval jobs every second for S seconds; fires/s and lateness.
+ * Each scenario's worker first runs WARMUP_EXECUTIONS no-op executions, unmeasured, as the BullMQ
+ * side does (stats.ts); the latency workload also runs WARMUP_LATENCY_SEC at its rate first.
  */
 import { Client } from "../src/client/client.js";
 import { Worker, type ExecutionContext } from "../src/client/worker.js";
 import { startServer, tempDir, type ServerProcess } from "../test/support/server-process.js";
-import { distribution, nowMs, repeatWorkload, round, sleep, sortedCopy } from "./stats.js";
+import { distribution, isWarmup, nowMs, repeatWorkload, round, sleep, sortedCopy, WARMUP_EXECUTIONS, WARMUP_LATENCY_SEC, WARMUP_PAYLOAD } from "./stats.js";
 
 type Figures = Record<string, unknown> & { system: "cronwheel" };
 
@@ -37,18 +39,29 @@ async function withCronwheel<T>(
     prefetch,
     shutdownSignals: false,
     handler: async (ctx) => {
-      handler(ctx);
+      if (!isWarmup(ctx.payload)) handler(ctx);
       return null;
     },
   });
   worker.on("completed", () => completed++);
   try {
     await worker.start();
-    return await fn({ server, client: new Client({ url: server.base }), worker, completed: () => completed });
+    const client = new Client({ url: server.base });
+    await warmUp(client, queue, () => completed); // nothing else is enqueued yet: every completion is the warm-up's
+    completed = 0;
+    return await fn({ server, client, worker, completed: () => completed });
   } finally {
     await worker.close({ graceful: false }).catch(() => undefined);
     await server.stop();
   }
+}
+
+/** WARMUP_EXECUTIONS no-op executions through the scenario's own queue and worker, unmeasured (see stats.ts). */
+async function warmUp(client: Client, queue: string, done: () => number): Promise<void> {
+  for (let i = 0; i < WARMUP_EXECUTIONS; i += 1000) {
+    await client.enqueueBatch(Array.from({ length: Math.min(1000, WARMUP_EXECUTIONS - i) }, () => ({ queue, payload: WARMUP_PAYLOAD })));
+  }
+  await until("the warm-up", () => done() >= WARMUP_EXECUTIONS, 120_000);
 }
 
 async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
@@ -96,9 +109,13 @@ export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concur
     "latency",
     concurrency,
     0,
-    (ctx) => latencies.push(nowMs() - (ctx.payload as { t: number }).t),
+    (ctx) => {
+      const p = ctx.payload as { t: number; measured: boolean };
+      if (p.measured) latencies.push(nowMs() - p.t);
+    },
     async ({ client, completed }) => {
-      const total = ratePerSec * seconds;
+      const warmup = ratePerSec * WARMUP_LATENCY_SEC;
+      const total = warmup + ratePerSec * seconds;
       const start = nowMs();
       let issued = 0;
       const inFlight: Array<Promise<unknown>> = [];
@@ -106,13 +123,13 @@ export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concur
         const due = start + (issued * 1000) / ratePerSec;
         const wait = due - nowMs();
         if (wait > 1) await sleep(wait);
-        inFlight.push(client.enqueue({ queue: "latency", payload: { t: nowMs() } }));
+        inFlight.push(client.enqueue({ queue: "latency", payload: { t: nowMs(), measured: issued >= warmup } }));
         issued++;
       }
       await Promise.all(inFlight);
       await until("all completions", () => completed() >= total, 60_000);
       const sorted = sortedCopy(latencies);
-      return { system: "cronwheel", ratePerSec, seconds, executions: total, ...distribution("latencyMs", sorted) };
+      return { system: "cronwheel", ratePerSec, seconds, warmupSec: WARMUP_LATENCY_SEC, executions: total - warmup, ...distribution("latencyMs", sorted) };
     },
   );
 }

@@ -30,6 +30,21 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/**
+ * Before a measured part, each system runs this many no-op executions through the very worker
+ * the part uses, unmeasured: a production scheduler (and its workers) runs warm, and a cold start
+ * would time V8's compiler instead (the first herd through a fresh server took ~0.2 s longer).
+ * BENCH_WARMUP=0 measures from cold.
+ */
+export const WARMUP_EXECUTIONS = Number(process.env.BENCH_WARMUP ?? 20_000);
+/** The latency workloads run at their fixed rate this long, unmeasured, before they measure (same reason). */
+export const WARMUP_LATENCY_SEC = WARMUP_EXECUTIONS > 0 ? 3 : 0;
+/** What a warm-up execution carries, so handlers can tell it from measured work. */
+export const WARMUP_PAYLOAD = { warmup: true } as const;
+export function isWarmup(payload: unknown): boolean {
+  return typeof payload === "object" && payload !== null && (payload as { warmup?: unknown }).warmup === true;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

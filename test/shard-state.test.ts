@@ -4,7 +4,7 @@ import { parseEnqueueBody, parseJobBody, DEFAULT_LIMITS } from "../src/api/valid
 import { CronwheelError } from "../src/core/errors.js";
 import type { Execution } from "../src/core/execution.js";
 import type { ShardRecord } from "../src/core/records.js";
-import { DEFAULT_SHARD_LIMITS, ShardState, type ExecutionResult, type JobPutResult } from "../src/core/shard-state.js";
+import { DEFAULT_SHARD_LIMITS, EXECUTION_STAGE_LEAD_MS, ShardState, type ExecutionResult, type JobPutResult } from "../src/core/shard-state.js";
 
 const T0 = Date.UTC(2025, 0, 1);
 const MIN = 60_000;
@@ -221,7 +221,7 @@ describe("shard state: jobs and executions", () => {
     expect(enqueue("x0001c", T0 + 25 * HOUR).execution.id).toBe("x0001c");
   });
 
-  it("a delayed enqueue is scheduled, then ready at its time", () => {
+  it("a delayed enqueue is scheduled, staged ready shortly before its time, and handed out at its time", () => {
     const s = new ShardState(T0);
     const r = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001a", spec: parseEnqueueBody({ queue: "q", delayMs: 5000 }, DEFAULT_LIMITS) }) as ExecutionResult;
     // delayMs is resolved to runAtMs at the edge.
@@ -229,10 +229,17 @@ describe("shard state: jobs and executions", () => {
     expect(r.execution.scheduledAt).toBe(T0 + 5000);
     const r2 = s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: "x0001b", spec: parseEnqueueBody({ queue: "q", runAt: T0 + 5000 }, DEFAULT_LIMITS) }) as ExecutionResult;
     expect(r2.execution.state).toBe("scheduled");
-    tick(s, T0 + 4999);
+    expect(r2.execution.readyAt).toBe(T0 + 5000);
+    tick(s, T0 + 4999 - EXECUTION_STAGE_LEAD_MS);
     expect(r2.execution.state).toBe("scheduled");
-    tick(s, T0 + 5000);
+    tick(s, T0 + 5000 - EXECUTION_STAGE_LEAD_MS);
     expect(r2.execution.state).toBe("ready");
+    // Staged: not handed out before its time, and the caller learns when to look again.
+    expect(s.readyDepth("q")).toBe(0);
+    expect(s.takeReady("q", null, 10, T0 + 4999)).toEqual({ items: [], retryAt: T0 + 5000 });
+    const taken = s.takeReady("q", null, 10, T0 + 5000);
+    expect(taken.items.map((e) => e.id)).toEqual(["x0001a", "x0001b"]);
+    expect(taken.retryAt).toBeNull();
   });
 
   it("finished executions are forgotten after the retention window", () => {

@@ -91,6 +91,7 @@ export class Execution implements WheelTimer {
   /** Ready-queue bookkeeping (see ready-queue.ts); not part of the replicated state. */
   readySeq = 0;
   queued = false;
+  staged = false;
   /** The current attempt's holder, its fence, and when its lease and its run time end. */
   workerId: string | null = null;
   fence = 0;

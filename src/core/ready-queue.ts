@@ -7,6 +7,11 @@
  * Removal is lazy: each push stamps the item (`readySeq`) and the deque remembers the stamp; an
  * entry is live while its item is still `queued` with that stamp. A canceled or claimed item's
  * entry is dropped when it reaches the head. `size` counts live entries only.
+ *
+ * An item pushed before its `readyAt` is staged: it waits in a min-heap by readyAt (then push
+ * order) and joins its line when a push or pop finds its time has come. So work committed ahead of
+ * its time (a herd's tick is applied well before the herd is due) is neither handed out early nor
+ * in the way of due work behind it. Staged items are not counted in `size`.
  */
 
 export interface ReadyItem {
@@ -16,6 +21,8 @@ export interface ReadyItem {
   readyAt: number;
   /** In this queue right now (set by push, cleared by pop and forget). */
   queued: boolean;
+  /** Queued, and waiting for its readyAt in the staging heap. */
+  staged: boolean;
 }
 
 const PRIORITY_LEVELS = 10;
@@ -106,32 +113,123 @@ class TenantRing<T extends ReadyItem> {
   }
 }
 
+/** Items waiting for their readyAt: a binary min-heap by (readyAt, seq), with lazy removal. */
+class StagingHeap<T extends ReadyItem> {
+  private items: T[] = [];
+  private seqs: number[] = [];
+
+  push(item: T): void {
+    this.items.push(item);
+    this.seqs.push(item.readySeq);
+    this.up(this.items.length - 1);
+  }
+
+  /** The live item with the earliest readyAt (dead tops are dropped), or undefined. */
+  peekLive(): T | undefined {
+    while (this.items.length > 0) {
+      const top = this.items[0]!;
+      if (top.queued && top.staged && top.readySeq === this.seqs[0]) return top;
+      this.removeTop();
+    }
+    return undefined;
+  }
+
+  removeTop(): void {
+    const lastItem = this.items.pop()!;
+    const lastSeq = this.seqs.pop()!;
+    if (this.items.length === 0) return;
+    this.items[0] = lastItem;
+    this.seqs[0] = lastSeq;
+    this.down(0);
+  }
+
+  private before(i: number, j: number): boolean {
+    const a = this.items[i]!.readyAt;
+    const b = this.items[j]!.readyAt;
+    return a < b || (a === b && this.seqs[i]! < this.seqs[j]!);
+  }
+
+  private swap(i: number, j: number): void {
+    const item = this.items[i]!;
+    this.items[i] = this.items[j]!;
+    this.items[j] = item;
+    const seq = this.seqs[i]!;
+    this.seqs[i] = this.seqs[j]!;
+    this.seqs[j] = seq;
+  }
+
+  private up(i: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(i, parent)) return;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private down(i: number): void {
+    const n = this.items.length;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= n) return;
+      const child = left + 1 < n && this.before(left + 1, left) ? left + 1 : left;
+      if (!this.before(child, i)) return;
+      this.swap(i, child);
+      i = child;
+    }
+  }
+}
+
 export class ReadyQueue<T extends ReadyItem> {
   private readonly levels: Array<TenantRing<T> | undefined> = new Array(PRIORITY_LEVELS);
+  private readonly staging = new StagingHeap<T>();
   private liveCount = 0;
+  private stagedCount = 0;
   private seq = 0;
 
+  /** Queued items whose time has come (staged ones not included). */
   get size(): number {
     return this.liveCount;
   }
 
-  push(item: T): void {
+  /** Queued items still waiting for their readyAt. */
+  get stagedSize(): number {
+    return this.stagedCount;
+  }
+
+  /** Queue `item`; `now` says whether its readyAt has come (else it is staged until then). */
+  push(item: T, now: number): void {
     if (item.queued) throw new Error("ready queue: item is already queued");
+    this.promote(now);
     item.queued = true;
     item.readySeq = ++this.seq;
-    (this.levels[item.priority] ??= new TenantRing<T>()).push(item);
-    this.liveCount++;
+    if (item.readyAt > now) {
+      item.staged = true;
+      this.staging.push(item);
+      this.stagedCount++;
+      return;
+    }
+    item.staged = false;
+    this.line(item);
   }
 
   /** Take a queued item out without handing it out (canceled, claimed by a replicated record). */
   forget(item: T): void {
     if (!item.queued) return;
     item.queued = false;
-    this.liveCount--;
+    if (item.staged) this.stagedCount--;
+    else this.liveCount--;
+    item.staged = false;
   }
 
-  /** The next item by priority, tenant round-robin (or `tenant`'s own line), age. */
-  pop(tenant: string | null = null): T | undefined {
+  /** The earliest readyAt of a staged item, or null. */
+  nextStagedAt(): number | null {
+    return this.staging.peekLive()?.readyAt ?? null;
+  }
+
+  /** The next item by priority, tenant round-robin (or `tenant`'s own line), age; only one due by `now`. */
+  pop(tenant: string | null, now: number): T | undefined {
+    this.promote(now);
     for (let p = PRIORITY_LEVELS - 1; p >= 0; p--) {
       const item = this.levels[p]?.pop(tenant);
       if (item !== undefined) {
@@ -141,6 +239,21 @@ export class ReadyQueue<T extends ReadyItem> {
       }
     }
     return undefined;
+  }
+
+  /** Staged items due by `now` join their lines, earliest first. */
+  private promote(now: number): void {
+    for (let top = this.staging.peekLive(); top !== undefined && top.readyAt <= now; top = this.staging.peekLive()) {
+      this.staging.removeTop();
+      top.staged = false;
+      this.stagedCount--;
+      this.line(top);
+    }
+  }
+
+  private line(item: T): void {
+    (this.levels[item.priority] ??= new TenantRing<T>()).push(item);
+    this.liveCount++;
   }
 
   /** readyAt of the oldest live item, or null. */
