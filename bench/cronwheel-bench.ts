@@ -15,7 +15,7 @@
 import { Client } from "../src/client/client.js";
 import { Worker, type ExecutionContext } from "../src/client/worker.js";
 import { startServer, tempDir, type ServerProcess } from "../test/support/server-process.js";
-import { distribution, isWarmup, nowMs, repeatWorkload, round, sleep, sortedCopy, WARMUP_EXECUTIONS, WARMUP_LATENCY_SEC, WARMUP_PAYLOAD } from "./stats.js";
+import { distribution, isWarmup, nowMs, processCpuSeconds, repeatWorkload, round, sleep, sortedCopy, WARMUP_EXECUTIONS, WARMUP_LATENCY_SEC, WARMUP_PAYLOAD } from "./stats.js";
 
 type Figures = Record<string, unknown> & { system: "cronwheel" };
 
@@ -64,6 +64,28 @@ async function warmUp(client: Client, queue: string, done: () => number): Promis
   await until("the warm-up", () => done() >= WARMUP_EXECUTIONS, 120_000);
 }
 
+/**
+ * CPU seconds used from now on by the server and by this process (the SDK worker and client), and
+ * per execution: which side's work bounds a workload, and whether a change made the work cheaper,
+ * read with less noise than a wall-clock figure.
+ */
+function cpuMeter(server: ServerProcess): (executions: number) => Record<string, number> {
+  const pid = server.child.pid!;
+  const server0 = processCpuSeconds(pid);
+  const self0 = process.cpuUsage();
+  return (executions) => {
+    const serverCpuSec = processCpuSeconds(pid) - server0;
+    const self = process.cpuUsage(self0);
+    const benchCpuSec = (self.user + self.system) / 1e6;
+    return {
+      serverCpuSec: round(serverCpuSec),
+      benchProcessCpuSec: round(benchCpuSec),
+      serverCpuUsPerExecution: round((serverCpuSec * 1e6) / executions),
+      benchProcessCpuUsPerExecution: round((benchCpuSec * 1e6) / executions),
+    };
+  };
+}
+
 async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
@@ -73,7 +95,8 @@ async function until(what: string, done: () => boolean, timeoutMs: number): Prom
 }
 
 export async function cronwheelThroughput({ executions = 100_000, batch = 1000, concurrency = 100, prefetch = 0, timeoutMs = 300_000 } = {}): Promise<Figures> {
-  return withCronwheel("throughput", concurrency, prefetch, () => {}, async ({ client, completed }) => {
+  return withCronwheel("throughput", concurrency, prefetch, () => {}, async ({ server, client, completed }) => {
+    const cpu = cpuMeter(server);
     const started = nowMs();
     let enqueued = 0;
     // Two batches in flight keep the node busy without queueing requests unboundedly.
@@ -99,6 +122,7 @@ export async function cronwheelThroughput({ executions = 100_000, batch = 1000, 
       enqueuePerSec: Math.round(executions / enqueueSec),
       executionsPerSec: Math.round(executions / totalSec),
       totalSec: round(totalSec),
+      ...cpu(executions),
     };
   });
 }
@@ -141,7 +165,7 @@ export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurr
     concurrency,
     prefetch,
     () => starts.push(nowMs()),
-    async ({ client, completed }) => {
+    async ({ server, client, completed }) => {
       // Estimate the enqueue time with a small probe batch, then place T after all will be in.
       const probeStart = nowMs();
       await client.enqueueBatch(Array.from({ length: batch }, () => ({ queue: "herd-probe", payload: null })));
@@ -153,6 +177,9 @@ export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurr
         await client.enqueueBatch(Array.from({ length: n }, () => ({ queue: "herd", payload: null, runAt: dueAt })));
       }
       const enqueueEnd = nowMs();
+      // CPU from shortly before the staging tick (EXECUTION_STAGE_LEAD_MS ahead) to the last completion.
+      await sleep(dueAt - 400 - nowMs());
+      const cpu = cpuMeter(server);
       await until("the herd", () => completed() >= executions, 120_000);
       const lateness = sortedCopy(starts.map((s) => s - dueAt));
       return {
@@ -165,6 +192,7 @@ export async function cronwheelHerd({ executions = 50_000, batch = 1000, concurr
         firstStartedAfterDueMs: round(lateness[0]!),
         ...distribution("latenessMs", lateness),
         lastStartedAfterDueSec: round(lateness[lateness.length - 1]! / 1000),
+        ...cpu(executions),
       };
     },
   );

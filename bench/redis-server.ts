@@ -15,6 +15,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { processCpuSeconds } from "./stats.js";
 
 export interface RedisHandle {
   port: number;
@@ -181,24 +182,6 @@ function ping(port: number, timeoutMs = 500): Promise<boolean> {
   });
 }
 
-let clkTck = 0;
-function clockTicksPerSec(): number {
-  if (!clkTck) clkTck = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
-  return clkTck;
-}
-
-function cpuSecondsOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // fields[0] is field 3 (state); utime is field 14, stime field 15.
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return ticks / clockTicksPerSec();
-  } catch {
-    return NaN;
-  }
-}
-
 function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -274,7 +257,7 @@ async function startOnce(binary: string, extraArgs: string[]): Promise<RedisHand
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { port, pid, cpuSeconds: () => cpuSecondsOf(pid), info: (section) => info(port, section), stop };
+  return { port, pid, cpuSeconds: () => processCpuSeconds(pid), info: (section) => info(port, section), stop };
 }
 
 export interface StartRedisOptions {

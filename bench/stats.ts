@@ -1,4 +1,6 @@
 /** Small statistics shared by every benchmark scenario. */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 
 export function round(x: number): number {
   return Math.round(x * 100) / 100;
@@ -72,4 +74,23 @@ export async function repeatWorkload(
   await sleep(opts.seconds * 1000);
   opts.setMeasuring(false);
   return { elapsedSec: (nowMs() - t0) / 1000 };
+}
+
+let clkTck = 0;
+function clockTicksPerSec(): number {
+  if (!clkTck) clkTck = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
+  return clkTck;
+}
+
+/** CPU seconds (user + system) process `pid` has used so far, from /proc/<pid>/stat; NaN where unreadable. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields[0] is field 3 (state); utime is field 14, stime field 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks / clockTicksPerSec();
+  } catch {
+    return NaN;
+  }
 }

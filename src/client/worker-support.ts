@@ -57,6 +57,9 @@ function clip(s: string, max: number): string {
  */
 export function toJsonValue(value: unknown): unknown {
   if (value === undefined) return undefined;
+  // Most handlers return nothing or a primitive: those need no round trip through a string.
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number") return Number.isFinite(value) ? value : null;
   const text = JSON.stringify(value);
   return text === undefined ? undefined : JSON.parse(text);
 }
@@ -98,51 +101,54 @@ export function decodeFrame(data: Buffer): NodeMessage[] {
     throw new MalformedFrameError(`frame is not msgpack: ${(error as Error).message}`);
   }
   if (!Array.isArray(decoded)) throw new MalformedFrameError("a frame is an array of messages");
-  return decoded.map((m, i) => checkMessage(m, i));
+  for (let i = 0; i < decoded.length; i++) checkMessage(decoded[i], i);
+  return decoded as NodeMessage[];
 }
 
-function checkMessage(m: unknown, i: number): NodeMessage {
+// Module-level, not per message: a frame brings hundreds of messages and each closure is garbage.
+const isInt = (v: unknown): boolean => Number.isSafeInteger(v);
+const isTime = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
+const isStr = (v: unknown): boolean => typeof v === "string";
+
+function refuse(i: number, o: Record<string, unknown>, what: string): never {
+  throw new MalformedFrameError(`message ${i} (${String(o.t)}): ${what}`);
+}
+
+function checkMessage(m: unknown, i: number): void {
   if (typeof m !== "object" || m === null || typeof (m as { t?: unknown }).t !== "string") throw new MalformedFrameError(`message ${i}: an object with a string field t`);
   const o = m as Record<string, unknown>;
-  const need = (ok: boolean, what: string): void => {
-    if (!ok) throw new MalformedFrameError(`message ${i} (${String(o.t)}): ${what}`);
-  };
-  const isInt = (v: unknown): boolean => Number.isSafeInteger(v);
-  const isTime = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
-  const isStr = (v: unknown): boolean => typeof v === "string";
   switch (o.t) {
     case "welcome":
-      need(isStr(o.nodeId) && isInt(o.protocol), "nodeId (string) and protocol (integer)");
+      if (!(isStr(o.nodeId) && isInt(o.protocol))) refuse(i, o, "nodeId (string) and protocol (integer)");
       break;
     case "assign":
-      need(isStr(o.id) && isInt(o.attempt) && isInt(o.fence) && isStr(o.queue), "id, attempt, fence, queue");
-      need(isTime(o.scheduledAt) && isTime(o.leaseDeadline) && isTime(o.timeoutAt), "scheduledAt, leaseDeadline, timeoutAt (ms)");
-      need(typeof o.leaseMs === "number" && o.leaseMs > 0 && Number.isFinite(o.leaseMs), "leaseMs > 0");
-      need(o.jobId === undefined || o.jobId === null || isStr(o.jobId), "jobId a string");
+      if (!(isStr(o.id) && isInt(o.attempt) && isInt(o.fence) && isStr(o.queue))) refuse(i, o, "id, attempt, fence, queue");
+      if (!(isTime(o.scheduledAt) && isTime(o.leaseDeadline) && isTime(o.timeoutAt))) refuse(i, o, "scheduledAt, leaseDeadline, timeoutAt (ms)");
+      if (!(typeof o.leaseMs === "number" && o.leaseMs > 0 && Number.isFinite(o.leaseMs))) refuse(i, o, "leaseMs > 0");
+      if (!(o.jobId === undefined || o.jobId === null || isStr(o.jobId))) refuse(i, o, "jobId a string");
       break;
     case "ack":
-      need(isStr(o.id) && isInt(o.fence) && REPORT_TYPES.has(o.of as string), "id, fence, of (a report type)");
-      need(o.leaseDeadline === undefined || o.leaseDeadline === null || isTime(o.leaseDeadline), "leaseDeadline (ms)");
+      if (!(isStr(o.id) && isInt(o.fence) && REPORT_TYPES.has(o.of as string))) refuse(i, o, "id, fence, of (a report type)");
+      if (!(o.leaseDeadline === undefined || o.leaseDeadline === null || isTime(o.leaseDeadline))) refuse(i, o, "leaseDeadline (ms)");
       break;
     case "stale":
-      need(isStr(o.id) && isInt(o.fence) && REPORT_TYPES.has(o.of as string), "id, fence, of (a report type)");
+      if (!(isStr(o.id) && isInt(o.fence) && REPORT_TYPES.has(o.of as string))) refuse(i, o, "id, fence, of (a report type)");
       break;
     case "cancel":
-      need(isStr(o.id) && isInt(o.fence), "id and fence");
-      need(o.reason === undefined || isStr(o.reason), "reason a string");
+      if (!(isStr(o.id) && isInt(o.fence))) refuse(i, o, "id and fence");
+      if (!(o.reason === undefined || isStr(o.reason))) refuse(i, o, "reason a string");
       break;
     case "withdrawn":
-      need(isInt(o.n) && (o.n as number) >= 0, "n (a non-negative integer)");
+      if (!(isInt(o.n) && (o.n as number) >= 0)) refuse(i, o, "n (a non-negative integer)");
       break;
     case "drain":
       break;
     case "error":
-      need(isStr(o.code) && isStr(o.message), "code and message");
+      if (!(isStr(o.code) && isStr(o.message))) refuse(i, o, "code and message");
       break;
     default:
       throw new MalformedFrameError(`message ${i}: unknown type '${String(o.t)}'`);
   }
-  return o as unknown as NodeMessage;
 }
 
 /** The HTTP base URL for a configured worker URL (`ws` → `http`, `wss` → `https`, `/v1/workers` dropped). */

@@ -101,7 +101,6 @@ import {
   type HeartbeatMessage,
   type NodeMessage,
   type StaleMessage,
-  type StartedMessage,
   type SucceededMessage,
   type WelcomeMessage,
   type WorkerMessage,
@@ -885,7 +884,7 @@ export class Worker extends EventEmitter {
     if (this.running + this.waiting.length >= this.opts.concurrency + this.opts.prefetch) {
       // The node gave more than the credit: refuse without running it (it is retried).
       this.log.error({ id: m.id, inFlight: this.running, url: c.url }, "assign beyond concurrency refused");
-      const refusal: FailedMessage = { t: "failed", ...reportRef(m), error: { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, retryable: true };
+      const refusal = failedReport(m, { name: "WorkerOverCapacity", message: "assigned beyond the worker's credit" }, true);
       const on = c.ready ? c : [...this.allConns()].find((o) => o.ready);
       on?.outbox.push(refusal);
       this.scheduleTurn();
@@ -913,16 +912,23 @@ export class Worker extends EventEmitter {
     const m = x.assign;
     x.queuedStart = false;
     this.running++;
-    this.sendFor(x, started(x));
-    this.emit("assigned", { id: m.id, attempt: m.attempt, fence: m.fence, queue: m.queue });
-    const handler = this.opts.handler;
+    this.sendFor(x, reportOf("started", m));
+    if (this.listenerCount("assigned") > 0) this.emit("assigned", { id: m.id, attempt: m.attempt, fence: m.fence, queue: m.queue });
     // After this frame is processed, so a handler's synchronous start cannot delay the others.
-    Promise.resolve()
-      .then(() => handler(x.ctx))
-      .then(
-        (result) => this.onHandlerDone(x, { t: "succeeded", ...reportRef(m), ...(result === undefined ? {} : { result }) }),
-        (error: unknown) => this.onHandlerDone(x, { t: "failed", ...reportRef(m), error: serializeError(error), retryable: !(error instanceof NonRetryableError) }),
-      );
+    queueMicrotask(() => this.runHandler(x));
+  }
+
+  private runHandler(x: Exec): void {
+    const m = x.assign;
+    const failed = (error: unknown) => this.onHandlerDone(x, failedReport(m, serializeError(error), !(error instanceof NonRetryableError)));
+    let outcome: unknown;
+    try {
+      outcome = this.opts.handler(x.ctx);
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    Promise.resolve(outcome).then((result) => this.onHandlerDone(x, succeededReport(m, result)), failed);
   }
 
   private newExec(m: AssignMessage, now: number, c: Conn): Exec {
@@ -975,7 +981,7 @@ export class Worker extends EventEmitter {
       this.closeIfIdle();
       return;
     }
-    x.final = jsonReport(report);
+    x.final = report;
     x.nextSendAt = Date.now() + x.intervalMs;
     this.sendFor(x, x.final);
     this.scheduleTurn(); // the slot is free: credit
@@ -1037,7 +1043,7 @@ export class Worker extends EventEmitter {
 
   private settle(x: Exec, outcome: CompletedOutcome): void {
     if (this.execs.get(x.assign.id) === x) this.execs.delete(x.assign.id);
-    this.emit("completed", { id: x.assign.id, attempt: x.assign.attempt, fence: x.assign.fence, outcome });
+    if (this.listenerCount("completed") > 0) this.emit("completed", { id: x.assign.id, attempt: x.assign.attempt, fence: x.assign.fence, outcome });
     this.closeIfIdle();
   }
 
@@ -1093,7 +1099,8 @@ export class Worker extends EventEmitter {
       if (progress) x.queuedHeartbeat.message.progress = progress.value;
       return;
     }
-    const message: HeartbeatMessage = { t: "heartbeat", ...reportRef(x.assign), ...(progress ? { progress: progress.value } : {}) };
+    const message = reportOf("heartbeat", x.assign) as HeartbeatMessage;
+    if (progress) message.progress = progress.value;
     const entry: SentHeartbeat = { sentAt: now, waiters };
     x.heartbeatsSent.push(entry);
     if (x.heartbeatsSent.length > HEARTBEATS_UNACKED_MAX) {
@@ -1108,7 +1115,7 @@ export class Worker extends EventEmitter {
   /** Everything x still owes a node, on its (new) connection: started, a heartbeat, its outcome. */
   private resend(x: Exec, now: number): void {
     if (x.dropped) return;
-    if (!x.startedAcked && !x.queuedStart) this.sendFor(x, started(x));
+    if (!x.startedAcked && !x.queuedStart) this.sendFor(x, reportOf("started", x.assign));
     if (x.running) this.sendHeartbeat(x, now);
     else if (x.final) {
       this.sendFor(x, x.final);
@@ -1183,20 +1190,24 @@ export class Worker extends EventEmitter {
   }
 
   /**
-   * A `started` whose final report leaves in the same frame tells the node nothing (a short
-   * handler): drop it, halving the reports and acks of short executions.
+   * A `started` whose final report leaves in the same frame (or left already) tells the node
+   * nothing (a short handler): drop it, halving the reports and acks of short executions.
    */
   private dropOvertakenStarts(c: Conn): void {
-    let finals: Set<string> | null = null;
-    for (const m of c.outbox) if (m.t === "succeeded" || m.t === "failed") (finals ??= new Set()).add(`${m.id}#${m.fence}`);
-    if (finals === null) return;
-    const done = finals;
-    c.outbox = c.outbox.filter((m) => {
-      if (m.t !== "started" || !done.has(`${m.id}#${m.fence}`)) return true;
-      const x = this.execs.get(m.id);
-      if (x) x.startedAcked = true;
-      return false;
-    });
+    const outbox = c.outbox;
+    let kept = 0;
+    for (let i = 0; i < outbox.length; i++) {
+      const m = outbox[i]!;
+      if (m.t === "started") {
+        const x = this.execs.get(m.id);
+        if (x !== undefined && x.assign.fence === m.fence && x.final !== null) {
+          x.startedAcked = true;
+          continue;
+        }
+      }
+      outbox[kept++] = m;
+    }
+    outbox.length = kept;
   }
 
   /** What the worker can hold in all: running, waiting and credit given. */
@@ -1340,31 +1351,35 @@ export class Worker extends EventEmitter {
   }
 }
 
-function started(x: Exec): StartedMessage {
-  return { t: "started", ...reportRef(x.assign) };
-}
-
-/** What identifies a report: the execution, its fence, and for an all-tenant worker its tenant. */
-function reportRef(m: AssignMessage): ReportBase {
-  return m.tenant === undefined ? { id: m.id, fence: m.fence } : { id: m.id, fence: m.fence, tenant: m.tenant };
+/** A report of `t` for assignment `m`: the execution, its fence, and for an all-tenant worker its tenant. */
+function reportOf<T extends "started" | "heartbeat" | "succeeded" | "failed">(t: T, m: AssignMessage): ReportBase & { t: T } {
+  const r: ReportBase & { t: T } = { t, id: m.id, fence: m.fence };
+  if (m.tenant !== undefined) r.tenant = m.tenant;
+  return r;
 }
 
 /**
- * The result travels as the JSON the node stores (a Date becomes its ISO string). One that is not
- * JSON (a BigInt, a cycle) fails the attempt, not retryable: the same handler would return it again.
+ * The report of a handler that returned `result`. The result travels as the JSON the node stores
+ * (a Date becomes its ISO string); one that is not JSON (a BigInt, a cycle) fails the attempt, not
+ * retryable: the same handler would return it again.
  */
-function jsonReport(report: SucceededMessage | FailedMessage): SucceededMessage | FailedMessage {
-  if (report.t === "failed" || report.result === undefined) return report;
+function succeededReport(m: AssignMessage, result: unknown): SucceededMessage | FailedMessage {
+  let value: unknown;
   try {
-    const result = toJsonValue(report.result);
-    return { t: "succeeded", ...reportRefOf(report), ...(result === undefined ? {} : { result }) };
+    value = toJsonValue(result);
   } catch (error) {
-    return { t: "failed", ...reportRefOf(report), error: { name: "ResultNotSerializable", message: `the handler's result is not JSON: ${(error as Error).message}` }, retryable: false };
+    return failedReport(m, { name: "ResultNotSerializable", message: `the handler's result is not JSON: ${(error as Error).message}` }, false);
   }
+  const report = reportOf("succeeded", m) as SucceededMessage;
+  if (value !== undefined) report.result = value;
+  return report;
 }
 
-function reportRefOf(r: ReportBase): ReportBase {
-  return r.tenant === undefined ? { id: r.id, fence: r.fence } : { id: r.id, fence: r.fence, tenant: r.tenant };
+function failedReport(m: AssignMessage, error: unknown, retryable: boolean): FailedMessage {
+  const report = reportOf("failed", m) as FailedMessage;
+  report.error = error;
+  report.retryable = retryable;
+  return report;
 }
 
 function defaultWorkerId(): string {
