@@ -867,24 +867,25 @@ export class ShardState {
     const q = this.readyQueues.get(queue);
     const items: Execution[] = [];
     if (!q) return { items, retryAt: null };
-    const skipped: Execution[] = [];
-    const pending = new Map<Job, number>();
-    while (items.length < max && skipped.length < TAKE_SKIPPED_MAX) {
+    let skipped: Execution[] | null = null;
+    // Made only when a job with a limit shows up: dispatch calls this for every shard and queue, often.
+    let pending: Map<Job, number> | null = null;
+    while (items.length < max && (skipped === null || skipped.length < TAKE_SKIPPED_MAX)) {
       const e = q.pop(tenant, now);
       if (!e) break;
       const job = this.jobOf(e);
       const limit = job?.spec.concurrency.limit ?? null;
       if (job && limit !== null) {
-        const taken = pending.get(job) ?? 0;
+        const taken = (pending ??= new Map()).get(job) ?? 0;
         if (job.leasedCount + taken >= limit) {
-          skipped.push(e);
+          (skipped ??= []).push(e);
           continue;
         }
         pending.set(job, taken + 1);
       }
       items.push(e);
     }
-    for (const e of skipped) q.push(e, now);
+    if (skipped !== null) for (const e of skipped) q.push(e, now);
     return { items, retryAt: q.nextStagedAt() };
   }
 
@@ -896,6 +897,12 @@ export class ShardState {
   /** Executions waiting in `queue`'s ready queue. */
   readyDepth(queue: string): number {
     return this.readyQueues.get(queue)?.size ?? 0;
+  }
+
+  /** Whether `queue` has executions ready or staged (so a dispatch pass has something to look at). */
+  hasQueued(queue: string): boolean {
+    const q = this.readyQueues.get(queue);
+    return q !== undefined && q.size + q.stagedSize > 0;
   }
 
   /** Queue names with ready work. */

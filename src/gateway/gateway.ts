@@ -334,19 +334,21 @@ export class WorkerGateway {
   }
 
   private dispatch(): void {
-    if (this.draining) return;
+    if (this.draining || !this.anyCredit()) return;
     const conns = [...this.connections];
+    const shards = this.node.servingShards();
     let retryIn: number | null = null;
     const start = this.rotation++ % Math.max(1, conns.length);
     for (let k = 0; k < conns.length; k++) {
       const conn = conns[(start + k) % conns.length]!;
       if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
-      for (const shard of this.node.servingShards()) {
+      for (const shard of shards) {
         if (conn.credit <= 0) break;
         if (this.room(conn) <= 0) {
           conn.roomLimited = true;
           break;
         }
+        if (!hasQueuedFor(shard, conn)) continue;
         const taken: Taken[] = [];
         for (const queue of conn.queues) {
           if (conn.credit <= 0) break;
@@ -359,6 +361,12 @@ export class WorkerGateway {
       }
     }
     if (retryIn !== null) this.dispatchIn(retryIn);
+  }
+
+  /** Whether some connection could take work now (a pass allocates; most wake-ups find none). */
+  private anyCredit(): boolean {
+    for (const conn of this.connections) if (conn.open && conn.hello && !conn.draining && conn.credit > 0) return true;
+    return false;
   }
 
   /** Bytes that may still be queued for `conn` (see WS_SEND_BUFFER_BYTES_MAX). */
@@ -550,6 +558,12 @@ interface Taken {
   e: Execution;
   /** Estimated bytes of its assign frame. */
   bytes: number;
+}
+
+/** Whether `shard` has ready or staged work in one of `conn`'s queues. */
+function hasQueuedFor(shard: ShardReplica, conn: Connection): boolean {
+  for (const queue of conn.queues) if (shard.state.hasQueued(queue)) return true;
+  return false;
 }
 
 /** The estimated size of `e`'s assign frame (its payload, and for a job's fire the previous result). */

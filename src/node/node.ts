@@ -95,6 +95,8 @@ export class CronwheelNode {
   private rebalancerInstance: Rebalancer | null = null;
   private readonly enqueueListeners: Array<(shard: ShardReplica, record: EnqueueRecord) => void> = [];
   private readonly servingListeners: Array<() => void> = [];
+  /** servingShards(), until a replica is added, removed, or starts or stops serving. */
+  private servingCache: ShardReplica[] | null = null;
 
   private constructor(
     readonly opts: NodeOptions,
@@ -168,8 +170,12 @@ export class CronwheelNode {
       },
       NO_OBSERVER,
     );
-    replica.onServingChange(() => this.servingListeners.forEach((l) => l()));
+    replica.onServingChange(() => {
+      this.servingCache = null;
+      this.servingListeners.forEach((l) => l());
+    });
     this.shards[shard.id] = replica;
+    this.servingCache = null;
     return replica;
   }
 
@@ -178,6 +184,7 @@ export class CronwheelNode {
     const replica = this.shards[shardId];
     if (!replica) return;
     this.shards[shardId] = undefined;
+    this.servingCache = null;
     await replica.close();
     await fs.promises.rm(this.replicaDir(shardId), { recursive: true, force: true });
   }
@@ -263,8 +270,9 @@ export class CronwheelNode {
   }
 
   /** The replicas this node leads and serves right now. */
-  servingShards(): ShardReplica[] {
-    return this.shards.filter((s): s is ShardReplica => s !== undefined && s.serving);
+  servingShards(): readonly ShardReplica[] {
+    // Asked by every dispatch pass; it changes only when a replica starts or stops serving.
+    return (this.servingCache ??= this.shards.filter((s): s is ShardReplica => s !== undefined && s.serving));
   }
 
   /** Hear when a local replica starts or stops serving (the gateway dispatches again). */
