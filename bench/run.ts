@@ -4,20 +4,45 @@
  * Cronwheel-vs-BullMQ workloads (vs-*), and the three-node cluster (cluster-*).
  * Record the figures in bench/RESULTS.md, misses included.
  */
+import { spawn } from "node:child_process";
 import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { clusterFailover, clusterLateness, clusterThroughput } from "./cluster-bench.js";
-import { bullmqHerd, bullmqLatency, bullmqRepeat, bullmqThroughput } from "./bullmq-bench.js";
-import { cronwheelHerd, cronwheelLatency, cronwheelRepeat, cronwheelThroughput } from "./cronwheel-bench.js";
 import { runJobsAndRestartBench, runLatenessBench } from "./node-bench.js";
 import { runWalBench } from "./wal-bench.js";
 import { runWheelBench } from "./wheel-bench.js";
 
 type Figures = Record<string, unknown>;
 
-/** Run the BullMQ and the Cronwheel side of one workload, one after the other, and put the ratio next to them. */
-async function versus(bullmq: () => Promise<Figures>, cronwheel: () => Promise<Figures>, ratioOf: (b: Figures, c: Figures) => number): Promise<Figures> {
-  const b = await bullmq();
-  const c = await cronwheel();
+/** Run one side of a versus workload in a fresh process (bench/side.ts) and return its figures. */
+function side(name: string): Promise<Figures> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, path.join(path.dirname(fileURLToPath(import.meta.url)), "side.js"), name], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`bench side ${name} exited with ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop()!) as Figures);
+      } catch (error) {
+        reject(new Error(`bench side ${name} printed no figures: ${(error as Error).message}`));
+      }
+    });
+  });
+}
+
+/** The BullMQ side of one workload, then the Cronwheel side(s), each in its own process, and the ratio. */
+async function versus(bullmq: string, cronwheel: string | Record<string, string>, ratioOf: (b: Figures, c: Figures) => number): Promise<Figures> {
+  const b = await side(bullmq);
+  let c: Figures;
+  if (typeof cronwheel === "string") {
+    c = await side(cronwheel);
+  } else {
+    c = {};
+    for (const [label, name] of Object.entries(cronwheel)) c[label] = await side(name);
+  }
   return { bullmq: b, cronwheel: c, cronwheelOverBullmq: Math.round(ratioOf(b, c) * 100) / 100 };
 }
 
@@ -31,19 +56,19 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   // Cronwheel vs BullMQ, same workload, same machine (ratios: throughput up is better; latency and lateness down is better).
   // Cronwheel runs with the SDK's default prefetch 0 and with prefetch 300; the ratio is of the better one.
   "vs-throughput": () =>
-    versus(bullmqThroughput, async () => ({ prefetch0: await cronwheelThroughput(), prefetch300: await cronwheelThroughput({ prefetch: 300 }) }), (b, c) =>
+    versus("bullmq-throughput", { prefetch0: "cronwheel-throughput-prefetch0", prefetch300: "cronwheel-throughput-prefetch300" }, (b, c) =>
       Math.max(num(c.prefetch0 as Figures, "executionsPerSec"), num(c.prefetch300 as Figures, "executionsPerSec")) / num(b, "executionsPerSec"),
     ),
-  "vs-latency": () => versus(bullmqLatency, cronwheelLatency, (b, c) => num(c, "latencyMsP99") / num(b, "latencyMsP99")),
+  "vs-latency": () => versus("bullmq-latency", "cronwheel-latency", (b, c) => num(c, "latencyMsP99") / num(b, "latencyMsP99")),
   "vs-herd": () =>
-    versus(bullmqHerd, async () => ({ prefetch0: await cronwheelHerd(), prefetch300: await cronwheelHerd({ prefetch: 300 }) }), (b, c) =>
+    versus("bullmq-herd", { prefetch0: "cronwheel-herd-prefetch0", prefetch300: "cronwheel-herd-prefetch300" }, (b, c) =>
       Math.min(num(c.prefetch0 as Figures, "lastStartedAfterDueSec"), num(c.prefetch300 as Figures, "lastStartedAfterDueSec")) / num(b, "lastStartedAfterDueSec"),
     ),
   // A three-node cluster, replication factor 3, on this one machine (issue 4).
   "cluster-throughput": () => clusterThroughput({ prefetch: Number(process.env.BENCH_PREFETCH ?? 100) }),
   "cluster-lateness": () => clusterLateness(),
   "cluster-failover": () => clusterFailover({ rounds: Number(process.env.BENCH_FAILOVER_ROUNDS ?? 20) }),
-  "vs-repeat": () => versus(bullmqRepeat, cronwheelRepeat, (b, c) => num(c, "latenessMsP99") / num(b, "latenessMsP99")),
+  "vs-repeat": () => versus("bullmq-repeat", "cronwheel-repeat", (b, c) => num(c, "latenessMsP99") / num(b, "latenessMsP99")),
 };
 
 async function main(): Promise<void> {
