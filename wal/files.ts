@@ -6,7 +6,7 @@
  * Snapshot files are named by the index they cover: 00000000000000004000.snap.
  */
 
-import { promises as fsp } from "node:fs";
+import fs, { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 
@@ -68,8 +68,30 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/**
+ * The group-commit path writes and fsyncs a few thousand times a second; fs's callback calls on
+ * the handle's descriptor allocate several times less per call than FileHandle's promise methods
+ * (that garbage was a third of a node's allocations at 1,000 executions/s). The FileHandle still
+ * owns the descriptor and its closing; the WAL never closes one with a call on it in flight.
+ */
+function writeFd(fd: number, buf: Uint8Array): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, 0, buf.length, null, (error, written) => (error ? reject(error) : resolve(written))));
+}
+
+/** fsync of the handle's file (see writeFd). */
+export function syncHandle(handle: FileHandle): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(handle.fd, (error) => (error ? reject(error) : resolve())));
+}
+
 /** Writes every byte of `bufs` at the handle's position (the end, for an O_APPEND handle). */
 export async function writeAll(handle: FileHandle, bufs: readonly Uint8Array[]): Promise<number> {
+  // The common case, one buffer: write it (and what a short write left) without building pieces.
+  if (bufs.length === 1 && bufs[0]!.length <= WRITE_CALL_BYTES_MAX) {
+    const buf = bufs[0]!;
+    let total = 0;
+    while (total < buf.length) total += await writeFd(handle.fd, total === 0 ? buf : buf.subarray(total));
+    return total;
+  }
   let pieces: Uint8Array[] = [];
   for (const b of bufs) {
     for (let off = 0; off < b.length; off += WRITE_CALL_BYTES_MAX) {
