@@ -55,7 +55,23 @@ function creationKey(executionId: string): string {
 }
 
 function isAdHocId(executionId: string): boolean {
-  return executionId.length > AD_HOC_HEAD && executionId.startsWith(AD_HOC_PREFIX) && !executionId.includes(":") && /^[0-9a-f]{4}$/.test(executionId.slice(1, AD_HOC_HEAD));
+  return adHocSlot(executionId) !== null;
+}
+
+/**
+ * The slot an ad-hoc id carries, or null when it is not one. Read char by char: every worker
+ * report is routed through this, and a slice and a regex per report were garbage.
+ */
+function adHocSlot(executionId: string): number | null {
+  if (executionId.length <= AD_HOC_HEAD || !executionId.startsWith(AD_HOC_PREFIX) || executionId.includes(":")) return null;
+  let slot = 0;
+  for (let i = 1; i < AD_HOC_HEAD; i++) {
+    const c = executionId.charCodeAt(i);
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1; // 0-9, a-f
+    if (digit < 0) return null;
+    slot = slot * 16 + digit;
+  }
+  return slot;
 }
 
 /**
@@ -66,5 +82,5 @@ function isAdHocId(executionId: string): boolean {
 export function slotOfExecution(tenant: string, executionId: string): number | null {
   const colon = executionId.indexOf(":");
   if (colon > 0) return slotOf(tenant, executionId.slice(0, colon));
-  return isAdHocId(executionId) ? Number.parseInt(executionId.slice(1, AD_HOC_HEAD), 16) : null;
+  return adHocSlot(executionId);
 }

@@ -280,7 +280,9 @@ export class WorkerGateway {
             const { conn, message } = pending[i]!;
             if (outcome.ok) {
               if (message.t === "succeeded" || message.t === "failed") this.assignedTenant.delete(message.id);
-              this.send(conn, { t: "ack", id: message.id, fence: message.fence, of: message.t, ...(message.t === "heartbeat" ? { leaseDeadline: outcome.leaseDeadline } : {}) });
+              const ack: NodeMessage = { t: "ack", id: message.id, fence: message.fence, of: message.t };
+              if (message.t === "heartbeat") ack.leaseDeadline = outcome.leaseDeadline;
+              this.send(conn, ack);
             } else {
               this.send(conn, { t: "stale", id: message.id, fence: message.fence, of: message.t });
             }
@@ -496,7 +498,8 @@ export class WorkerGateway {
     const e = claim.execution;
     if (!e.leased || e.fence !== claim.fence) return this.giveBack(conn, bytes);
     conn.outboxEstimate += bytes;
-    this.assignedTenant.set(e.id, e.tenant);
+    // Only an all-tenant connection's reports may need it (see onReport); a tenant's name theirs.
+    if (conn.tenant === null) this.assignedTenant.set(e.id, e.tenant);
     const message: AssignMessage = {
       t: "assign",
       id: e.id,
@@ -508,9 +511,9 @@ export class WorkerGateway {
       leaseMs: e.leaseMs,
       leaseDeadline: e.leaseDeadline,
       timeoutAt: e.attemptDeadline,
-      ...(e.jobId !== null ? { jobId: e.jobId } : {}),
-      ...(conn.tenant === null ? { tenant: e.tenant } : {}),
     };
+    if (e.jobId !== null) message.jobId = e.jobId;
+    if (conn.tenant === null) message.tenant = e.tenant;
     const previous = e.jobId !== null ? shard.state.getJob(e.tenant, e.jobId)?.lastResult : undefined;
     if (previous !== undefined) message.previousResult = previous;
     // A worker that vanished between claim and commit: the lease expires and the work is retried.
