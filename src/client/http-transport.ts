@@ -28,9 +28,18 @@ export class NotSentError extends Error {
   }
 }
 
+interface Origin {
+  protocol: string;
+  hostname: string;
+  port: string;
+  auth?: string;
+}
+
 export class HttpTransport {
   private httpAgent: http.Agent | null = null;
   private httpsAgent: https.Agent | null = null;
+  /** Parsed origins (a client talks to a handful): Node would parse the whole URL per request. */
+  private readonly origins = new Map<string, Origin>();
 
   request(url: string, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<TransportResponse> {
     const secure = url.startsWith("https:");
@@ -41,7 +50,8 @@ export class HttpTransport {
     return new Promise((resolve, reject) => {
       let connected = false;
       const outgoing = body === undefined ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) };
-      const req = lib.request(url, { method, headers: outgoing, agent, timeout: timeoutMs }, (res) => {
+      const { origin, path } = this.split(url);
+      const req = lib.request({ ...origin, path, method, headers: outgoing, agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
@@ -59,6 +69,20 @@ export class HttpTransport {
       req.on("error", (error) => reject(connected ? error : new NotSentError(error)));
       req.end(body);
     });
+  }
+
+  private split(url: string): { origin: Origin; path: string } {
+    const slash = url.indexOf("/", url.indexOf("//") + 2);
+    const key = slash < 0 ? url : url.slice(0, slash);
+    let origin = this.origins.get(key);
+    if (!origin) {
+      const u = new URL(key);
+      // [::1] → ::1, as Node's own URL-to-options conversion does.
+      origin = { protocol: u.protocol, hostname: u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname, port: u.port };
+      if (u.username !== "" || u.password !== "") origin.auth = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+      this.origins.set(key, origin);
+    }
+    return { origin, path: slash < 0 ? "/" : url.slice(slash) };
   }
 
   close(): void {

@@ -117,11 +117,29 @@ class TenantRing<T extends ReadyItem> {
 class StagingHeap<T extends ReadyItem> {
   private items: T[] = [];
   private seqs: number[] = [];
+  /** The latest readyAt of any entry (live or not); -Infinity when empty. */
+  private maxReadyAt = Number.NEGATIVE_INFINITY;
 
   push(item: T): void {
     this.items.push(item);
     this.seqs.push(item.readySeq);
+    if (item.readyAt > this.maxReadyAt) this.maxReadyAt = item.readyAt;
     this.up(this.items.length - 1);
+  }
+
+  /**
+   * When every entry is due by `now` and the array is already in (readyAt, seq) order — a herd
+   * staged together: equal readyAt, pushed in order, so no push ever sifted — its live items in
+   * that order, and the heap is emptied: one pass instead of a sift-down per item. Else null.
+   */
+  takeAllIfOrdered(now: number): T[] | null {
+    if (this.maxReadyAt > now || this.items.length === 0) return null;
+    for (let i = 0; i + 1 < this.items.length; i++) if (!this.before(i, i + 1)) return null;
+    const live = this.items.filter((item, i) => item.queued && item.staged && item.readySeq === this.seqs[i]);
+    this.items = [];
+    this.seqs = [];
+    this.maxReadyAt = Number.NEGATIVE_INFINITY;
+    return live;
   }
 
   /** The live item with the earliest readyAt (dead tops are dropped), or undefined. */
@@ -137,7 +155,10 @@ class StagingHeap<T extends ReadyItem> {
   removeTop(): void {
     const lastItem = this.items.pop()!;
     const lastSeq = this.seqs.pop()!;
-    if (this.items.length === 0) return;
+    if (this.items.length === 0) {
+      this.maxReadyAt = Number.NEGATIVE_INFINITY;
+      return;
+    }
     this.items[0] = lastItem;
     this.seqs[0] = lastSeq;
     this.down(0);
@@ -243,12 +264,22 @@ export class ReadyQueue<T extends ReadyItem> {
 
   /** Staged items due by `now` join their lines, earliest first. */
   private promote(now: number): void {
+    const all = this.staging.takeAllIfOrdered(now);
+    if (all !== null) {
+      for (const item of all) this.join(item);
+      return;
+    }
     for (let top = this.staging.peekLive(); top !== undefined && top.readyAt <= now; top = this.staging.peekLive()) {
       this.staging.removeTop();
-      top.staged = false;
-      this.stagedCount--;
-      this.line(top);
+      this.join(top);
     }
+  }
+
+  /** A staged item whose time has come joins its line. */
+  private join(item: T): void {
+    item.staged = false;
+    this.stagedCount--;
+    this.line(item);
   }
 
   private line(item: T): void {

@@ -186,14 +186,31 @@ async function leaderOf(members: Member[]): Promise<Member | null> {
   return null;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port for a server that keeps it across restarts (a cluster node, an etcd member), free now.
+ * It comes from below the kernel's ephemeral range (32768+ by default), which everything that
+ * binds port 0 draws from: a kernel-chosen port given back here could be handed to another test's
+ * proxy or client while this server is down (a killed node, one that joins later), and its
+ * restart would find it taken. Each process walks the range from its own random start and never
+ * hands a port out twice.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < STABLE_PORT_COUNT; tries++) {
+    const port = STABLE_PORT_FIRST + (nextStablePort++ % STABLE_PORT_COUNT);
+    if (await canListen(port)) return port;
+  }
+  throw new Error("no free port below the ephemeral range");
+}
+
+const STABLE_PORT_FIRST = 20_000;
+const STABLE_PORT_COUNT = 12_000;
+let nextStablePort = Math.floor(Math.random() * STABLE_PORT_COUNT);
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
