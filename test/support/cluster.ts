@@ -56,19 +56,25 @@ export class TestCluster {
     const etcd = await startEtcd({ members: opts.etcdMembers ?? 1 });
     const dir = tempDir(opts.name ?? "cluster");
     const nodes: ClusterNode[] = [];
-    for (let i = 1; i <= opts.nodes; i++) {
-      const port = await freePort();
-      const etcdProxies = await Promise.all(etcd.endpoints.map((e) => TcpProxy.start("127.0.0.1", Number(new URL(e).port))));
-      nodes.push({ id: `n${i}`, port, base: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `n${i}`), process: null, etcdProxies });
-    }
     const args = ["--shards", String(opts.shards), "--replication-factor", String(opts.replicationFactor ?? 3), "--log-level", "warn", ...(opts.args ?? [])];
     const cluster = new TestCluster(etcd, nodes, args);
-    if (opts.env) cluster.env = opts.env;
-    if (opts.peerProxies) {
-      for (const from of nodes) for (const to of nodes) if (from !== to) cluster.links.set(`${from.id}->${to.id}`, await TcpProxy.start("127.0.0.1", to.port));
+    try {
+      for (let i = 1; i <= opts.nodes; i++) {
+        const port = await freePort();
+        const etcdProxies = await Promise.all(etcd.endpoints.map((e) => TcpProxy.start("127.0.0.1", Number(new URL(e).port))));
+        nodes.push({ id: `n${i}`, port, base: `http://127.0.0.1:${port}`, dataDir: path.join(dir, `n${i}`), process: null, etcdProxies });
+      }
+      if (opts.env) cluster.env = opts.env;
+      if (opts.peerProxies) {
+        for (const from of nodes) for (const to of nodes) if (from !== to) cluster.links.set(`${from.id}->${to.id}`, await TcpProxy.start("127.0.0.1", to.port));
+      }
+      await Promise.all(nodes.slice(0, opts.initial ?? opts.nodes).map((n) => cluster.startNode(n.id)));
+      await cluster.waitForLeaders();
+    } catch (error) {
+      // A cluster that did not come up must not leave etcd and the started nodes running.
+      await cluster.stop().catch(() => undefined);
+      throw error;
     }
-    await Promise.all(nodes.slice(0, opts.initial ?? opts.nodes).map((n) => cluster.startNode(n.id)));
-    await cluster.waitForLeaders();
     return cluster;
   }
 
