@@ -663,7 +663,12 @@ describe("Worker SDK against a real three-node cluster", () => {
   }
 
   async function enqueueVia(base: string, body: Record<string, unknown>): Promise<string> {
-    const res = await request(base, "POST", "/v1/executions", body);
+    // 503 `unavailable` ("retry") is the contract's answer while a shard's new leader is still
+    // recovering (an earlier test moved leaders); a client retries it, and so does this one.
+    const res = await waitFor("an enqueue that is not refused as unavailable", async () => {
+      const r = await request(base, "POST", "/v1/executions", body);
+      return r.status === 503 && r.body?.error?.code === "unavailable" ? undefined : r;
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     return res.body.id as string;
   }
