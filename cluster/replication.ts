@@ -28,10 +28,13 @@ import { CLUSTER_TIMING, withDeadline } from "./timing.js";
 const CLOCK_SAMPLE_STALE_MS = 60_000;
 
 /**
- * A replica's clock reading and the leader's monotonic time when it was read (mid round trip).
+ * A replica's clock reading and the leader's monotonic time when the answer carrying it arrived.
  * Carried forward on the leader's monotonic clock, it says what that replica's clock reads now —
  * whatever the leader's own wall clock does meanwhile (a jump is seen at once, not on the next
- * answer).
+ * answer). The reading is taken when the replica answers, after its own write and fsync: taking
+ * it as read mid round trip put a slow replica's clock ahead by half the round trip (two slow
+ * followers under load moved a shard's median time 177 ms ahead, and a fire went out that early).
+ * Dated at arrival it can only be behind, by the way back: late, which a shard's time catches up.
  */
 interface ClockSample {
   clock: number;
@@ -253,10 +256,9 @@ export class Replicator {
       let first = true;
       while (!this.stopped && (first || p.next <= this.replica.log.appendedIndex)) {
         first = false;
-        const sentAt = performance.now();
         const reply = await this.shipOnce(id, p, heartbeat);
         p.lastHeard = performance.now();
-        if (reply.ok && reply.clock !== undefined) p.clockSample = { clock: reply.clock, mono: (sentAt + p.lastHeard) / 2 };
+        if (reply.ok && reply.clock !== undefined) p.clockSample = { clock: reply.clock, mono: p.lastHeard };
         if (reply.ok) {
           p.repairing = reply.repairing === true;
           p.match = Math.max(p.match, reply.matched);
@@ -330,13 +332,12 @@ export async function recoverAndLead(opts: {
   if (replica.promisedEpoch !== epoch) throw new Error(`epoch ${epoch} is older than promised ${replica.promisedEpoch}`);
   const own: PrepareReply & { node: string } = { node: nodeId, ...prepareReply(replica, true) };
   const clockSamples = new Map<string, ClockSample>();
-  const sentAt = performance.now();
   const promises = await majorityOf(
     others.map((peer) =>
       peers.request<PrepareReply>(peer, { t: "prepare", shard, epoch } satisfies ReplicationRequest, CLUSTER_TIMING.prepareTimeoutMs).then((r) => {
         if (r.repairing) throw new Error(`${peer} is repairing its log`);
         if (!r.ok) throw new Error(`${peer} promised epoch ${r.promised}`);
-        clockSamples.set(peer, { clock: r.clock, mono: (sentAt + performance.now()) / 2 });
+        clockSamples.set(peer, { clock: r.clock, mono: performance.now() });
         return { node: peer, ...r };
       }),
     ),
