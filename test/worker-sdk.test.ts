@@ -283,6 +283,26 @@ describe("Worker SDK", () => {
     expect(seen!.aborted).toBe(true);
     expect((seen!.reason as ExecutionAbortedError).reason).toBe("canceled");
   });
+  it("a handler's context destructures, serializes, and carries the assignment's fields", async () => {
+    const runAt = Date.now() + 300;
+    let seen: Record<string, unknown> | undefined;
+    const w = newWorker({
+      queues: ["ctx"],
+      handler: async (ctx) => {
+        const { id, attempt, fence, queue, payload, scheduledAt, signal, heartbeat } = ctx;
+        await heartbeat({ step: 1 }); // detached from ctx, as a destructured function is
+        seen = { id, attempt, fence, queue, payload, scheduledAt, sameDate: ctx.scheduledAt === scheduledAt, aborted: signal.aborted, json: JSON.parse(JSON.stringify(ctx)) };
+        return "ok";
+      },
+    });
+    await w.start();
+    const id = await enqueue({ queue: "ctx", payload: { n: 7 }, runAt: new Date(runAt).toISOString() });
+    await waitForState(id, "succeeded");
+    expect(seen).toMatchObject({ id, attempt: 1, queue: "ctx", payload: { n: 7 }, sameDate: true, aborted: false });
+    expect((seen!.scheduledAt as Date).getTime()).toBe(runAt);
+    expect(seen!.fence).toBeGreaterThan(0);
+    expect(seen!.json).toEqual({ id, attempt: 1, fence: seen!.fence, queue: "ctx", payload: { n: 7 }, scheduledAt: new Date(runAt).toISOString() });
+  });
   it("heartbeats keep a short lease alive; a manual heartbeat resolves on its ack", async () => {
     const w = newWorker({
       queues: ["lease"],

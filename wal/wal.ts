@@ -1007,7 +1007,12 @@ export class Wal {
     const tail = this.memTail;
     let head = this.memTailHead;
     const keepFrom = this.writtenIndex + 1 - this.recentEntriesKept;
-    while (head < tail.length && tail[head]!.index < keepFrom) head++;
+    while (head < tail.length && tail[head]!.index < keepFrom) {
+      // Nothing reads below the head: let the record and its bytes go now, not at the next
+      // compaction (up to MEM_TAIL_COMPACT_ENTRIES_MIN entries later, each a whole batch of items).
+      (tail as (LogEntry | undefined)[])[head] = undefined;
+      head++;
+    }
     if (head >= MEM_TAIL_COMPACT_ENTRIES_MIN && head * 2 >= tail.length) {
       this.memTail = tail.slice(head);
       head = 0;

@@ -730,7 +730,9 @@ export class ShardState {
     e.leaseDeadline = at + e.leaseMs;
     e.attemptDeadline = at + e.timeoutMs;
     const info: AttemptInfo = { attempt: e.attempt, workerId, claimedAt: at, finishedAt: null, outcome: null, error: null };
-    (e.attempts ??= []).push(info);
+    // The first attempt's array is made to size: a push onto [] reserves room for 17.
+    if (e.attempts === null) e.attempts = [info];
+    else e.attempts.push(info);
     if (job) job.leasedCount++;
     this.scheduleExpiry(e);
     return { ok: true, execution: e, fence: e.fence };
