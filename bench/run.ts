@@ -11,12 +11,21 @@ import { fileURLToPath } from "node:url";
 import { clusterFailover, clusterLateness, clusterThroughput } from "./cluster-bench.js";
 import { runJobsAndRestartBench, runLatenessBench } from "./node-bench.js";
 import { runWalBench } from "./wal-bench.js";
+import { waitForQuietDisk } from "./stats.js";
 import { runWheelBench } from "./wheel-bench.js";
 
 type Figures = Record<string, unknown>;
 
-/** Run one side of a versus workload in a fresh process (bench/side.ts) and return its figures. */
-function side(name: string): Promise<Figures> {
+/**
+ * Run one side of a versus workload in a fresh process (bench/side.ts) and return its figures,
+ * with the seconds it first waited for the disk to be quiet after the previous side (stats.ts).
+ */
+async function side(name: string): Promise<Figures> {
+  const diskSettleSec = await waitForQuietDisk();
+  return { ...(await sideProcess(name)), diskSettleSec };
+}
+
+function sideProcess(name: string): Promise<Figures> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, path.join(path.dirname(fileURLToPath(import.meta.url)), "side.js"), name], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";

@@ -1,6 +1,8 @@
 /** Small statistics shared by every benchmark scenario. */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 
 export function round(x: number): number {
   return Math.round(x * 100) / 100;
@@ -93,4 +95,33 @@ export function processCpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Wait until an fsync on the data directories' filesystem is quick again; returns the seconds
+ * waited. This VM mounts / with `discard`: after files are deleted (a closing server compacts its
+ * log into a snapshot and deletes the segments; a side's data directory is removed) fsyncs stall,
+ * off and on, for up to ~0.5 s each over the next ~20 s while the disk trims. A side measured in
+ * that window measures the previous side's trim. Probes: a small write and fdatasync every ~5 ms;
+ * quiet means `quietMs` with no probe slower than `stallMs`.
+ */
+export async function waitForQuietDisk({ quietMs = 3_000, stallMs = 5, maxWaitMs = 90_000 } = {}): Promise<number> {
+  const file = path.join(os.tmpdir(), `cronwheel-bench-disk-probe-${process.pid}`);
+  const fd = fs.openSync(file, "w");
+  const block = Buffer.alloc(512, 1);
+  const start = performance.now();
+  let quietSince = start;
+  try {
+    while (performance.now() - quietSince < quietMs && performance.now() - start < maxWaitMs) {
+      fs.writeSync(fd, block, 0, block.length, 0);
+      const t0 = performance.now();
+      fs.fdatasyncSync(fd);
+      if (performance.now() - t0 > stallMs) quietSince = performance.now();
+      await sleep(5);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  return round((performance.now() - start - quietMs) / 1000);
 }

@@ -82,10 +82,10 @@ interface ConnectionData {
   conn: Connection | null;
 }
 
-interface PendingReport {
-  conn: Connection;
-  message: ReportMessage;
-  item: ReportItem;
+/** Reports for one shard in this turn: each item (its log record's) with the connection to answer. */
+interface ReportBatch {
+  conns: Connection[];
+  items: ReportItem[];
 }
 
 export class WorkerGateway {
@@ -98,7 +98,7 @@ export class WorkerGateway {
   private readonly flushQueue = new Set<Connection>();
   private flushScheduled = false;
   /** Reports by shard index, committed once per turn (on this node or forwarded to the leader). */
-  private reports = new Map<number, PendingReport[]>();
+  private reports = new Map<number, ReportBatch>();
   private reportsScheduled = false;
   private draining = false;
   private rotation = 0;
@@ -258,9 +258,10 @@ export class WorkerGateway {
       item.error = jsonValue(m.error ?? null, "failed.error");
       item.retryable = m.retryable !== false;
     }
-    let list = this.reports.get(shard);
-    if (!list) this.reports.set(shard, (list = []));
-    list.push({ conn, message: m, item });
+    let batch = this.reports.get(shard);
+    if (!batch) this.reports.set(shard, (batch = { conns: [], items: [] }));
+    batch.conns.push(conn);
+    batch.items.push(item);
     if (!this.reportsScheduled) {
       this.reportsScheduled = true;
       setImmediate(() => this.flushReports());
@@ -271,25 +272,25 @@ export class WorkerGateway {
     this.reportsScheduled = false;
     const batches = this.reports;
     this.reports = new Map();
-    for (const [shard, pending] of batches) {
-      const workerId = pending[0]!.conn.workerId;
-      const record: ReportRecord = { type: "exec.report", at: this.node.opts.clock.now(), workerId, items: pending.map((p) => p.item) };
+    for (const [shard, { conns, items }] of batches) {
+      const record: ReportRecord = { type: "exec.report", at: this.node.opts.clock.now(), workerId: conns[0]!.workerId, items };
       this.node.commitReports(shard, record).then(
         (result) => {
-          result.forEach((outcome, i) => {
-            const { conn, message } = pending[i]!;
+          for (let i = 0; i < result.length; i++) {
+            const outcome = result[i]!;
+            const { executionId: id, fence, kind } = items[i]!;
             if (outcome.ok) {
-              if (message.t === "succeeded" || message.t === "failed") this.assignedTenant.delete(message.id);
-              const ack: NodeMessage = { t: "ack", id: message.id, fence: message.fence, of: message.t };
-              if (message.t === "heartbeat") ack.leaseDeadline = outcome.leaseDeadline;
-              this.send(conn, ack);
+              if (kind === "succeeded" || kind === "failed") this.assignedTenant.delete(id);
+              const ack: NodeMessage = { t: "ack", id, fence, of: kind };
+              if (kind === "heartbeat") ack.leaseDeadline = outcome.leaseDeadline;
+              this.send(conns[i]!, ack);
             } else {
-              this.send(conn, { t: "stale", id: message.id, fence: message.fence, of: message.t });
+              this.send(conns[i]!, { t: "stale", id, fence, of: kind });
             }
-          });
+          }
         },
         // The shard cannot commit now: no answer; the worker resends after it reconnects.
-        (error: Error) => this.logger.warn({ err: error, reports: pending.length }, "reports not committed"),
+        (error: Error) => this.logger.warn({ err: error, reports: items.length }, "reports not committed"),
       );
     }
   }
@@ -351,7 +352,7 @@ export class WorkerGateway {
           break;
         }
         if (!hasQueuedFor(shard, conn)) continue;
-        const taken: Taken[] = [];
+        const taken: Taken = { executions: [], bytes: [] };
         for (const queue of conn.queues) {
           if (conn.credit <= 0) break;
           // The shard's time (the replicas' median clock), not this node's: due is due cluster-wide.
@@ -359,7 +360,7 @@ export class WorkerGateway {
           const retryAt = this.take(shard, conn, queue, now, taken);
           if (retryAt !== null) retryIn = Math.min(retryIn ?? Infinity, retryAt - now);
         }
-        if (taken.length > 0) this.claim(shard, conn, taken);
+        if (taken.executions.length > 0) this.claim(shard, conn, taken);
       }
     }
     if (retryIn !== null) this.dispatchIn(retryIn);
@@ -382,7 +383,7 @@ export class WorkerGateway {
    * gave 5,000 credits and stopped reading would otherwise be sent every ready execution at once).
    * Returns the earliest time a skipped execution becomes due, or null.
    */
-  private take(shard: ShardReplica, conn: Connection, queue: string, now: number, taken: Taken[]): number | null {
+  private take(shard: ShardReplica, conn: Connection, queue: string, now: number, taken: Taken): number | null {
     let retryAt: number | null = null;
     while (conn.credit > 0) {
       if (this.room(conn) <= 0) {
@@ -401,7 +402,8 @@ export class WorkerGateway {
         const bytes = assignBytes(shard, e);
         conn.credit--;
         conn.unsentEstimate += bytes;
-        taken.push({ e, bytes });
+        taken.executions.push(e);
+        taken.bytes.push(bytes);
       }
       if (r.items.length < step) break;
     }
@@ -465,25 +467,29 @@ export class WorkerGateway {
     }, Math.max(0, ms));
   }
 
-  private claim(shard: ShardReplica, conn: Connection, taken: Taken[]): void {
-    const items: ExecutionRef[] = taken.map(({ e }) => ({ tenant: e.tenant, executionId: e.id }));
+  private claim(shard: ShardReplica, conn: Connection, { executions, bytes }: Taken): void {
+    const items: ExecutionRef[] = executions.map((e) => ({ tenant: e.tenant, executionId: e.id }));
     const record: ShardRecord = { type: "exec.claim", at: this.node.opts.clock.now(), workerId: conn.workerId, items };
     shard.propose(record).then(
       (result) => {
-        (result as ClaimOutcome[]).forEach((outcome, i) => {
-          const { e, bytes } = taken[i]!;
-          if (outcome.ok) return this.assign(conn, shard, outcome, bytes);
-          shard.state.requeue(e);
-          this.giveBack(conn, bytes);
-        });
+        const outcomes = result as ClaimOutcome[];
+        for (let i = 0; i < outcomes.length; i++) {
+          const outcome = outcomes[i]!;
+          if (outcome.ok) {
+            this.assign(conn, shard, outcome, bytes[i]!);
+          } else {
+            shard.state.requeue(executions[i]!);
+            this.giveBack(conn, bytes[i]!);
+          }
+        }
       },
       (error: Error) => {
-        this.logger.warn({ err: error, items: taken.length }, "claim not committed; executions put back");
-        for (const { e, bytes } of taken) {
-          shard.state.requeue(e);
-          conn.unsentEstimate -= bytes;
+        this.logger.warn({ err: error, items: executions.length }, "claim not committed; executions put back");
+        for (let i = 0; i < executions.length; i++) {
+          shard.state.requeue(executions[i]!);
+          conn.unsentEstimate -= bytes[i]!;
         }
-        conn.credit += taken.length;
+        conn.credit += executions.length;
       },
     );
   }
@@ -557,10 +563,10 @@ export class WorkerGateway {
   }
 }
 
+/** Executions taken for one claim, and the estimated bytes of each one's assign frame. */
 interface Taken {
-  e: Execution;
-  /** Estimated bytes of its assign frame. */
-  bytes: number;
+  executions: Execution[];
+  bytes: number[];
 }
 
 /** Whether `shard` has ready or staged work in one of `conn`'s queues. */
@@ -577,6 +583,8 @@ function assignBytes(shard: ShardReplica, e: Execution): number {
 
 /** Results and errors are served back as JSON by the API: refuse what JSON cannot carry or what is too big. */
 function jsonValue(value: unknown, field: string): unknown {
+  // Most results are null, a number or a flag: JSON as they are, nothing to measure.
+  if (value === null || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value))) return value;
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
