@@ -17,7 +17,7 @@ export const SNAPSHOT_TMP_NAME = "snapshot.tmp";
 const SEGMENT_NAME = /^(\d{20})\.wal$/;
 const SNAPSHOT_NAME = /^(\d{20})\.snap$/;
 /** One write call stays far below the 2 GiB limit of a single write(2) through libuv. */
-const WRITE_CALL_BYTES_MAX = 1024 * 1024 * 1024;
+export const WRITE_CALL_BYTES_MAX = 1024 * 1024 * 1024;
 
 export function segmentFileName(firstIndex: number): string {
   return String(firstIndex).padStart(NAME_DIGITS, "0") + SEGMENT_SUFFIX;
