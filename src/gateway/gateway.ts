@@ -47,6 +47,14 @@ export const WS_SEND_BUFFER_HARD_MAX = 64 * 1024 * 1024;
 const ASSIGN_OVERHEAD_BYTES = 256;
 /** Ready executions taken per step while a connection's byte room is checked. */
 const TAKE_STEP = 64;
+/**
+ * Executions one dispatch pass claims for one worker; its remaining credit is used by the next
+ * pass, one turn later, whose claim goes into the next group commit. A worker holding 400 credits
+ * then gets two assign frames a commit apart and starts on the first while the node commits the
+ * second: worker and node overlap instead of taking turns (a 50,000 herd: 0.74 s mean, 0.79 s
+ * worst over 5 paired runs, against 0.77 s and 0.87 s with one claim for all the credit).
+ */
+const CLAIM_PASS_MAX = 200;
 /** Credits one worker may hold: bounds what one dispatch pass can take for it. */
 const WORKER_CREDIT_MAX = 10_000;
 /** A result or error a worker reports, as JSON (the API's payload limit). */
@@ -342,11 +350,13 @@ export class WorkerGateway {
     const shards = this.node.servingShards();
     let retryIn: number | null = null;
     const start = this.rotation++ % Math.max(1, conns.length);
+    let more = false;
     for (let k = 0; k < conns.length; k++) {
       const conn = conns[(start + k) % conns.length]!;
       if (!conn.open || !conn.hello || conn.draining || conn.credit <= 0) continue;
+      const creditAfterPass = Math.max(0, conn.credit - CLAIM_PASS_MAX);
       for (const shard of shards) {
-        if (conn.credit <= 0) break;
+        if (conn.credit <= creditAfterPass) break;
         if (this.room(conn) <= 0) {
           conn.roomLimited = true;
           break;
@@ -354,15 +364,17 @@ export class WorkerGateway {
         if (!hasQueuedFor(shard, conn)) continue;
         const taken: Taken = { executions: [], bytes: [] };
         for (const queue of conn.queues) {
-          if (conn.credit <= 0) break;
+          if (conn.credit <= creditAfterPass) break;
           // The shard's time (the replicas' median clock), not this node's: due is due cluster-wide.
           const now = shard.clusterNow();
-          const retryAt = this.take(shard, conn, queue, now, taken);
+          const retryAt = this.take(shard, conn, queue, now, taken, creditAfterPass);
           if (retryAt !== null) retryIn = Math.min(retryIn ?? Infinity, retryAt - now);
         }
         if (taken.executions.length > 0) this.claim(shard, conn, taken);
       }
+      if (conn.credit > 0 && conn.credit <= creditAfterPass) more = true; // it used this pass's share
     }
+    if (more) this.scheduleDispatch();
     if (retryIn !== null) this.dispatchIn(retryIn);
   }
 
@@ -378,19 +390,20 @@ export class WorkerGateway {
   }
 
   /**
-   * Take ready executions of `queue` for `conn` into `taken`, up to its credit and while it has
-   * room for their bytes: one pass must not queue more for a worker than the limit (a worker that
+   * Take ready executions of `queue` for `conn` into `taken`, until its credit is down to
+   * `creditAfterPass` (this pass's share is used; see CLAIM_PASS_MAX) and while it has room for
+   * their bytes: one pass must not queue more for a worker than the limit (a worker that
    * gave 5,000 credits and stopped reading would otherwise be sent every ready execution at once).
    * Returns the earliest time a skipped execution becomes due, or null.
    */
-  private take(shard: ShardReplica, conn: Connection, queue: string, now: number, taken: Taken): number | null {
+  private take(shard: ShardReplica, conn: Connection, queue: string, now: number, taken: Taken, creditAfterPass: number): number | null {
     let retryAt: number | null = null;
-    while (conn.credit > 0) {
+    while (conn.credit > creditAfterPass) {
       if (this.room(conn) <= 0) {
         conn.roomLimited = true;
         break;
       }
-      const step = Math.min(conn.credit, TAKE_STEP);
+      const step = Math.min(conn.credit - creditAfterPass, TAKE_STEP);
       const r = shard.state.takeReady(queue, conn.tenant, step, now);
       if (r.retryAt !== null) retryAt = Math.min(retryAt ?? Infinity, r.retryAt);
       for (const e of r.items) {
