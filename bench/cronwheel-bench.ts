@@ -89,6 +89,22 @@ function cpuMeter(server: ServerProcess): (executions: number) => Record<string,
   };
 }
 
+interface FsyncCounts {
+  over10Ms: number;
+  over100Ms: number;
+}
+
+/** Group-commit fsyncs so far slower than 10 and 100 ms, from the server's cronwheel_wal_fsync_seconds. */
+async function slowFsyncs(server: ServerProcess): Promise<FsyncCounts> {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const count = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  const total = count(/^cronwheel_wal_fsync_seconds_count (\S+)$/m);
+  return {
+    over10Ms: total - count(/^cronwheel_wal_fsync_seconds_bucket\{le="0\.01"\} (\S+)$/m),
+    over100Ms: total - count(/^cronwheel_wal_fsync_seconds_bucket\{le="0\.1"\} (\S+)$/m),
+  };
+}
+
 async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
@@ -140,10 +156,11 @@ export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concur
       const p = ctx.payload as { t: number; measured: boolean };
       if (p.measured) latencies.push(nowMs() - p.t);
     },
-    async ({ client, completed }) => {
+    async ({ server, client, completed }) => {
       const warmup = ratePerSec * WARMUP_LATENCY_SEC;
       const total = warmup + ratePerSec * seconds;
       const start = nowMs();
+      let fsyncsBefore: FsyncCounts | null = null;
       let issued = 0;
       // Counted, not kept (as the BullMQ side does): 18,000 kept answers were ~18 MB this process
       // kept alive, whose old-generation GCs landed in the measured latencies.
@@ -153,6 +170,7 @@ export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concur
         const due = start + (issued * 1000) / ratePerSec;
         const wait = due - nowMs();
         if (wait > 1) await sleep(wait);
+        if (issued === warmup) fsyncsBefore = await slowFsyncs(server);
         client.enqueue({ queue: "latency", payload: { t: nowMs(), measured: issued >= warmup } }).then(
           () => answered++,
           (error: unknown) => ((failure ??= error), answered++),
@@ -162,8 +180,19 @@ export async function cronwheelLatency({ ratePerSec = 1000, seconds = 15, concur
       await until("every enqueue's answer", () => answered >= total, 60_000);
       if (failure !== null) throw failure;
       await until("all completions", () => completed() >= total, 60_000);
+      const fsyncsAfter = await slowFsyncs(server);
       const sorted = sortedCopy(latencies);
-      return { system: "cronwheel", ratePerSec, seconds, warmupSec: WARMUP_LATENCY_SEC, executions: total - warmup, ...distribution("latencyMs", sorted) };
+      return {
+        system: "cronwheel",
+        ratePerSec,
+        seconds,
+        warmupSec: WARMUP_LATENCY_SEC,
+        executions: total - warmup,
+        ...distribution("latencyMs", sorted),
+        // Every enqueue waits for an fsync: how many of the server's took over 10 / 100 ms while this measured.
+        fsyncsOver10Ms: fsyncsAfter.over10Ms - fsyncsBefore!.over10Ms,
+        fsyncsOver100Ms: fsyncsAfter.over100Ms - fsyncsBefore!.over100Ms,
+      };
     },
   );
 }

@@ -105,7 +105,7 @@ export function processCpuSeconds(pid: number): number {
  * that window measures the previous side's trim. Probes: a small write and fdatasync every ~5 ms;
  * quiet means `quietMs` with no probe slower than `stallMs`.
  */
-export async function waitForQuietDisk({ quietMs = 3_000, stallMs = 5, maxWaitMs = 90_000 } = {}): Promise<number> {
+export async function waitForQuietDisk({ quietMs = 10_000, stallMs = 5, maxWaitMs = 120_000 } = {}): Promise<number> {
   const file = path.join(os.tmpdir(), `cronwheel-bench-disk-probe-${process.pid}`);
   const fd = fs.openSync(file, "w");
   const block = Buffer.alloc(512, 1);
