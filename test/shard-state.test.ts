@@ -208,6 +208,20 @@ describe("shard state: jobs and executions", () => {
     expect(put(s, "j", { queue: "q" }, T0).job.version).toBe(3);
   });
 
+  it("executions with the default retry policy share one frozen copy; others keep their own", () => {
+    const s = new ShardState(T0);
+    const enqueue = (id: string, body: Record<string, unknown>) =>
+      (s.apply({ type: "exec.enqueue", at: T0, tenant: "t", executionId: id, spec: parseEnqueueBody({ queue: "q", ...body }, DEFAULT_LIMITS) }) as ExecutionResult).execution;
+    // A spec as it comes back from the log: a decoded copy, equal to the default but not it.
+    const a = enqueue("x000a1", {});
+    const b = enqueue("x000a2", { retry: { maxAttempts: 3 } });
+    expect(a.retry).toBe(b.retry);
+    expect(Object.isFrozen(a.retry.backoff)).toBe(true);
+    const c = enqueue("x000a3", { retry: { maxAttempts: 7 } });
+    expect(c.retry).not.toBe(a.retry);
+    expect(c.retry).toEqual({ ...a.retry, maxAttempts: 7 });
+  });
+
   it("an idempotency key returns the first execution within the window, and a new one after", () => {
     const s = new ShardState(T0);
     const enqueue = (id: string, at: number) =>

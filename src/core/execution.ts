@@ -11,7 +11,7 @@
  * waiting costs no extra allocation.
  */
 import type { WheelTimer } from "./timing-wheel.js";
-import type { RetryPolicy } from "./types.js";
+import { DEFAULT_RETRY, type RetryPolicy } from "./types.js";
 
 export type ExecutionState =
   | "scheduled"
@@ -57,6 +57,17 @@ export interface ExecutionInit {
   leaseMs: number;
   orderingKey: string | null;
   idempotencyKey: string | null;
+}
+
+/**
+ * Most executions take the default retry policy. A replayed or restored one carries its own
+ * decoded copy; sharing the one frozen default saves two objects per execution held in memory.
+ */
+function isDefaultRetry(r: RetryPolicy): boolean {
+  if (r === DEFAULT_RETRY) return true;
+  const b = r.backoff;
+  const d = DEFAULT_RETRY.backoff;
+  return r.maxAttempts === DEFAULT_RETRY.maxAttempts && b.type === d.type && b.initialMs === d.initialMs && b.maxMs === d.maxMs && b.multiplier === d.multiplier && b.jitter === d.jitter;
 }
 
 export class Execution implements WheelTimer {
@@ -114,7 +125,7 @@ export class Execution implements WheelTimer {
     this.createdAt = init.createdAt;
     this.payload = init.payload;
     this.priority = init.priority;
-    this.retry = init.retry;
+    this.retry = isDefaultRetry(init.retry) ? DEFAULT_RETRY : init.retry;
     this.timeoutMs = init.timeoutMs;
     this.leaseMs = init.leaseMs;
     this.orderingKey = init.orderingKey;

@@ -347,6 +347,9 @@ export class ShardReplica {
         this.fail(new Error(`shard ${this.opts.shardId}: apply order broken at ${p.index} after ${this.appliedIndex}`));
         return;
       }
+      // Let the applied record and its answer go now, not at the next compaction (up to 1,024
+      // entries later): kept that long they outlive a scavenge or two and get promoted.
+      (this.pending as (PendingEntry | undefined)[])[this.pendingHead] = undefined;
       this.pendingHead++;
       let result: unknown;
       try {
