@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { FaultHooks } from "../wal/fault-hooks.js";
 import { crc32c, type LogEntry, Wal, WalError, type WalOptions } from "../wal/index.js";
 
 const dirs: string[] = [];
@@ -97,6 +98,39 @@ describe("Wal append / flush / reopen", () => {
     expect([...durableSeen].sort((a, b) => a - b)).toEqual(durableSeen);
     await wal.close();
     expect((await openWal(dir)).entries.length).toBe(5000);
+  });
+
+  it("startFlush commits without a promise: onDurable hears it", async () => {
+    const { wal } = await openWal(tmpDir());
+    const durable = new Promise<number>((resolve) => wal.onDurable(resolve));
+    const { lastIndex } = wal.append(1, [rec(1), rec(2)]);
+    wal.startFlush();
+    expect(await durable).toBe(lastIndex);
+    await wal.close();
+  });
+
+  it("a failed batch fails the log once: flush() rejects, onFailure hears it, nothing more is written", async () => {
+    class DiskGone extends FaultHooks {
+      override async beforeFsync(): Promise<void> {
+        throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
+      }
+    }
+    const dir = tmpDir();
+    const { wal } = await openWal(dir, { faults: new DiskGone(false, 0) });
+    const heard: WalError[] = [];
+    wal.onFailure((failure) => heard.push(failure));
+    wal.append(1, [rec(1)]);
+    wal.startFlush();
+    const flushed = wal.flush();
+    await expect(flushed).rejects.toBeInstanceOf(WalError);
+    expect(heard).toHaveLength(1);
+    expectCode(heard[0], "WAL_FAILED");
+    expect(heard[0]!.message).toContain("EIO");
+    expect(() => wal.append(1, [rec(2)])).toThrow(WalError);
+    wal.startFlush(); // a failed log does nothing, and says nothing twice
+    await expect(wal.flush()).rejects.toBe(heard[0]);
+    expect(heard).toHaveLength(1);
+    await wal.close(); // a failed log still lets go of its files
   });
 
   it("always mode writes and fsyncs each append call as its own batch", async () => {

@@ -223,6 +223,7 @@ export class Wal {
   private durableSeq = 0;
   private waiters: FlushWaiter[] = [];
   private readonly listeners: Array<(durableIndex: number) => void> = [];
+  private readonly failureListeners: Array<(failure: WalError) => void> = [];
   private writerRunning = false;
   private readonly readsInFlight = new Set<Promise<unknown>>();
 
@@ -356,6 +357,11 @@ export class Wal {
     this.listeners.push(listener);
   }
 
+  /** Called once, if the log fails: how a startFlush() caller learns of it. */
+  onFailure(listener: (failure: WalError) => void): void {
+    this.failureListeners.push(listener);
+  }
+
   // ---------------------------------------------------------------- appending
 
   /** Appends records at the next indexes with one epoch. Synchronous; nothing is written yet. */
@@ -480,6 +486,14 @@ export class Wal {
    * Resolves with durableIndex once everything appended (or truncated) before the call is on
    * disk. Callers that overlap share batches; this never issues an fsync per record.
    */
+  /**
+   * flush() for a caller that learns of durability from onDurable and of failure from onFailure:
+   * no promise and no waiter per commit (a leader commits thousands of times a second).
+   */
+  startFlush(): void {
+    if (!this.failure && !this.closed) this.kick();
+  }
+
   flush(): Promise<number> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(closedError());
@@ -749,6 +763,13 @@ export class Wal {
     this.queue = [];
     this.openChunk = null;
     for (const item of queue) if (item.kind === "op") item.reject(failure);
+    for (const listener of this.failureListeners) {
+      try {
+        listener(failure);
+      } catch (error) {
+        this.logger.warn({ err: error, dir: this.dir }, "wal: onFailure listener threw");
+      }
+    }
   }
 
   // ---------------------------------------------------------------- truncation

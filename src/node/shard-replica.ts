@@ -186,6 +186,7 @@ export class ShardReplica {
     const replica = new ShardReplica(opts, wal, state, applied, pending, promised);
     replica._repairing = repairing;
     wal.onDurable(() => replica.onDurable());
+    wal.onFailure((failure) => replica.fail(failure));
     opts.logger.info(
       { shard: opts.shardId, snapshotIndex: snapshot?.index ?? 0, lastIndex: wal.appendedIndex, replayed: entries.length, unapplied: pending.length, ...report, repairing, ms: Date.now() - started },
       "shard recovered",
@@ -312,11 +313,14 @@ export class ShardReplica {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.wal.flush().catch((error: Error) => this.fail(error));
-    });
+    setImmediate(this.flushNow);
   }
+
+  // Durability arrives through onDurable, a failure through onFailure: no promise per commit.
+  private readonly flushNow = (): void => {
+    this.flushScheduled = false;
+    this.wal.startFlush();
+  };
 
   private onDurable(): void {
     if (this.opts.onBatch) {
