@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseEnqueueBody, parseJobBody, DEFAULT_LIMITS } from "../src/api/validation.js";
 import { CronwheelError } from "../src/core/errors.js";
-import type { Execution } from "../src/core/execution.js";
+import { isTerminal, type Execution } from "../src/core/execution.js";
 import type { ShardRecord } from "../src/core/records.js";
 import { DEFAULT_SHARD_LIMITS, EXECUTION_STAGE_LEAD_MS, ShardState, type ExecutionResult, type JobPutResult } from "../src/core/shard-state.js";
 
@@ -371,7 +371,7 @@ describe("shard state: determinism and snapshots", () => {
           if (deleted.has(job.id)) continue;
           expect(job.activeCount).toBeGreaterThanOrEqual(0);
           const limit = job.spec.concurrency.limit;
-          const active = [...s.executions.valuesOf("t")].filter((e) => e.jobId === job.id && !e.terminal && !e.waitingForSlot);
+          const active = [...s.executions.valuesOf("t")].filter((e) => e.jobId === job.id && !isTerminal(e.state) && !e.waitingForSlot);
           expect(active.length).toBe(job.activeCount);
           // A replace that lowers the limit does not evict what the old limit admitted.
           if (limit !== null && job.spec.concurrency.overlap !== "allow" && job.version === 1) expect(active.length).toBeLessThanOrEqual(limit);

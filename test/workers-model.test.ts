@@ -8,7 +8,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS, parseEnqueueBody, parseJobBody } from "../src/api/validation.js";
-import type { Execution } from "../src/core/execution.js";
+import { isLeased, isTerminal, type Execution } from "../src/core/execution.js";
 import type { ShardRecord } from "../src/core/records.js";
 import { ShardState, type ClaimOutcome, type ReportOutcome } from "../src/core/shard-state.js";
 
@@ -132,7 +132,7 @@ class Simulation {
 
   private report(worker: number, h: Held, kind: "started" | "heartbeat" | "succeeded" | "failed", retryable = true): void {
     const e = this.state.getExecution("t", h.id)!;
-    const currentFence = e.leased ? e.fence : -1;
+    const currentFence = isLeased(e.state) ? e.fence : -1;
     const [r] = this.apply({
       type: "exec.report",
       at: this.now,
@@ -145,18 +145,18 @@ class Simulation {
   checkInvariants(): void {
     const leasedByKey = new Map<string, number>();
     for (const e of this.state.executions.values()) {
-      if (e.terminal) {
+      if (isTerminal(e.state)) {
         const seen = this.terminalSeen.get(e.id);
         if (seen !== undefined) expect(e.state, `terminal state of ${e.id} changed`).toBe(seen);
         this.terminalSeen.set(e.id, e.state);
       } else {
         expect(this.terminalSeen.has(e.id), `${e.id} left its terminal state`).toBe(false);
       }
-      if (e.leased && e.orderingKey !== null) leasedByKey.set(e.orderingKey, (leasedByKey.get(e.orderingKey) ?? 0) + 1);
+      if (isLeased(e.state) && e.orderingKey !== null) leasedByKey.set(e.orderingKey, (leasedByKey.get(e.orderingKey) ?? 0) + 1);
     }
     for (const [key, n] of leasedByKey) expect(n, `ordering key ${key} runs ${n} at once`).toBeLessThanOrEqual(1);
     for (const job of this.state.jobs.values()) {
-      const leased = [...this.state.executions.values()].filter((e) => e.jobId === job.id && e.leased).length;
+      const leased = [...this.state.executions.values()].filter((e) => e.jobId === job.id && isLeased(e.state)).length;
       expect(job.leasedCount).toBe(leased);
       if (job.spec.concurrency.limit !== null && job.version === 1) expect(leased).toBeLessThanOrEqual(job.spec.concurrency.limit);
     }
@@ -176,9 +176,9 @@ describe("workers against the shard state machine", () => {
         for (let round = 0; round < 400; round++) {
           sim.run({ kind: "claim", worker: round % 3, n: 10 });
           sim.advance(1_500);
-          if ([...sim.state.executions.values()].every((e) => e.terminal)) break;
+          if ([...sim.state.executions.values()].every((e) => isTerminal(e.state))) break;
         }
-        const unfinished = [...sim.state.executions.values()].filter((e) => !e.terminal);
+        const unfinished = [...sim.state.executions.values()].filter((e) => !isTerminal(e.state));
         expect(unfinished.map((e) => `${e.id}:${e.state}`)).toEqual([]);
         // Ordering keys: first attempts started in enqueue order.
         for (const [key, claimed] of sim.firstClaimOrder) {

@@ -20,7 +20,7 @@
  */
 import { CronwheelError, conflict, invalidArgument, notFound } from "./errors.js";
 import { backoffDelayMs } from "./backoff.js";
-import { Execution, isTerminal, type AttemptInfo, type ExecutionInit } from "./execution.js";
+import { createExecution, isLeased, isTerminal, type AttemptInfo, type Execution, type ExecutionInit } from "./execution.js";
 import { Job } from "./job.js";
 import { ReadyQueue } from "./ready-queue.js";
 import { compareCreationOrder } from "./routing.js";
@@ -325,7 +325,7 @@ export class ShardState {
     job.waiting = null;
     if (cancelRunning) {
       for (const e of this.executions.valuesOf(tenant)) {
-        if (e.jobId === jobId && !e.terminal) this.finish(e, "canceled", at, "job-deleted");
+        if (e.jobId === jobId && !isTerminal(e.state)) this.finish(e, "canceled", at, "job-deleted");
       }
     }
     const tombstone: Tombstone = { tenant, id: jobId, version: job.version, deletedAt: at };
@@ -407,7 +407,7 @@ export class ShardState {
     this.tickBudget = this.limits.tickWorkMax;
     for (const entry of due) {
       if (entry instanceof Job) this.fireJob(entry, at, horizon);
-      else if (entry.leased) this.expireAttempt(entry, at);
+      else if (isLeased(entry.state)) this.expireAttempt(entry, at);
       else this.makeDue(entry, at);
     }
     this.forgetExpired(at);
@@ -541,7 +541,7 @@ export class ShardState {
     }
     if (atLimit && overlap === "replace") {
       for (const other of this.executions.valuesOf(job.tenant)) {
-        if (other !== e && other.jobId === job.id && !other.terminal && !other.waitingForSlot) this.finish(other, "canceled", at, "replaced");
+        if (other !== e && other.jobId === job.id && !isTerminal(other.state) && !other.waitingForSlot) this.finish(other, "canceled", at, "replaced");
       }
     }
     job.activeCount++;
@@ -566,7 +566,7 @@ export class ShardState {
   }
 
   private newExecution(init: ExecutionInit): Execution {
-    const e = new Execution(init);
+    const e = createExecution(init);
     this.executions.set(e.tenant, e.id, e);
     return e;
   }
@@ -602,20 +602,20 @@ export class ShardState {
   private cancel(tenant: string, executionId: string, at: number): ApplyResult {
     const e = this.executions.get(tenant, executionId);
     if (!e) return notFound(`execution '${executionId}' not found`);
-    if (e.terminal) return conflict(`execution '${executionId}' is already ${e.state}`, { state: e.state });
+    if (isTerminal(e.state)) return conflict(`execution '${executionId}' is already ${e.state}`, { state: e.state });
     this.finish(e, "canceled", at, "canceled");
     return { execution: e, created: false } satisfies ExecutionResult;
   }
 
   private finishById(tenant: string, id: string, state: "canceled" | "skipped", at: number, reason: string): void {
     const e = this.executions.get(tenant, id);
-    if (e && !e.terminal) this.finish(e, state, at, reason);
+    if (e && !isTerminal(e.state)) this.finish(e, state, at, reason);
   }
 
   /** Move a live execution to a terminal state and release what it held. */
   private finish(e: Execution, state: "succeeded" | "failed" | "canceled" | "skipped", at: number, reason: string | null): void {
-    if (e.terminal) throw new Error(`finish: execution ${e.id} is already ${e.state}`);
-    const wasLeased = e.leased;
+    if (isTerminal(e.state)) throw new Error(`finish: execution ${e.id} is already ${e.state}`);
+    const wasLeased = isLeased(e.state);
     if (wasLeased) this.endLease(e, at, state === "succeeded" ? "succeeded" : state === "failed" ? "failed" : "canceled", reason);
     if (wasLeased && state === "canceled") this.observer.revoked(e, e.workerId!, e.fence, reason ?? "canceled");
     this.wheel.cancel(e);
@@ -655,7 +655,7 @@ export class ShardState {
     const limit = job.spec.concurrency.limit;
     while (job.waiting && job.waiting.length > 0 && (limit === null || job.activeCount < limit)) {
       const next = this.executions.get(job.tenant, job.waiting.shift()!);
-      if (!next || next.terminal) continue;
+      if (!next || isTerminal(next.state)) continue;
       next.waitingForSlot = false;
       job.activeCount++;
       this.makeReady(next, at, at);
@@ -750,7 +750,7 @@ export class ShardState {
   private reportOne(item: ReportItem, at: number): ReportOutcome {
     const e = this.executions.get(item.tenant, item.executionId);
     if (!e) return { ok: false, reason: "not-found" };
-    if (!e.leased || (e.fence !== item.fence && !this.limits.unsafeAcceptStaleFences)) return { ok: false, reason: "stale" };
+    if (!isLeased(e.state) || (e.fence !== item.fence && !this.limits.unsafeAcceptStaleFences)) return { ok: false, reason: "stale" };
     switch (item.kind) {
       case "started":
         if (e.state === "claimed") e.state = "running";
@@ -806,7 +806,7 @@ export class ShardState {
 
   /** Close the current attempt's record and give back what the lease held. */
   private endLease(e: Execution, at: number, outcome: NonNullable<AttemptInfo["outcome"]>, error: unknown): void {
-    if (!e.leased) return;
+    if (!isLeased(e.state)) return;
     const info = e.attempts?.[e.attempts.length - 1];
     if (info && info.finishedAt === null) {
       info.finishedAt = at;
@@ -1242,7 +1242,7 @@ function executionToSnapshot(e: Execution, wheelDueAt: number | null): Execution
 }
 
 function executionFromSnapshot(s: ExecutionSnapshot): Execution {
-  const e = new Execution(s[0]);
+  const e = createExecution(s[0]);
   [
     , e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
     e.attempt, e.attempts, e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline,

@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import uWS from "uWebSockets.js";
 import type { Auth } from "../api/auth.js";
 import { CronwheelError } from "../core/errors.js";
-import type { Execution } from "../core/execution.js";
+import { isLeased, type Execution } from "../core/execution.js";
 import type { EnqueueRecord, ExecutionRef, ReportItem, ReportRecord, ShardRecord } from "../core/records.js";
 import { approxBytes } from "../core/approx-bytes.js";
 import { enqueueRunAt, type ClaimOutcome, type ShardObserver } from "../core/shard-state.js";
@@ -515,7 +515,7 @@ export class WorkerGateway {
    */
   private assign(conn: Connection, shard: ShardReplica, claim: ClaimOutcome & { ok: true }, bytes: number): void {
     const e = claim.execution;
-    if (!e.leased || e.fence !== claim.fence) return this.giveBack(conn, bytes);
+    if (!isLeased(e.state) || e.fence !== claim.fence) return this.giveBack(conn, bytes);
     conn.outboxEstimate += bytes;
     // Only an all-tenant connection's reports may need it (see onReport); a tenant's name theirs.
     if (conn.tenant === null) this.assignedTenant.set(e.id, e.tenant);
