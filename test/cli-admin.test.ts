@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobIdOnShard, TestCluster, type ClusterView } from "./support/cluster.js";
-import { BIN, request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
+import { BIN, request, requestRetryingUnavailable, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
 
 let cluster: TestCluster;
 let standalone: ServerProcess;
@@ -19,7 +19,7 @@ beforeAll(async () => {
   ]);
   // Some writes, so that the shards' logs and the followers' match indexes are not all zero.
   for (let i = 0; i < 20; i++) {
-    const r = await request(cluster.node("n2").base, "PUT", `/v1/jobs/admin-cli-${i}`, { queue: "q", every: "1h" });
+    const r = await requestRetryingUnavailable(cluster.node("n2").base, "PUT", `/v1/jobs/admin-cli-${i}`, { queue: "q", every: "1h" });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
   }
 }, 90_000);
@@ -111,8 +111,8 @@ describe("cronwheel admin", () => {
     // More entries than a new replica may lag by and still count as caught up.
     for (let i = 0; i < 150; i += 50) {
       await Promise.all(Array.from({ length: 50 }, async (_, k) => {
-        const r = await request(cluster.node("n2").base, "PUT", `/v1/jobs/${jobIdOnShard(`long-move-${i + k}`, shard.range)}`, { queue: "q", every: "1h" });
-        expect(r.status).toBe(201);
+        const r = await requestRetryingUnavailable(cluster.node("n2").base, "PUT", `/v1/jobs/${jobIdOnShard(`long-move-${i + k}`, shard.range)}`, { queue: "q", every: "1h" });
+        expect(r.status, JSON.stringify(r.body)).toBe(201);
       }));
     }
     // Stopped, n4 stays a registered member until its etcd lease runs out (3 s): the move adds it,

@@ -26,7 +26,7 @@ import type { WorkerMessage } from "../src/gateway/protocol.js";
 import { pickWithdraw, planCredits, type CreditSlot } from "../src/client/credit-policy.js";
 import { ExecutionAbortedError, NonRetryableError, Worker, type ExecutionContext, type WorkerOptions } from "../src/client/worker.js";
 import { httpBase, leaderTargets } from "../src/client/worker-support.js";
-import { request, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
+import { request, requestRetryingUnavailable, startServer, tempDir, type ServerProcess } from "./support/server-process.js";
 import { TestCluster } from "./support/cluster.js";
 import { slotOf } from "../src/core/routing.js";
 
@@ -683,12 +683,8 @@ describe("Worker SDK against a real three-node cluster", () => {
   }
 
   async function enqueueVia(base: string, body: Record<string, unknown>): Promise<string> {
-    // 503 `unavailable` ("retry") is the contract's answer while a shard's new leader is still
-    // recovering (an earlier test moved leaders); a client retries it, and so does this one.
-    const res = await waitFor("an enqueue that is not refused as unavailable", async () => {
-      const r = await request(base, "POST", "/v1/executions", body);
-      return r.status === 503 && r.body?.error?.code === "unavailable" ? undefined : r;
-    });
+    // An earlier test moved leaders: a new one may still be recovering.
+    const res = await requestRetryingUnavailable(base, "POST", "/v1/executions", body);
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     return res.body.id as string;
   }

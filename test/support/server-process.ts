@@ -69,6 +69,20 @@ export async function launchServer(dataDir: string, args: string[], env: Record<
   };
 }
 
+/**
+ * request(), retrying a 503 `unavailable` for up to `timeoutMs`, as the contract tells clients to:
+ * a shard's leader may be moving or still recovering (on a loaded machine, also right after a
+ * cluster came up and every shard served once).
+ */
+export async function requestRetryingUnavailable(base: string, method: string, urlPath: string, body?: unknown, timeoutMs = 15_000): Promise<JsonResponse> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await request(base, method, urlPath, body);
+    if (r.status !== 503 || r.body?.error?.code !== "unavailable" || Date.now() > deadline) return r;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 export interface JsonResponse {
   status: number;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
