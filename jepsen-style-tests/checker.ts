@@ -1,6 +1,6 @@
 /**
  * The history checker: reads a run's events (history.ts) and judges what "What the system
- * promises" (ARCHITECTURE.md) lets it claim. Every invariant is its own function, so a test can
+ * promises" (docs/architecture.md) lets it claim. Every invariant is its own function, so a test can
  * call one at a time; `check` runs them all and `summary` prints the verdict for a person.
  *
  * Each violation carries an excerpt: the few events that show it. A `final-read` in an excerpt is
@@ -697,7 +697,9 @@ export function checkSingleLease(input: HistoryEvent[] | HistoryIndex, opts: Che
  *   its way when the cancel committed: it held nothing, and is not a start in the line either);
  * - executions from two ok enqueues where the first's ok came before the second was invoked
  *   (so the first committed first) start in that order: the second does not start before the
- *   first has started, and if the first never started, the final read has it canceled or skipped.
+ *   first has started, and if the first never started, the final read has it canceled or skipped;
+ *   and no assignment of the second, even one that held nothing, is received while a run of the
+ *   first still held the line (the second is claimed only once the first has left it).
  * Cannot claim: the order of enqueues that overlapped in time; of fires of jobs (their commit
  *   order is not recorded); of enqueues answered with an existing execution (`created: false`).
  *   An execution the node ends on its own while it runs (overlap policy `replace`) keeps its
@@ -752,6 +754,14 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
   }
   const runsByKey = new Map<string, Run[]>();
   const firstStart = new Map<string, AssignedEvent>();
+  // Per execution: the latest its line could have been let go (its runs' ends), and its earliest
+  // assignment that held nothing (no run, but proof that a claim of it had committed by then).
+  const heldUntil = new Map<string, Run>();
+  const firstEmptyClaim = new Map<string, AssignedEvent>();
+  const noteEmptyClaim = (executionId: string, e: AssignedEvent): void => {
+    const seen = firstEmptyClaim.get(executionId);
+    if (!seen || e.t < seen.t) firstEmptyClaim.set(executionId, e);
+  };
   for (const [executionId, byFence] of h.attempts) {
     const key = keyOf.get(executionId);
     if (key === undefined) continue;
@@ -771,7 +781,7 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
         if (lease && a.answered.some((x) => x.answer === "ack")) {
           const first = firstStart.get(executionId);
           if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
-        }
+        } else if (a.assigned[0]) noteEmptyClaim(executionId, a.assigned[0]);
         continue;
       }
       const run: Run = { executionId, lease, end: lease.end, endEvent: lease.endEvent, slack: lease.endIsDeadline ? tolerance : 0 };
@@ -784,7 +794,12 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
           if (at < run.end) Object.assign(run, { end: at, endEvent: c.invoke, slack: 0 });
         }
       }
-      if (run.end <= lease.start) continue;
+      if (run.end <= lease.start) {
+        noteEmptyClaim(executionId, lease.startEvent);
+        continue;
+      }
+      const held = heldUntil.get(executionId);
+      if (!held || run.end - run.slack > held.end - held.slack) heldUntil.set(executionId, run);
       const first = firstStart.get(executionId);
       if (!first || lease.start < first.t) firstStart.set(executionId, lease.startEvent);
       const list = runsByKey.get(key) ?? [];
@@ -827,12 +842,16 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
     // invoked. Per prefix: the one that started last, the first that never ran yet is still live.
     const byDone = [...list].sort((a, b) => a.op.endT - b.op.endT);
     const latestStart: Array<{ at: AssignedEvent; item: (typeof list)[number] } | undefined> = [];
+    const latestHeld: Array<{ run: Run; item: (typeof list)[number] } | undefined> = [];
     const firstLive: Array<{ item: (typeof list)[number]; state: string } | undefined> = [];
     const undecided: boolean[] = [];
     byDone.forEach((item, i) => {
       const prev = latestStart[i - 1];
       const at = firstStart.get(item.id);
       latestStart.push(at && (!prev || at.t > prev.at.t) ? { at, item } : prev);
+      const held = heldUntil.get(item.id);
+      const prevHeld = latestHeld[i - 1];
+      latestHeld.push(held && (!prevHeld || held.end - held.slack > prevHeld.run.end - prevHeld.run.slack) ? { run: held, item } : prevHeld);
       const x = at ? undefined : fr?.executions.find((e) => e.id === item.id);
       const live = x && !TERMINAL.has(x.state) ? { item, state: x.state } : undefined;
       firstLive.push(firstLive[i - 1] ?? live);
@@ -840,7 +859,8 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
     });
     for (const later of list) {
       const start = firstStart.get(later.id);
-      if (!start) continue;
+      const emptyClaim = firstEmptyClaim.get(later.id);
+      if (!start && !emptyClaim) continue;
       let n = 0; // how many enqueues were done before `later` was invoked
       for (let lo = 0, hi = byDone.length; lo < hi; ) {
         const mid = (lo + hi) >> 1;
@@ -848,6 +868,16 @@ export function checkOrderingKey(input: HistoryEvent[] | HistoryIndex, opts: Che
         else hi = mid;
       }
       if (n === 0) continue;
+      // A claim of `later` commits only once every execution ahead of it has left the line, so even
+      // an assignment that held nothing (canceled on its way, or received after its lease) must come
+      // after the runs of those. (A run of `later` is checked by the mutual exclusion sweep above.)
+      const held = latestHeld[n - 1];
+      if (emptyClaim && held && emptyClaim.t < held.run.end - held.run.slack)
+        f.add(
+          `ordering key '${key}': '${later.id}' was assigned at t=${emptyClaim.t}, while '${held.item.id}', enqueued before it, still held the line until t=${held.run.end}`,
+          [...opEvents(held.item.op), ...opEvents(later.op), held.run.lease.startEvent, held.run.endEvent, emptyClaim],
+        );
+      if (!start) continue;
       f.count("orderedPairs", n);
       const last = latestStart[n - 1];
       if (last && last.at.t > start.t)

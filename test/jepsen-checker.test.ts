@@ -367,6 +367,29 @@ describe("ordering-key", () => {
     expect(checkOrderingKey([...enqA, ...enqB, ...enqC, ...a, ...b, ...c, frNotCanceled]).valid).toBe(false);
   });
 
+  it("reports an assignment that held nothing received while an execution enqueued before it still ran (fast-check seed -229475352)", () => {
+    // b's cancel was under way (invoked at 30, answer lost) when its assignment arrived, so that
+    // assignment may have held nothing — but b was enqueued after a's enqueue was answered, so b
+    // could not even be claimed before a left the line, and a ran from 40 to 80.
+    const cancelLost = op(30, CANCEL("b"), { t: 32, type: "info", code: "network" });
+    const a = run(40, "a", 1, 40, { orderingKey: "k" });
+    const b = [assigned(41, "b", 2, { orderingKey: "k", worker: "w1" })];
+    const cancelB = op(100, CANCEL("b"), { t: 102, type: "ok", result: { state: "canceled" } });
+    const bAbort = aborted(105, "b", 2, "canceled", "w1");
+    const fr = finalRead(500, [], [exec("a", "succeeded", { orderingKey: "k" }), exec("b", "canceled", { orderingKey: "k" })]);
+    const history = [...enqA, ...enqB, ...cancelLost, ...a, ...b, ...cancelB, bAbort, fr];
+    expectOneViolation(checkOrderingKey(history), /'b' was assigned at t=41, while 'a', enqueued before it, still held the line until t=80/, [
+      ...enqA,
+      ...enqB,
+      a[0]!,
+      b[0]!,
+      a[1]!,
+    ]);
+    // Had the two enqueues overlapped, b may have been ahead of a, claimed and canceled first: valid.
+    const enqBOverlapping = op(3, ENQ(2, { orderingKey: "k" }), { t: 15, type: "ok", result: { executionId: "b", created: true } });
+    expectValid(checkOrderingKey([...enqA, ...enqBOverlapping, ...cancelLost, ...a, ...b, ...cancelB, bAbort, fr]));
+  });
+
   it("reports two executions of one key running at once", () => {
     const a = run(20, "a", 1, 100, { orderingKey: "k" });
     const b = run(50, "b", 2, 100, { orderingKey: "k", worker: "w1" });
@@ -813,6 +836,12 @@ function okOps(events: HistoryEvent[], kind: ClientOp["op"]): Array<{ invoke: In
     });
 }
 
+/** Whether a cancel of the execution that did not fail was invoked at or before `t`. */
+function cancelUnderWay(events: HistoryEvent[], executionId: string, t: number): boolean {
+  const failed = new Set(events.filter((e): e is CompleteEvent => e.type === "fail").map((e) => `${e.process}/${e.opId}`));
+  return events.some((e) => e.type === "invoke" && e.call.op === "cancel" && e.call.executionId === executionId && e.t <= t && !failed.has(`${e.process}/${e.opId}`));
+}
+
 function assignments(events: HistoryEvent[]): AssignedEvent[] {
   return events.filter((e): e is AssignedEvent => e.type === "assigned");
 }
@@ -900,7 +929,18 @@ const MUTATIONS: Record<string, Mutation> = {
   "run two executions of one key at once": (events, pick) => {
     const firsts = new Map<string, AssignedEvent>();
     for (const a of assignments(events)) if (a.orderingKey !== undefined && !firsts.has(a.executionId)) firsts.set(a.executionId, a);
-    const pairs = [...firsts.values()].flatMap((a) => [...firsts.values()].filter((b) => b.orderingKey === a.orderingKey && b.t > a.t).map((b) => [a, b] as const));
+    // b's first assignment is moved to just after a's. That is a real overlap only where both
+    // assignments ran: one whose cancel was already under way may have been canceled on its way and
+    // held nothing (the checker cuts it), and then the moved history can happen — unless b was
+    // enqueued after a's enqueue was answered: b is then claimed only after a left the line.
+    const enqueueOf = new Map(okOps(events, "enqueue").map((o) => [o.done.result?.executionId as string, o]));
+    const enqueuedBefore = (a: string, b: string): boolean => (enqueueOf.get(a)?.done.t ?? Infinity) < (enqueueOf.get(b)?.invoke.t ?? -Infinity);
+    const pairs = [...firsts.values()].flatMap((a) =>
+      [...firsts.values()]
+        .filter((b) => b.orderingKey === a.orderingKey && b.t > a.t)
+        .filter((b) => !cancelUnderWay(events, a.executionId, a.t) && (!cancelUnderWay(events, b.executionId, a.t + 1) || enqueuedBefore(a.executionId, b.executionId)))
+        .map((b) => [a, b] as const),
+    );
     const pair = choose(pairs, pick);
     if (!pair) return undefined;
     const [a, b] = pair;
