@@ -6,7 +6,7 @@
  * hint (its applied index, which is committed and so on the leader's log too) and the leader
  * resends from it; a follower behind the leader's snapshot is sent a snapshot. The commit index
  * is the highest index a majority (the leader counted) has durable. A leader that hears from no
- * majority for QUORUM_TIMEOUT_MS, or is refused for a higher epoch, steps down.
+ * majority for CLUSTER_TIMING.quorumTimeoutMs (cluster/timing.ts), or is refused for a higher epoch, steps down.
  *
  * Leader recovery (`recoverAndLead`), run by an election's winner before it serves: it makes a
  * majority promise its epoch (they refuse older leaders from then on), takes the most up-to-date

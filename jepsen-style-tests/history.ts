@@ -2,7 +2,7 @@
  * The history of a run: every client call, every worker event and every fault, one JSON object a
  * line (JSONL), each stamped with `t`, milliseconds on CLOCK_MONOTONIC (`process.hrtime`), which
  * every process on this host shares — so events from the client, the workers and the nemesis sit
- * on one exact timeline (FAULTS.md 5.1). Wall-clock times that nodes hand out (lease deadlines,
+ * on one exact timeline (docs/jepsen.md). Wall-clock times that nodes hand out (lease deadlines,
  * scheduled times) are converted with `wallToMono`, from an offset each recorder measures at start.
  *
  * The checker (checker.ts) reads only this: a run's history must be re-checkable offline.

@@ -1,5 +1,5 @@
 /**
- * The offline WAL checker (FAULTS.md §5.1, "WAL prefix-agreement"; scenario 2): reads the shard
+ * The offline WAL checker ("WAL prefix-agreement"; fault scenario 2, docs/jepsen.md): reads the shard
  * logs of every replica a run left behind — `<root>/<node>/shards/<shard>/`, copies of the nodes'
  * data directories — with the wal/ module's read-only reader, and judges:
  *

@@ -1,5 +1,5 @@
 /**
- * Worker connection chaos against a real standalone server (FAULTS.md scenario 10, the parts a
+ * Worker connection chaos against a real standalone server (fault scenario 10 in docs/jepsen.md, the parts a
  * single node shows): a malformed frame closes only its own connection and the node keeps
  * serving; a worker that stops reading its socket does not make the node buffer without bound.
  */

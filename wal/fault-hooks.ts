@@ -1,5 +1,5 @@
 /**
- * Test-only storage faults for the WAL (FAULTS.md scenario 12), off unless the environment asks:
+ * Test-only storage faults for the WAL (fault scenario 12, docs/jepsen.md), off unless the environment asks:
  *
  * - CRONWHEEL_FAULT_SYNC_MARKS=1 — after every fsync of a segment the WAL writes the synced
  *   length next to it, in `<segment>.synced`, without fsync: the mark is in the page cache, so it

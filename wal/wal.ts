@@ -21,8 +21,9 @@
  *   const { lastIndex } = wal.append(epoch, [record1, record2]);
  *   await wal.flush();                // wal.durableIndex >= lastIndex
  *
- * Followers (a later phase) use truncateSuffix(i) + appendEntries(entries) to replace a
- * conflicting suffix, and leaders use readFrom(i, n) to ship entries. All file changes (batch
+ * A follower (src/node/shard-replica.ts, storeEntries) uses truncateSuffix(i) + appendEntries(entries)
+ * to replace a conflicting suffix; a leader's replicator (cluster/replication.ts) and a recovering
+ * leader use readFrom(i, n) to ship entries. All file changes (batch
  * writes, truncations, deletions of compacted segments, snapshot installs) run one at a time, in
  * call order, on a single writer queue; reads run beside it and destructive steps wait for them.
  *

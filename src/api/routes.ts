@@ -1,5 +1,5 @@
 /**
- * The contract's HTTP routes (API.md): each turns a request into a validated call on the node and
+ * The contract's HTTP routes (docs/api.md): each turns a request into a validated call on the node and
  * its result into the contract's JSON. Validation lives in `validation.ts`, rendering in
  * `views.ts`, decisions in the shard state machine; this file only translates.
  */

@@ -2,7 +2,7 @@
  * Input validation at the HTTP edge: raw request bodies and query strings in, normalized core
  * shapes (`JobSpec`, `EnqueueSpec`, …) out, or a `CronwheelError` with a stable code.
  *
- * Why here: the core trusts what it is given (ARCHITECTURE.md: "every input from outside is
+ * Why here: the core trusts what it is given (docs/architecture.md: "every input from outside is
  * validated at the edge and refused with a clear error"). So every rule, bound and default lives in
  * this file, and nothing past it re-checks. Every function is pure: no I/O, no clock (a backfill's
  * `nowMs` is passed in), and the only exception type it throws is `CronwheelError`:

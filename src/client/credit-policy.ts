@@ -2,8 +2,9 @@
  * How a Worker splits its capacity (`concurrency + prefetch`) across its node connections. Pure:
  * no sockets, no timers, no clock reads (the caller passes `now`).
  *
- * The protocol has no way to take a credit back: a credit given to a node stays there until that
- * node assigns with it or the connection closes. So the worker never gives more than its free
+ * A credit given to a node stays there until that node assigns with it, the worker takes it back
+ * with `withdraw` (answered `withdrawn`, a round trip later), or the connection closes. So the
+ * worker never gives more than its free
  * capacity (`capacity − executions held − credit outstanding on every connection`), and gives it
  * where it will be used:
  *

@@ -15,8 +15,9 @@
  */
 
 /**
- * The contract's error codes (API.md). The SDK keeps its own copy so that it carries no server
- * code; test/client.test.ts checks that it equals the server's list (src/core/errors.ts).
+ * The contract's error codes (docs/api.md, "Errors"): the one list. It lives in the SDK, which
+ * carries no server code; the server's src/core/errors.ts re-exports it, and src/api/http-errors.ts
+ * maps each code to its HTTP status.
  */
 export const ERROR_CODES = [
   "invalid_argument",

@@ -1,5 +1,5 @@
 /**
- * The wire shapes of Cronwheel's HTTP API (shared/design/API.md, docs/api.md), as TypeScript types
+ * The wire shapes of Cronwheel's HTTP API (docs/api.md), as TypeScript types
  * for the SDK. These are written from the contract, not imported from the server's core: the SDK
  * must keep compiling for users who never load the server.
  *

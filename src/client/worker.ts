@@ -40,8 +40,7 @@
  * handlers run at once and at most `prefetch` more wait. How free capacity is split across nodes
  * (credit-policy.ts): one connection gets it all; with several, each gets one credit (so any node
  * can start work at once), the rest goes to the nodes that are using their credit, and credit left
- * unused at an idle node while another waits is taken back by draining and remaking that
- * connection.
+ * unused at an idle node while another waits is taken back with `withdraw` (answered `withdrawn`).
  *
  * Reports. A report (`started`, `heartbeat`, `succeeded`, `failed`) may go on any connection: a
  * node forwards it to the execution's shard leader. It goes on the connection the execution's

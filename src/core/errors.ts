@@ -1,11 +1,11 @@
 /**
  * Errors with stable codes. Callers switch on `code`, never on message text. The codes are the
- * contract's (API.md): each maps to one HTTP status at the edge, in `src/api/http-errors.ts`.
+ * contract's (docs/api.md): each maps to one HTTP status at the edge, in `src/api/http-errors.ts`.
  */
 
 import { ERROR_CODES, type ErrorCode } from "../client/errors.js";
 
-/** The contract's error codes (API.md): one list, defined in the SDK (which carries no server code). */
+/** The contract's error codes (docs/api.md): one list, defined in the SDK (which carries no server code). */
 export { ERROR_CODES, type ErrorCode };
 
 export class CronwheelError extends Error {

@@ -4,7 +4,9 @@
  * outcome: `JobFired`-style decisions (misfire, overlap, idempotency) are made inside `apply`, so
  * every replica that applies the same records reaches the same state and the same answers.
  *
- * `at` is the proposing leader's clock (ms since epoch), never decreasing within a shard.
+ * `at` is shard time (ms since epoch): the leader's clock corrected to the replicas' median clock,
+ * stamped by the shard's leader whoever built the record, never decreasing within a shard
+ * (docs/replication.md, "Time").
  */
 import type { EnqueueSpec } from "./types.js";
 

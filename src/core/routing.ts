@@ -3,8 +3,9 @@
  * (`[lo, hi]`), so shards can later move between nodes without rehashing anything.
  *
  * - a job, and every execution of it, lives at slot(tenant/jobId);
- * - an ad-hoc execution lives at slot(tenant/orderingKey) when it has an ordering key (one shard
- *   keeps the order), else slot(tenant/idempotencyKey) (one shard dedupes), else anywhere; its id
+ * - an ad-hoc execution lives at slot(tenant/ordering/{orderingKey}) when it has an ordering key
+ *   (one shard keeps the order), else slot(tenant/idempotency/{idempotencyKey}) (one shard
+ *   dedupes), else anywhere (enqueueSlot in src/node/node.ts); its id
  *   carries the slot (`x` + 4 hex digits + unique part), so reads find it without a directory.
  */
 import { hash32, mix32 } from "./hash.js";

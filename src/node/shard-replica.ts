@@ -416,7 +416,7 @@ export class ShardReplica {
   // leadership changes (cluster mode; driven by the coordinator and the replicator)
 
   /**
-   * Become leader in `epoch` with an adopted log (see cluster/leader-recovery): append this
+   * Become leader in `epoch` with an adopted log (see recoverAndLead in cluster/replication.ts): append this
    * epoch's first record; the replica serves once that record is committed and applied.
    * `quorum` maps this replica's durable index to the index a majority has durable.
    */
