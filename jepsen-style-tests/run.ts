@@ -14,7 +14,7 @@
  * the history is valid, 1 when the checker found a violation, 2 on a harness error.
  *
  * `--unsafe-fencing` starts the nodes with fencing broken on purpose (a report with any fence is
- * accepted): the checker must then report the violation (test/jepsen.test.ts proves it does).
+ * accepted): the checker must then report the violation (test/faults/jepsen.test.ts proves it does).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";

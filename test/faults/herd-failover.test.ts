@@ -8,10 +8,10 @@
  * assertion).
  */
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { Client, Worker } from "../src/client/index.js";
-import { slotOfExecution } from "../src/core/routing.js";
-import { TestCluster } from "./support/cluster.js";
-import { request } from "./support/server-process.js";
+import { Client, Worker } from "../../src/client/index.js";
+import { slotOfExecution } from "../../src/core/routing.js";
+import { TestCluster } from "../support/cluster.js";
+import { request } from "../support/server-process.js";
 
 const HERD = 10_000;
 const QUEUE = "herd";

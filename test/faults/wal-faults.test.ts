@@ -1,5 +1,5 @@
 /**
- * Scenarios 12 and 13 of FAULTS.md.
+ * Fault scenarios 12 and 13 (docs/jepsen.md).
  *
  * 13: a replica's shard log is corrupted while the node is down (a flipped
  * byte mid-segment, a segment cut short mid-frame, a corrupt snapshot). The node starts anyway;
@@ -16,10 +16,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { jobIdOnShard, TestCluster, type ClusterNode } from "./support/cluster.js";
+import { jobIdOnShard, TestCluster, type ClusterNode } from "../support/cluster.js";
 import { execFileSync } from "node:child_process";
-import { BIN, request } from "./support/server-process.js";
-import type { PowerLossReport } from "../wal/fault-hooks.js";
+import { BIN, request } from "../support/server-process.js";
+import type { PowerLossReport } from "../../wal/fault-hooks.js";
 
 let cluster: TestCluster;
 

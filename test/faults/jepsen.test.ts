@@ -8,8 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { describe, expect, test } from "vitest";
-import { runJepsen } from "../jepsen-style-tests/run.js";
-import type { Fault } from "../jepsen-style-tests/nemesis.js";
+import { runJepsen } from "../../jepsen-style-tests/run.js";
+import type { Fault } from "../../jepsen-style-tests/nemesis.js";
 
 // 25 s of faults a run (about 40 s with start, recovery and checks): the faults and the
 // self-test fit the CI budget. Longer runs are made by hand (docs/jepsen.md, "Results").

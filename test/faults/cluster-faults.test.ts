@@ -7,9 +7,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { jobIdOnShard, TestCluster } from "./support/cluster.js";
-import { RawWorker } from "./support/raw-worker.js";
-import { request, tempDir } from "./support/server-process.js";
+import { jobIdOnShard, TestCluster } from "../support/cluster.js";
+import { RawWorker } from "../support/raw-worker.js";
+import { request, tempDir } from "../support/server-process.js";
 
 let cluster: TestCluster;
 const clockDir = tempDir("faults-clocks");
@@ -133,7 +133,7 @@ describe("a leader cut off from etcd", () => {
   }, 60_000);
 });
 
-// Scenario 5 (both ways) and 8 (one way, half-open) of FAULTS.md: whichever way the leader loses
+// Scenario 5 (both ways) and 8 (one way, half-open) of the fault scenarios (docs/jepsen.md): whichever way the leader loses
 // its followers, it cannot confirm a quorum, so it must stop acknowledging.
 describe.each([
   ["cut off from its followers", (c: TestCluster, leader: string, others: string[]) => c.partition([[leader], others])],
