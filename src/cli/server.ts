@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import pino from "pino";
 import { Auth } from "../api/auth.js";
 import { HttpServer } from "../api/http-server.js";
+import { startupBanner } from "./banner.js";
 import { DEFAULT_LIMITS } from "../api/validation.js";
 import type { FsyncMode } from "../../wal/index.js";
 import { SystemClock } from "../node/clock.js";
@@ -130,12 +131,13 @@ export async function runServer(argv: string[]): Promise<void> {
   const base = `http://${host}:${server.port}`;
   logger.info({ listen: `${host}:${server.port}`, dataDir, shards: shardCount, fsync }, "cronwheel node ready");
   process.stdout.write(
-    `\nCronwheel is running (${etcd ? `cluster '${values.cluster}' as ${values["node-id"]}` : "standalone"}, ${node.coordinator.shards.length} shards, data in ${dataDir}).\n` +
-      `  API:     ${base}/v1   health: ${base}/healthz   metrics: ${base}/metrics\n` +
-      `  Try:     curl -X PUT ${base}/v1/jobs/hello -H 'content-type: application/json' \\\n` +
-      `             -d '{"queue":"demo","cron":"*/10 * * * * *","payload":{"hi":1}}'\n` +
-      `           curl '${base}/v1/executions?jobId=hello'\n` +
-      `  Stop with Ctrl-C (a clean stop snapshots every shard for a fast restart).\n\n`,
+    startupBanner({
+      base,
+      mode: etcd ? `cluster '${values.cluster}' as ${values["node-id"]}` : "standalone",
+      shards: node.coordinator.shards.length,
+      dataDir,
+      authEnabled: auth.enabled,
+    }),
   );
 
   let stopping = false;
