@@ -656,6 +656,8 @@ describe("parseListQuery", () => {
     fails(() => parseListQuery(q("label=team"), ["label"]), "invalid_argument", "label");
     fails(() => parseListQuery(q("label=bad%20key=x"), ["label"]), "invalid_argument", "label");
     fails(() => parseListQuery(q("cancelRunning=yes"), ["cancelRunning"]), "invalid_argument", "cancelRunning");
+    // A rebalance or drain with a dry run the node did not understand must not run for real.
+    for (const bad of ["1", "yes", "TRUE"]) fails(() => parseListQuery(q(`dryRun=${bad}`), ["dryRun"]), "invalid_argument", "dryRun");
     fails(() => parseListQuery(q("count=0"), ["count"]), "invalid_argument", "count");
   });
 });

@@ -770,6 +770,7 @@ const QUERY_PARAMS: Record<string, { check: (value: string, field: string) => vo
   to: { check: (v, f) => void parseQueryTime(v, f) },
   label: { check: (v, f) => void parseLabelFilter(v, f) },
   cancelRunning: { check: (v, f) => void oneOf(v, f, ["true", "false"]) },
+  dryRun: { check: (v, f) => void oneOf(v, f, ["true", "false"]) },
 };
 
 function queryInt(value: string, field: string, min: number, max: number): void {
@@ -793,7 +794,7 @@ export function parseLabelFilter(value: string, field = "label"): [string, strin
  * ones are refused; an empty value (`?queue=`) counts as absent. Known names are checked
  * (`limit` 1..1000, default 100; `count` 1..1000, default 10; `cursor` opaque, ≤ 1024 characters;
  * `queue`, `jobId`, `state`, `from`/`to` (RFC 3339 or ms), `label` (k=v), `cancelRunning`
- * (true|false)); `limit` and `count` get their default when allowed and absent. Values are returned
+ * and `dryRun` (true|false)); `limit` and `count` get their default when allowed and absent. Values are returned
  * as given; `Number(q.limit)` is safe after this.
  */
 export function parseListQuery(params: URLSearchParams, allowed: readonly string[]): Record<string, string> {
