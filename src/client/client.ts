@@ -1,6 +1,7 @@
 /**
  * The HTTP half of Cronwheel's TypeScript SDK: a typed client for the `/v1` API (jobs, executions,
- * dead letters, cluster and its admin operations) and the health endpoints. It uses Node 20's global `fetch`; no dependency.
+ * dead letters, cluster and its admin operations) and the health endpoints, over the SDK's own
+ * HTTP/1.1 transport (http-transport.ts: kept-alive sockets, no dependency).
  *
  *   const client = new Client({ url: "http://127.0.0.1:7070", token: process.env.CRONWHEEL_TOKEN });
  *   const { job, created } = await client.putJob("nightly-report", { queue: "reports", cron: "0 3 * * *" });

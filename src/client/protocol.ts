@@ -1,7 +1,7 @@
 /**
  * The worker protocol, version 1, as the SDK speaks it: WebSocket `/v1/workers`, binary frames.
  * Every frame is one msgpack-encoded ARRAY of messages (a batch; often of one). Messages are
- * objects with a `t` field. Both sides ignore unknown fields. docs/workers.md has the frames.
+ * objects with a `t` field. Both sides ignore unknown fields. docs/api.md ("Worker protocol") has the frames.
  *
  * The one definition of the wire shapes: the SDK carries no server code, and the server's
  * gateway (src/gateway/protocol.ts) uses these.

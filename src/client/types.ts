@@ -234,7 +234,8 @@ export interface ExecutionAttempt {
 }
 
 /** Why an execution was skipped or canceled. */
-export type ExecutionReason = "misfire" | "overlap" | "superseded" | "replaced" | "job-deleted" | "canceled";
+/** Why an execution was skipped or canceled, or (a dead letter) how its last attempt failed. */
+export type ExecutionReason = "misfire" | "overlap" | "superseded" | "replaced" | "job-deleted" | "canceled" | "failed" | "timed-out" | "lease-expired";
 
 export interface Execution {
   id: string;
