@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { jobIdOnShard, TestCluster } from "./support/cluster.js";
-import { request } from "./support/server-process.js";
+import { request, requestRetryingUnavailable } from "./support/server-process.js";
 
 let cluster: TestCluster;
 
@@ -30,13 +30,15 @@ describe("a three-node cluster", () => {
     const nodes = cluster.live();
     for (let i = 0; i < 30; i++) {
       const via = nodes[i % 3]!;
-      const put = await request(via.base, "PUT", `/v1/jobs/route-${i}`, { queue: "q", every: "1h" });
-      expect(put.status, JSON.stringify(put.body)).toBe(201);
-      const get = await request(nodes[(i + 1) % 3]!.base, "GET", `/v1/jobs/route-${i}`);
+      // A leader may still move just after the cluster came up: 503 `unavailable` is retried, as the
+      // contract tells clients to (a retried PUT whose first try landed answers 200).
+      const put = await requestRetryingUnavailable(via.base, "PUT", `/v1/jobs/route-${i}`, { queue: "q", every: "1h" });
+      expect([200, 201], JSON.stringify(put.body)).toContain(put.status);
+      const get = await requestRetryingUnavailable(nodes[(i + 1) % 3]!.base, "GET", `/v1/jobs/route-${i}`);
       expect(get.status).toBe(200);
       expect(get.body.id).toBe(`route-${i}`);
     }
-    const list = await request(nodes[2]!.base, "GET", "/v1/jobs?limit=100");
+    const list = await requestRetryingUnavailable(nodes[2]!.base, "GET", "/v1/jobs?limit=100");
     expect(list.status).toBe(200);
     const ids = (list.body.jobs as Array<{ id: string }>).map((j) => j.id).filter((id) => id.startsWith("route-"));
     expect(ids).toHaveLength(30);
@@ -135,18 +137,18 @@ describe("kill -9 of a shard leader during a burst of job creations", () => {
 
     // Every acknowledged job is there.
     for (const id of acked) {
-      const r = await request(survivors[acked.size % 2]!.base, "GET", `/v1/jobs/${id}`);
+      const r = await requestRetryingUnavailable(survivors[acked.size % 2]!.base, "GET", `/v1/jobs/${id}`);
       expect(r.status, `acknowledged job ${id} lost`).toBe(200);
     }
 
     // Fires continue on the shard that failed over, and no execution id appears twice.
-    const fires = await request(survivors[1]!.base, "GET", `/v1/executions?jobId=${probe}&limit=100`);
+    const fires = await requestRetryingUnavailable(survivors[1]!.base, "GET", `/v1/executions?jobId=${probe}&limit=100`);
     expect(fires.status).toBe(200);
     expect(fires.body.executions.length).toBeGreaterThanOrEqual(1);
     const all: string[] = [];
     let cursor: string | null = null;
     do {
-      const page = await request(survivors[0]!.base, "GET", `/v1/executions?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+      const page = await requestRetryingUnavailable(survivors[0]!.base, "GET", `/v1/executions?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
       expect(page.status).toBe(200);
       all.push(...(page.body.executions as Array<{ id: string }>).map((e) => e.id));
       cursor = page.body.nextCursor;
