@@ -26,8 +26,10 @@ import { errorBody, STATUS_OF } from "./http-errors.js";
 import { executionView, jobView, previewView } from "./views.js";
 import { forwardedJson, forwardRequest } from "./forwarding.js";
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
-import { compareCreationOrder, slotOf, slotOfExecution } from "../core/routing.js";
+import { slotOf, slotOfExecution } from "../core/routing.js";
 import type { EnqueueSpec } from "../core/types.js";
+import { mergePages, type ListPosition, type PagePart } from "../core/list-order.js";
+import { isTerminal, type ExecutionState } from "../core/execution.js";
 
 export interface ApiRequest {
   method: string;
@@ -173,8 +175,8 @@ function decodeCursor<T>(cursor: string | undefined, check: (v: unknown) => v is
 }
 
 const isJobCursor = (v: unknown): v is { a: string } => typeof v === "object" && v !== null && typeof (v as { a: unknown }).a === "string";
-const isExecutionCursor = (v: unknown): v is { t: number; i: string } =>
-  typeof v === "object" && v !== null && typeof (v as { t: unknown }).t === "number" && typeof (v as { i: unknown }).i === "string";
+const isExecutionCursor = (v: unknown): v is { t: number; i: string; f?: 1 } =>
+  typeof v === "object" && v !== null && Number.isSafeInteger((v as { t: unknown }).t) && typeof (v as { i: unknown }).i === "string" && [undefined, 1].includes((v as { f?: unknown }).f as 1);
 
 const clientRoles = ["admin", "client"] as const;
 
@@ -344,7 +346,7 @@ route("POST", "/v1/executions/batch", async (req, _p, ctx) => {
   return ok({ results });
 });
 
-route("GET", "/v1/executions/:id", (req, [id], ctx) => ok(executionView(ctx.node.getExecution(req.principal.tenant, id!))), executionSlot);
+route("GET", "/v1/executions/:id", async (req, [id], ctx) => ok(executionView(await ctx.node.getExecution(req.principal.tenant, id!))), executionSlot);
 
 route("POST", "/v1/executions/:id/cancel", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
@@ -363,30 +365,34 @@ route("POST", "/v1/executions/:id/replay", async (req, [id], ctx) => {
 async function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: string[], state?: string): Promise<ApiResponse> {
   const q = parseListQuery(req.query, allowed);
   const limit = Number(q.limit);
-  const before = decodeCursor(q.cursor, isExecutionCursor);
-  const local = ctx.node
-    .listExecutions(
-      req.principal.tenant,
-      {
-        jobId: q.jobId,
-        queue: q.queue,
-        state: state ?? q.state,
-        fromMs: q.from !== undefined ? parseQueryTime(q.from, "from") : undefined,
-        toMs: q.to !== undefined ? parseQueryTime(q.to, "to") : undefined,
-        limit,
-      },
-      before ? { createdAt: before.t, id: before.i } : undefined,
-    )
-    .map((e) => executionView(e) as unknown as ExecutionListView);
-  // Newest first across every leader's part.
-  const merged = local.concat(...(await otherParts<{ executions: ExecutionListView[] }>(req, ctx)).map((p) => p.executions));
-  merged.sort((a, b) => compareCreationOrder(Date.parse(b.createdAt), b.id, Date.parse(a.createdAt), a.id));
-  const page = merged.slice(0, limit);
-  const last = page[page.length - 1];
-  return ok({
-    executions: page,
-    nextCursor: page.length === limit && last ? encodeCursor({ t: Date.parse(last.createdAt), i: last.id }) : null,
-  });
+  const after = decodeCursor(q.cursor, isExecutionCursor);
+  const time = (name: string) => (q[name] !== undefined ? parseQueryTime(q[name]!, name) : undefined);
+  const here = await ctx.node.listExecutions(
+    req.principal.tenant,
+    {
+      jobId: q.jobId,
+      queue: q.queue,
+      state: state ?? q.state,
+      reason: q.reason,
+      workerId: q.workerId,
+      fromMs: time("from"),
+      toMs: time("to"),
+      finishedFromMs: time("finishedFrom"),
+      finishedToMs: time("finishedTo"),
+      limit,
+    },
+    after && cursorPosition(after),
+  );
+  // Every leader's part, merged in list order (live first, then finished; see list-order.ts).
+  const parts: PagePart<ExecutionListView>[] = [
+    { items: here.items.map((e) => executionView(e) as unknown as ExecutionListView), stoppedAt: here.items.length < limit ? here.next : null },
+  ];
+  for (const theirs of await otherParts<{ executions: ExecutionListView[]; nextCursor: string | null }>(req, ctx)) {
+    const next = theirs.nextCursor === null ? undefined : decodeCursor(theirs.nextCursor, isExecutionCursor);
+    parts.push({ items: theirs.executions, stoppedAt: next && theirs.executions.length < limit ? cursorPosition(next) : null });
+  }
+  const page = mergePages(parts, limit, viewPosition);
+  return ok({ executions: page.items, nextCursor: page.next ? encodeCursor(positionCursor(page.next)) : null });
 }
 
 interface JobListView {
@@ -395,10 +401,30 @@ interface JobListView {
 
 interface ExecutionListView {
   id: string;
+  state: string;
   createdAt: string;
+  finishedAt?: string;
 }
-route("GET", "/v1/executions", (req, _p, ctx) => listExecutions(req, ctx, ["jobId", "queue", "state", "from", "to", "cursor", "limit"]));
-route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, ["queue", "cursor", "limit"], "failed"));
+
+function viewPosition(v: ExecutionListView): ListPosition {
+  return v.finishedAt !== undefined && isTerminal(v.state as ExecutionState)
+    ? { live: false, finishedAt: Date.parse(v.finishedAt), id: v.id }
+    : { live: true, createdAt: Date.parse(v.createdAt), id: v.id };
+}
+
+/** An execution cursor: `f` set for a place among finished executions (cursors from before history have none). */
+type ExecutionCursor = { t: number; i: string; f?: 1 };
+
+function cursorPosition(c: ExecutionCursor): ListPosition {
+  return c.f === 1 ? { live: false, finishedAt: c.t, id: c.i } : { live: true, createdAt: c.t, id: c.i };
+}
+
+function positionCursor(p: ListPosition): ExecutionCursor {
+  return p.live ? { t: p.createdAt, i: p.id } : { t: p.finishedAt, i: p.id, f: 1 };
+}
+const EXECUTION_FILTERS = ["jobId", "queue", "reason", "workerId", "from", "to", "finishedFrom", "finishedTo", "cursor", "limit"];
+route("GET", "/v1/executions", (req, _p, ctx) => listExecutions(req, ctx, ["state", ...EXECUTION_FILTERS]));
+route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, EXECUTION_FILTERS, "failed"));
 
 // ---------------------------------------------------------------------------------------------
 // cluster

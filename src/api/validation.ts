@@ -71,6 +71,10 @@ export const ID_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
 export const QUEUE_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** Label keys. */
 export const LABEL_KEY_PATTERN = /^[A-Za-z0-9._/-]{1,63}$/;
+/** Worker ids, as a worker names itself in its hello. */
+export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/;
+/** Why an execution was skipped, canceled or failed (`misfire`, `retries-exhausted`, …), for `?reason=`. */
+const REASON_PATTERN = /^[a-z-]{1,64}$/;
 
 /** Per-deployment limits (configurable). */
 export interface Limits {
@@ -768,6 +772,10 @@ const QUERY_PARAMS: Record<string, { check: (value: string, field: string) => vo
   state: { check: (v, f) => void oneOf(v, f, EXECUTION_STATES) },
   from: { check: (v, f) => void parseQueryTime(v, f) },
   to: { check: (v, f) => void parseQueryTime(v, f) },
+  finishedFrom: { check: (v, f) => void parseQueryTime(v, f) },
+  finishedTo: { check: (v, f) => void parseQueryTime(v, f) },
+  reason: { check: (v, f) => void matching(v, f, REASON_PATTERN, "reason") },
+  workerId: { check: (v, f) => void matching(v, f, WORKER_ID_PATTERN, "worker id") },
   label: { check: (v, f) => void parseLabelFilter(v, f) },
   cancelRunning: { check: (v, f) => void oneOf(v, f, ["true", "false"]) },
   dryRun: { check: (v, f) => void oneOf(v, f, ["true", "false"]) },
@@ -814,6 +822,9 @@ export function parseListQuery(params: URLSearchParams, allowed: readonly string
   }
   if (out.from !== undefined && out.to !== undefined && parseQueryTime(out.from, "from") >= parseQueryTime(out.to, "to")) {
     throw invalidArgument("to must be after from", { field: "to" });
+  }
+  if (out.finishedFrom !== undefined && out.finishedTo !== undefined && parseQueryTime(out.finishedFrom, "finishedFrom") >= parseQueryTime(out.finishedTo, "finishedTo")) {
+    throw invalidArgument("finishedTo must be after finishedFrom", { field: "finishedTo" });
   }
   return out;
 }

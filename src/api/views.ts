@@ -2,7 +2,7 @@
  * How jobs and executions look on the wire (the contract's JSON): times as RFC 3339 UTC strings,
  * triggers back in the shape the user wrote them.
  */
-import type { Execution } from "../core/execution.js";
+import type { ExecutionFacts } from "../core/execution.js";
 import type { Job } from "../core/job.js";
 import type { PreviewItem } from "../core/trigger.js";
 
@@ -63,7 +63,7 @@ export function jobView(job: Job): Record<string, unknown> {
   return view;
 }
 
-export function executionView(e: Execution): Record<string, unknown> {
+export function executionView(e: ExecutionFacts): Record<string, unknown> {
   const view: Record<string, unknown> = { id: e.id };
   if (e.jobId !== null) view.jobId = e.jobId;
   Object.assign(view, {

@@ -15,6 +15,10 @@ import { CronwheelNode, SNAPSHOT_EVERY_RECORDS_DEFAULT } from "../node/node.js";
 import { WorkerGateway } from "../gateway/gateway.js";
 import { SHARD_SEGMENT_BYTES_DEFAULT } from "../node/shard-replica.js";
 import { DEFAULT_SHARD_LIMITS } from "../core/shard-state.js";
+import { parseDuration } from "../core/trigger.js";
+import type { HistoryOptions } from "../history/history-store.js";
+
+const DAY_MS = 86_400_000;
 
 const FSYNC_MODES: readonly FsyncMode[] = ["always", "batch", "off"];
 
@@ -37,6 +41,10 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --payload-bytes-max N   largest payload (default 262144)
   --snapshot-every N      records between snapshots of a shard (default ${SNAPSHOT_EVERY_RECORDS_DEFAULT})
   --segment-bytes N       shard log segment size (default 16 MiB); only whole segments a snapshot covers are dropped
+  --history on|off        keep every finished execution on disk, queryable (default on; docs/history.md)
+  --history-dir DIR       where the history files live (default DATA-DIR/history)
+  --history-retention D   how long history is kept, e.g. 400d, 90d, 12h (default 400d); whole days are dropped
+  --finished-in-memory N  finished executions a shard also keeps in memory, newest first (default ${DEFAULT_SHARD_LIMITS.finishedPerShardMax})
   --repair                standalone: cut a log at a corrupt record instead of refusing to start
                           (a cluster node repairs a corrupt shard log from its peers without it)
   --log-level LEVEL       pino level (default info)
@@ -63,6 +71,10 @@ export async function runServer(argv: string[]): Promise<void> {
       "snapshot-every": { type: "string", default: String(SNAPSHOT_EVERY_RECORDS_DEFAULT) },
       "segment-bytes": { type: "string", default: String(SHARD_SEGMENT_BYTES_DEFAULT) },
       repair: { type: "boolean", default: false },
+      history: { type: "string", default: "on" },
+      "history-dir": { type: "string" },
+      "history-retention": { type: "string", default: "400d" },
+      "finished-in-memory": { type: "string", default: String(DEFAULT_SHARD_LIMITS.finishedPerShardMax) },
       "log-level": { type: "string", default: process.env.CRONWHEEL_LOG_LEVEL ?? "info" },
       help: { type: "boolean", default: false },
     },
@@ -83,6 +95,7 @@ export async function runServer(argv: string[]): Promise<void> {
   const auth = values.tokens ? Auth.fromFile(values.tokens) : Auth.open();
   const etcd = values.etcd && !values.standalone ? values.etcd.split(",").map((u) => u.trim()).filter((u) => u !== "") : null;
   if (etcd && port === 0 && !values.advertise) throw new UsageError("--etcd needs a fixed --listen port (or --advertise): peers must know where to reach this node");
+  const history = parseHistoryFlags(values.history!, values["history-dir"], values["history-retention"]!, dataDir);
   const advertise = values.advertise ?? `${host}:${port}`;
   parseHostPort(advertise, "--advertise");
 
@@ -106,11 +119,16 @@ export async function runServer(argv: string[]): Promise<void> {
     fsync,
     clock,
     logger,
-    // Test-only (jepsen-style suite self-test): a node that breaks fencing on purpose.
-    ...(process.env.CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES === "1" ? { limits: { ...DEFAULT_SHARD_LIMITS, unsafeAcceptStaleFences: true } } : {}),
+    limits: {
+      ...DEFAULT_SHARD_LIMITS,
+      finishedPerShardMax: positiveInt(values["finished-in-memory"]!, "--finished-in-memory"),
+      // Test-only (jepsen-style suite self-test): a node that breaks fencing on purpose.
+      ...(process.env.CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES === "1" ? { unsafeAcceptStaleFences: true } : {}),
+    },
     snapshotEveryRecords: positiveInt(values["snapshot-every"]!, "--snapshot-every"),
     segmentBytesMax: positiveInt(values["segment-bytes"]!, "--segment-bytes"),
     repair: values.repair!,
+    history,
   });
   const gateway = new WorkerGateway(node, auth, logger);
   const server = await HttpServer.listen({
@@ -180,6 +198,13 @@ export function parseHostPort(value: string, flag: string): [string, number] {
   const port = Number(value.slice(i + 1));
   if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${flag}: expected HOST:PORT, got '${value}'`);
   return [host, port];
+}
+
+function parseHistoryFlags(onOff: string, dir: string | undefined, retention: string, dataDir: string): HistoryOptions | null {
+  if (onOff !== "on" && onOff !== "off") throw new UsageError(`--history must be on or off, got '${onOff}'`);
+  const retentionMs = parseDuration(retention);
+  if (retentionMs === null || retentionMs < DAY_MS) throw new UsageError(`--history-retention: expected a duration of at least 1d (e.g. 400d), got '${retention}'`);
+  return onOff === "on" ? { dir: path.resolve(dir ?? path.join(dataDir, "history")), retentionMs } : null;
 }
 
 function positiveInt(value: string, flag: string): number {

@@ -106,6 +106,8 @@ export interface Execution extends WheelTimer {
   attemptDeadline: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** Its place among the shard's executions that ended at the same `finishedAt` (see ShardState). */
+  finishSeq: number;
   attempt: number;
   attempts: AttemptInfo[] | null;
   result: unknown;
@@ -154,8 +156,45 @@ export function createExecution(init: ExecutionInit): Execution {
     attemptDeadline: 0,
     startedAt: null,
     finishedAt: null,
+    finishSeq: 0,
     attempt: 0,
     attempts: null,
     result: undefined,
+  };
+}
+
+/**
+ * What a finished execution is remembered by: the fields its view shows. An `Execution` is one;
+ * so is what the history store reads back from disk. `shard` is where it lived (the history's
+ * file), absent for a live execution read from memory.
+ */
+export type ExecutionFacts = Pick<
+  Execution,
+  | "id" | "tenant" | "jobId" | "queue" | "state" | "reason" | "scheduledAt" | "createdAt" | "readyAt" | "startedAt"
+  | "finishedAt" | "finishSeq" | "attempt" | "attempts" | "payload" | "priority" | "result" | "orderingKey" | "idempotencyKey"
+>;
+
+/** A plain copy of a finished execution's facts, safe to hand to another thread. */
+export function factsOf(e: Execution): ExecutionFacts {
+  return {
+    id: e.id,
+    tenant: e.tenant,
+    jobId: e.jobId,
+    queue: e.queue,
+    state: e.state,
+    reason: e.reason,
+    scheduledAt: e.scheduledAt,
+    createdAt: e.createdAt,
+    readyAt: e.readyAt,
+    startedAt: e.startedAt,
+    finishedAt: e.finishedAt,
+    finishSeq: e.finishSeq,
+    attempt: e.attempt,
+    attempts: e.attempts,
+    payload: e.payload,
+    priority: e.priority,
+    result: e.result,
+    orderingKey: e.orderingKey,
+    idempotencyKey: e.idempotencyKey,
   };
 }

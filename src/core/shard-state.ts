@@ -23,7 +23,7 @@ import { backoffDelayMs } from "./backoff.js";
 import { createExecution, isLeased, isTerminal, type AttemptInfo, type Execution, type ExecutionInit } from "./execution.js";
 import { Job } from "./job.js";
 import { ReadyQueue } from "./ready-queue.js";
-import { compareCreationOrder } from "./routing.js";
+import { compareListOrder, isAfter, positionOf, type ListPosition } from "./list-order.js";
 import type {
   ClaimRecord,
   JobBackfillRecord,
@@ -102,6 +102,13 @@ export interface ShardObserver {
 
 export const NO_OBSERVER: ShardObserver = { fired() {}, ready() {}, finished() {}, revoked() {} };
 
+/**
+ * Hears every execution that ends, on every replica, during replay too (unlike the observer, which
+ * only a serving leader hears): the history store derives its rows from it. Called synchronously
+ * during apply, after the execution took its terminal state and its finish sequence.
+ */
+export type FinishedSink = (execution: Execution) => void;
+
 export type ApplyResult = unknown;
 
 export interface JobPutResult {
@@ -151,9 +158,39 @@ export interface ListExecutionsQuery {
   jobId?: string | undefined;
   queue?: string | undefined;
   state?: string | undefined;
+  /** Why it was skipped, canceled or failed. */
+  reason?: string | undefined;
+  /** The worker of its last attempt. */
+  workerId?: string | undefined;
+  /** Scheduled time in [fromMs, toMs). */
   fromMs?: number | undefined;
   toMs?: number | undefined;
+  /** Finish time in [finishedFromMs, finishedToMs): only finished executions match. */
+  finishedFromMs?: number | undefined;
+  finishedToMs?: number | undefined;
   limit: number;
+}
+
+/** The one definition of what a list query matches, for executions in memory. */
+export function matchesListQuery(e: Execution, q: ListExecutionsQuery): boolean {
+  if (q.jobId !== undefined && e.jobId !== q.jobId) return false;
+  if (q.queue !== undefined && e.queue !== q.queue) return false;
+  if (q.state !== undefined && e.state !== q.state) return false;
+  if (q.reason !== undefined && e.reason !== q.reason) return false;
+  if (q.workerId !== undefined && lastWorkerOf(e) !== q.workerId) return false;
+  if (q.fromMs !== undefined && e.scheduledAt < q.fromMs) return false;
+  if (q.toMs !== undefined && e.scheduledAt >= q.toMs) return false;
+  if (q.finishedFromMs !== undefined || q.finishedToMs !== undefined) {
+    if (!isTerminal(e.state)) return false;
+    if (q.finishedFromMs !== undefined && e.finishedAt! < q.finishedFromMs) return false;
+    if (q.finishedToMs !== undefined && e.finishedAt! >= q.finishedToMs) return false;
+  }
+  return true;
+}
+
+function lastWorkerOf(e: Execution): string | null {
+  const attempts = e.attempts;
+  return attempts && attempts.length > 0 ? attempts[attempts.length - 1]!.workerId : null;
 }
 
 type WheelEntry = Job | Execution;
@@ -192,6 +229,14 @@ export class ShardState {
   lastAt: number;
   /** Work left in the tick being applied. */
   private tickBudget = 0;
+  /**
+   * Finish order: executions that end at the same shard time are numbered 0, 1, 2, … in apply
+   * order, so (finishedAt, finishSeq) orders a shard's finished executions the same way on every
+   * replica and across restarts (the history's row key and the list's cursor).
+   */
+  private finishSeqAt = Number.NEGATIVE_INFINITY;
+  private finishSeqNext = 0;
+  private finishedSink: FinishedSink | null = null;
 
   constructor(
     startMs: number,
@@ -205,6 +250,11 @@ export class ShardState {
   /** Replay uses a silent observer; the live one is set once the shard has caught up. */
   setObserver(observer: ShardObserver): void {
     this.observer = observer;
+  }
+
+  /** Every replica's history store listens here, from the first record it applies. */
+  setFinishedSink(sink: FinishedSink | null): void {
+    this.finishedSink = sink;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -559,10 +609,24 @@ export class ShardState {
   private markSkipped(e: Execution, at: number, reason: string): Execution {
     e.state = "skipped";
     e.reason = reason;
+    this.ended(e, at);
+    return e;
+  }
+
+  /** The one place an execution's end is recorded: its finish time and order, retention, listeners. */
+  private ended(e: Execution, at: number): void {
+    if (at !== this.finishSeqAt) {
+      this.finishSeqAt = at;
+      this.finishSeqNext = 0;
+    }
     e.finishedAt = at;
+    e.finishSeq = this.finishSeqNext++;
     this.finishedOrder.push(e);
     this.observer.finished(e);
-    return e;
+    this.finishedSink?.(e);
+    // Memory is a window in front of history: kept to its bounds as work ends, not only in ticks
+    // (a shard with only ad-hoc work may go long without one).
+    this.forgetExpired(at);
   }
 
   private newExecution(init: ExecutionInit): Execution {
@@ -622,11 +686,9 @@ export class ShardState {
     this.readyQueue(e.queue).forget(e);
     e.state = state;
     e.reason = reason;
-    e.finishedAt = at;
     if (e.jobId !== null) this.releaseSlot(e, at);
     if (e.orderingKey !== null) this.leaveOrderingLine(e, at);
-    this.finishedOrder.push(e);
-    this.observer.finished(e);
+    this.ended(e, at);
   }
 
   /**
@@ -975,19 +1037,13 @@ export class ShardState {
     return matches.slice(0, q.limit);
   }
 
-  /** Executions of a tenant, newest first (by createdAt, then id), filtered. */
-  listExecutions(tenant: string, q: ListExecutionsQuery, before?: { createdAt: number; id: string }): Execution[] {
+  /** Executions of a tenant in list order (live first, then finished; see list-order.ts), filtered. */
+  listExecutions(tenant: string, q: ListExecutionsQuery, after?: ListPosition): Execution[] {
     const matches: Execution[] = [];
     for (const e of this.executions.valuesOf(tenant)) {
-      if (q.jobId !== undefined && e.jobId !== q.jobId) continue;
-      if (q.queue !== undefined && e.queue !== q.queue) continue;
-      if (q.state !== undefined && e.state !== q.state) continue;
-      if (q.fromMs !== undefined && e.scheduledAt < q.fromMs) continue;
-      if (q.toMs !== undefined && e.scheduledAt >= q.toMs) continue;
-      if (before && compareCreationOrder(e.createdAt, e.id, before.createdAt, before.id) >= 0) continue;
-      matches.push(e);
+      if (matchesListQuery(e, q) && isAfter(e, after)) matches.push(e);
     }
-    matches.sort((a, b) => compareCreationOrder(b.createdAt, b.id, a.createdAt, a.id));
+    matches.sort((a, b) => compareListOrder(positionOf(a), positionOf(b)));
     return matches.slice(0, q.limit);
   }
 
@@ -1035,6 +1091,7 @@ export class ShardState {
       lastAt: this.lastAt,
       fenceSeq: this.fenceSeq,
       jobIncarnationSeq: this.jobIncarnationSeq,
+      finishSeq: [this.finishSeqAt, this.finishSeqNext],
       specs,
       jobs,
       executions,
@@ -1052,6 +1109,7 @@ export class ShardState {
     state.pristine = false;
     state.fenceSeq = s.fenceSeq;
     state.jobIncarnationSeq = s.jobIncarnationSeq ?? 0;
+    if (s.finishSeq) [state.finishSeqAt, state.finishSeqNext] = s.finishSeq;
     const specs = s.specs.map((spec) => state.specs.intern(spec));
     for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount, lastResult, incarnation] of s.jobs) {
       const job = new Job(tenant, id, specs[specIndex]!, createdAt, updatedAt);
@@ -1195,10 +1253,12 @@ export type ExecutionSnapshot = [
   /** Where it waits in the wheel (scheduled, retry backoff, lease expiry), or null. */
   wheelDueAt: number | null,
   jobIncarnation?: number,
+  finishSeq?: number,
 ];
 
 const EXECUTION_WHEEL_DUE_AT = 15;
 const EXECUTION_JOB_INCARNATION = 16;
+const EXECUTION_FINISH_SEQ = 17;
 
 export interface ShardSnapshot {
   v: 1;
@@ -1206,6 +1266,8 @@ export interface ShardSnapshot {
   fenceSeq: number;
   /** Absent in snapshots written before incarnations existed. */
   jobIncarnationSeq?: number;
+  /** The finish order's position: [shard time of the last finish, next sequence]; absent before history. */
+  finishSeq?: [number, number];
   /** Distinct job definitions; jobs refer to them by index. */
   specs: JobSpec[];
   jobs: JobSnapshot[];
@@ -1237,7 +1299,7 @@ function executionToSnapshot(e: Execution, wheelDueAt: number | null): Execution
   return [
     init, e.state, e.reason, e.waitingForSlot, e.waitingForOrder, e.readyAt, e.startedAt, e.finishedAt,
     e.attempt, e.attempts && e.attempts.map((a) => ({ ...a })), e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline, wheelDueAt,
-    e.jobIncarnation,
+    e.jobIncarnation, e.finishSeq,
   ];
 }
 
@@ -1248,6 +1310,7 @@ function executionFromSnapshot(s: ExecutionSnapshot): Execution {
     e.attempt, e.attempts, e.result, e.workerId, e.fence, e.leaseDeadline, e.attemptDeadline,
   ] = s;
   e.jobIncarnation = s[EXECUTION_JOB_INCARNATION] ?? 0;
+  e.finishSeq = s[EXECUTION_FINISH_SEQ] ?? 0;
   return e;
 }
 

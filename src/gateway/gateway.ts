@@ -12,6 +12,7 @@
  * no state that matters for safety: leases, fences and retries live in the replicated shard state,
  * so a worker that reconnects (here or, later, to another node) just reports again.
  */
+import { WORKER_ID_PATTERN } from "../api/validation.js";
 import { Packr } from "msgpackr";
 import { Gauge } from "prom-client";
 import type { Logger } from "pino";
@@ -232,7 +233,7 @@ export class WorkerGateway {
   private onHello(conn: Connection, m: WorkerMessage & { t: "hello" }): void {
     if (conn.hello) throw bad("hello was already sent");
     if (m.protocol !== PROTOCOL_VERSION) throw bad(`protocol ${String(m.protocol)} is not supported; this node speaks ${PROTOCOL_VERSION}`);
-    if (typeof m.workerId !== "string" || !/^[A-Za-z0-9._:@-]{1,200}$/.test(m.workerId)) throw bad("hello.workerId must match [A-Za-z0-9._:@-]{1,200}");
+    if (typeof m.workerId !== "string" || !WORKER_ID_PATTERN.test(m.workerId)) throw bad("hello.workerId must match [A-Za-z0-9._:@-]{1,200}");
     if (!Array.isArray(m.queues) || m.queues.length === 0 || m.queues.length > WORKER_QUEUES_MAX || !m.queues.every((q) => typeof q === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(q))) {
       throw bad(`hello.queues must be 1..${WORKER_QUEUES_MAX} queue names`);
     }

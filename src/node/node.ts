@@ -23,7 +23,7 @@ import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
 import { approxBytes } from "../core/approx-bytes.js";
 import type { EnqueueBatchRecord, EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
-import { adHocExecutionId, compareCreationOrder, slotOf, slotOfExecution } from "../core/routing.js";
+import { adHocExecutionId, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
   NO_OBSERVER,
@@ -40,6 +40,11 @@ import { preview, type PreviewItem } from "../core/trigger.js";
 import type { EnqueueSpec, JobSpec } from "../core/types.js";
 import { NodeMetrics } from "./metrics.js";
 import { notLeader, ShardReplica, SnapshotTurns } from "./shard-replica.js";
+import { HISTORY_EXAMINE_MAX, HistoryStore, type HistoryOptions } from "../history/history-store.js";
+import { shardHistoryFile } from "../history/history-thread.js";
+import type { FinishedState } from "../history/history-db.js";
+import { isTerminal, type ExecutionFacts } from "../core/execution.js";
+import { mergePages, type ListPosition, type MergedPage, type PagePart } from "../core/list-order.js";
 
 export interface ClusterOptions {
   etcd: string[];
@@ -71,6 +76,8 @@ export interface NodeOptions {
   repair?: boolean;
   /** Extra live observer (benchmarks and tests); metrics always observe. */
   observer?: ShardObserver;
+  /** Keep every finished execution on disk (docs/history.md); off without. The server turns it on. */
+  history?: HistoryOptions | null;
 }
 
 /** Records a shard applies between snapshots: bounds what a crash restart replays. */
@@ -105,6 +112,8 @@ export class CronwheelNode {
     readonly shards: Array<ShardReplica | undefined>,
     metrics: NodeMetrics,
     readonly peers: PeerNetwork | null,
+    /** Finished executions on disk; null when history is off. */
+    readonly history: HistoryStore | null,
   ) {
     this.metrics = metrics;
     this.extraObservers = opts.observer ? [opts.observer] : [];
@@ -139,7 +148,8 @@ export class CronwheelNode {
           logger: opts.logger,
         })
       : null;
-    const node: CronwheelNode = new CronwheelNode(opts, coordinator, shards, metrics, peers);
+    const history = opts.history ? HistoryStore.start(opts.history, opts.logger, () => opts.clock.now()) : null;
+    const node: CronwheelNode = new CronwheelNode(opts, coordinator, shards, metrics, peers, history);
     for (const shard of coordinator.shards) if (shard.replicas.includes(opts.nodeId)) await node.openReplica(shard);
     if (coordinator instanceof StaticCoordinator) coordinator.commitIndexOf = (i) => shards[i]?.commitIndex ?? 0;
     return node;
@@ -167,6 +177,7 @@ export class CronwheelNode {
         snapshotTurns: this.snapshotTurns,
         mode: opts.cluster ? "replicated" : "standalone",
         onBatch: (records, fsyncMs) => this.metrics.onWalBatch(records, fsyncMs),
+        history: this.history ? await this.history.openShard(shard.id) : null,
       },
       NO_OBSERVER,
     );
@@ -187,6 +198,11 @@ export class CronwheelNode {
     this.servingCache = null;
     await replica.close();
     await fs.promises.rm(this.replicaDir(shardId), { recursive: true, force: true });
+    // Its history lives on with its other replicas; a copy left here would be stale if it came back.
+    if (this.history) {
+      await this.history.closeShard(shardId);
+      for (const suffix of ["", "-wal", "-shm"]) await fs.promises.rm(shardHistoryFile(this.history.opts.dir, shardId) + suffix, { force: true });
+    }
   }
 
   private replicaDir(shardId: number): string {
@@ -496,8 +512,10 @@ export class CronwheelNode {
     return this.shardAt(slot);
   }
 
-  getExecution(tenant: string, executionId: string): Execution {
-    const e = this.executionShard(tenant, executionId).state.getExecution(tenant, executionId);
+  /** An execution from memory, or from history once memory forgot it. */
+  async getExecution(tenant: string, executionId: string): Promise<ExecutionFacts> {
+    const shard = this.executionShard(tenant, executionId);
+    const e = shard.state.getExecution(tenant, executionId) ?? (await this.history?.get(shard.shardId, tenant, executionId)) ?? undefined;
     if (!e) throw notFound(`execution '${executionId}' not found`);
     return e;
   }
@@ -518,11 +536,37 @@ export class CronwheelNode {
     return shard.propose({ type: "exec.replay", at, tenant, executionId, newExecutionId }) as Promise<ExecutionResult>;
   }
 
-  /** Executions newest first, merged across shards; `before` is the cursor (the last one seen). */
-  listExecutions(tenant: string, q: ListExecutionsQuery, before?: { createdAt: number; id: string }): Execution[] {
-    const merged = this.servingShards().flatMap((s) => s.state.listExecutions(tenant, q, before));
-    merged.sort((a, b) => compareCreationOrder(b.createdAt, b.id, a.createdAt, a.id));
-    return merged.slice(0, q.limit);
+  /**
+   * Executions in list order (live first, then finished: list-order.ts) across the shards this
+   * node leads, memory and history as one; `after` is the cursor (the last one served).
+   */
+  async listExecutions(tenant: string, q: ListExecutionsQuery, after?: ListPosition): Promise<MergedPage<ExecutionFacts>> {
+    const serving = this.servingShards();
+    const parts: PagePart[] = [{ items: serving.flatMap((s) => s.state.listExecutions(tenant, q, after)), stoppedAt: null }];
+    const wantsFinished = q.state === undefined || isTerminal(q.state as Execution["state"]);
+    if (this.history && wantsFinished) {
+      parts.push(
+        await this.history.list(
+          serving.map((s) => s.shardId),
+          {
+            tenant,
+            jobId: q.jobId,
+            queue: q.queue,
+            state: q.state as FinishedState | undefined,
+            reason: q.reason,
+            workerId: q.workerId,
+            finishedFromMs: q.finishedFromMs,
+            finishedToMs: q.finishedToMs,
+            scheduledFromMs: q.fromMs,
+            scheduledToMs: q.toMs,
+            before: after && !after.live ? after : undefined,
+            limit: q.limit,
+            examineMax: HISTORY_EXAMINE_MAX,
+          },
+        ),
+      );
+    }
+    return mergePages(parts, q.limit);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -538,6 +582,7 @@ export class CronwheelNode {
     await this.coordinator.close();
     this.peers?.close();
     await Promise.all(this.localShards().map((s) => s.close()));
+    await this.history?.close();
   }
 }
 

@@ -29,6 +29,7 @@ import { CronwheelError } from "../core/errors.js";
 import type { ShardRecord } from "../core/records.js";
 import { NO_OBSERVER, ShardState, type ShardLimits, type ShardObserver } from "../core/shard-state.js";
 import { decodeSnapshotChunks, encodeSnapshotChunks, type ChunkedShardSnapshot } from "./snapshot-chunks.js";
+import type { ShardHistory } from "../history/history-store.js";
 
 /**
  * A tick timer never sleeps longer than this on one reading of shard time. Shard time is a clock
@@ -78,6 +79,8 @@ export interface ShardReplicaOptions {
   mode: "standalone" | "replicated";
   /** Called after each durable batch, for metrics. */
   onBatch?: (records: number, fsyncMs: number) => void;
+  /** Where this replica's finished executions go (every replica derives history from its log); none without. */
+  history?: ShardHistory | null;
 }
 
 /** One snapshot at a time per node: each captures synchronously, so several at once would stall it. */
@@ -170,25 +173,46 @@ export class ShardReplica {
       ? ShardState.fromSnapshot(decodeSnapshotChunks(snapshot.state as ChunkedShardSnapshot), opts.limits, replayObserver)
       : new ShardState(opts.clock.now(), opts.limits, replayObserver);
     let applied = snapshot?.index ?? 0;
+    const history = opts.history ?? null;
+    if (history) {
+      state.setFinishedSink(history.finished);
+      // A history file behind the snapshot (new, lost, or its writer failed) misses what the log dropped.
+      if (history.watermark < applied) {
+        opts.logger.warn({ shard: opts.shardId, historyAt: history.watermark, snapshotIndex: applied }, "history is behind the shard's snapshot: the entries between are recorded as a gap");
+        history.skipTo(applied, state.lastAt);
+      }
+    }
     // Standalone: every durable entry is committed. Replicated: only up to what this replica last
     // knew was committed; the rest waits for a leader to say so (or to cut it).
     const committed = opts.mode === "standalone" ? Number.POSITIVE_INFINITY : readNumberFile(commitHintPath(opts.dir));
     const pending: PendingEntry[] = [];
     for (const entry of entries) {
       if (entry.index <= committed) {
+        history?.applying(entry.index);
         state.apply(entry.record as ShardRecord);
         applied = entry.index;
       } else {
         pending.push({ index: entry.index, record: entry.record as ShardRecord });
       }
     }
+    history?.applied(applied);
     const promised = Math.max(readNumberFile(promisePath(opts.dir)), wal.lastEpoch());
     const replica = new ShardReplica(opts, wal, state, applied, pending, promised);
     replica._repairing = repairing;
     wal.onDurable(() => replica.onDurable());
     wal.onFailure((failure) => replica.fail(failure));
     opts.logger.info(
-      { shard: opts.shardId, snapshotIndex: snapshot?.index ?? 0, lastIndex: wal.appendedIndex, replayed: entries.length, unapplied: pending.length, ...report, repairing, ms: Date.now() - started },
+      {
+        shard: opts.shardId,
+        snapshotIndex: snapshot?.index ?? 0,
+        lastIndex: wal.appendedIndex,
+        ...(history ? { historyAt: history.watermark } : {}),
+        replayed: entries.length,
+        unapplied: pending.length,
+        ...report,
+        repairing,
+        ms: Date.now() - started,
+      },
       "shard recovered",
     );
     if (opts.mode === "standalone") {
@@ -357,6 +381,7 @@ export class ShardReplica {
       this.pendingHead++;
       let result: unknown;
       try {
+        this.opts.history?.applying(p.index);
         result = this.state.apply(p.record);
       } catch (error) {
         // A bug in apply: the state may be half-changed, so stop serving rather than diverge.
@@ -367,6 +392,7 @@ export class ShardReplica {
       this.appliedIndex = p.index;
       p.resolve?.(result);
     }
+    this.opts.history?.applied(this.appliedIndex);
     this.compactPending();
     this.scheduleCommitHint();
     this.maybeSnapshot();
@@ -545,6 +571,10 @@ export class ShardReplica {
       this.pendingHead = 0;
       await this.wal.saveSnapshot(snapshot.index, snapshot.epoch, snapshot.state);
       this.state = state;
+      if (this.opts.history) {
+        state.setFinishedSink(this.opts.history.finished);
+        this.opts.history.skipTo(snapshot.index, state.lastAt);
+      }
       this.appliedIndex = this.commit = this.lastSnapshotIndex = snapshot.index;
       this.scheduleCommitHint();
       this.opts.logger.info({ shard: this.opts.shardId, index: snapshot.index }, "installed a snapshot from the leader");
@@ -661,6 +691,11 @@ export class ShardReplica {
       // Captured synchronously, so it is exactly the state after `index`; encoded in chunks after.
       const captured = this.state.toSnapshot();
       const captureMs = Date.now() - started;
+      // The snapshot lets the log drop entries up to `index`: their history must be on disk first.
+      if (this.opts.history) {
+        const historyAt = await this.opts.history.commit(true).catch(() => -1);
+        if (historyAt < index) this.opts.logger.error({ shard: this.opts.shardId, index, historyAt }, "history is behind the snapshot; the entries between will be a gap in it");
+      }
       await this.wal.saveSnapshot(index, epoch, await encodeSnapshotChunks(captured));
       this.lastSnapshotIndex = index;
       this.opts.logger.info({ shard: this.opts.shardId, index, captureMs, ms: Date.now() - started }, "snapshot written");

@@ -129,9 +129,15 @@ export class TcpProxy {
   private constructor(
     private readonly server: net.Server,
     readonly port: number,
-    private readonly targetHost: string,
-    private readonly targetPort: number,
+    private targetHost: string,
+    private targetPort: number,
   ) {}
+
+  /** New connections go here from now on (a restarted server on another port); open ones stay. */
+  retarget(host: string, port: number): void {
+    this.targetHost = host;
+    this.targetPort = port;
+  }
 
   static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
     let proxy: TcpProxy | null = null;

@@ -1,0 +1,458 @@
+/**
+ * One shard's execution history: a SQLite file of the executions that ended, a table per UTC day
+ * of their finish time, so retention drops whole tables (docs/history.md has the engine choice and
+ * its figures). Synchronous, as better-sqlite3 is: it runs in the history thread
+ * (history-thread.ts), never on the event loop. Tests drive it directly.
+ *
+ * Layout of a day table `d{day}`:
+ *   k        the row key: (finishedAt − the day's start) × 2^20 + finishSeq, so a time range is a
+ *            key range, the table is written in key order, and every replica writes the same key
+ *            for the same execution (finishSeq is the shard state's finish order).
+ *   tenant, job, queue, reason, worker   keys into `names` (one small integer per distinct string)
+ *   state    0 succeeded, 1 failed, 2 canceled, 3 skipped
+ *   sched    finishedAt − scheduledAt;  created: scheduledAt − createdAt;  ready: readyAt −
+ *            scheduledAt (null: never ready);  run: finishedAt − startedAt (null: never started);
+ *            claim: finishedAt − its one attempt's claim time (when the attempt is not in detail)
+ *   attempt  attempts made;  xid: the id when it is not `{jobId}:{scheduledAt}`, xh its hash
+ *   detail   JSON of what is rarely there: payload, result, attempts that are not one plain
+ *            success, ordering and idempotency keys, a priority other than the default (JSON, not
+ *            msgpack: these values came in as JSON, and JSON gives them back exactly)
+ * Indexes: (job) for a job's executions, (state) for the rare states, (xh) for ids not derived
+ * from the job and time. Integers are bound as BigInt-free JS integers into INTEGER columns.
+ *
+ * The watermark: `meta.applied` is the last shard log index whose finished executions are in the
+ * file, written in the same transaction as the rows, so a restart knows exactly where to resume
+ * and no row is written twice.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import type { AttemptInfo, ExecutionFacts, ExecutionState } from "../core/execution.js";
+import type { ListPosition } from "../core/list-order.js";
+import { DEFAULT_PRIORITY } from "../core/types.js";
+
+export const DAY_MS = 86_400_000;
+/** A row key's finish-sequence part: 2^20 executions may end in one millisecond of one shard. */
+const SEQ_SPAN = 2 ** 20;
+/** The layout below; a file of another layout is refused, never misread. */
+const SCHEMA_VERSION = 1;
+
+const STATE_CODES: Record<string, number> = { succeeded: 0, failed: 1, canceled: 2, skipped: 3 };
+const STATES: ExecutionState[] = ["succeeded", "failed", "canceled", "skipped"];
+export type FinishedState = "succeeded" | "failed" | "canceled" | "skipped";
+
+export interface HistoryListQuery {
+  tenant: string;
+  jobId?: string | undefined;
+  queue?: string | undefined;
+  state?: FinishedState | undefined;
+  reason?: string | undefined;
+  /** The worker of its last attempt. */
+  workerId?: string | undefined;
+  /** Finish time in [finishedFromMs, finishedToMs). */
+  finishedFromMs?: number | undefined;
+  finishedToMs?: number | undefined;
+  /** Scheduled time in [scheduledFromMs, scheduledToMs). */
+  scheduledFromMs?: number | undefined;
+  scheduledToMs?: number | undefined;
+  /** Only what comes after this in list order: finished before it, or at the same ms with a smaller id. */
+  before?: FinishedPosition | undefined;
+  limit: number;
+  /** Rows read at most (whole milliseconds are always finished); the page says where it stopped. */
+  examineMax: number;
+}
+
+/** A place in the finished part of the list's order (finishedAt descending, then id descending). */
+export type FinishedPosition = Extract<ListPosition, { live: false }>;
+
+export interface HistoryPage {
+  items: ExecutionFacts[];
+  /**
+   * Set when the examine budget ran out before `limit` items matched: nothing at or after this
+   * position is missing from `items`, and the next page continues before it.
+   */
+  stoppedAt: FinishedPosition | null;
+}
+
+interface Detail {
+  a?: AttemptInfo[];
+  p?: unknown;
+  r?: unknown;
+  o?: string;
+  i?: string;
+  pr?: number;
+}
+
+type RawRow = [
+  k: number, tenant: number, job: number | null, queue: number, state: number, reason: number | null, sched: number,
+  created: number, ready: number | null, run: number | null, attempt: number, worker: number | null, claim: number | null,
+  xid: string | null, detail: string | null,
+];
+const COLUMNS = "k, tenant, job, queue, state, reason, sched, created, ready, run, attempt, worker, claim, xid, detail";
+
+export class HistoryDb {
+  private readonly db: Database.Database;
+  private readonly nameIds = new Map<string, number>();
+  private readonly names: string[] = [];
+  /** Days with a table, ascending, and the last key written in each. */
+  private days: number[] = [];
+  private readonly lastKey = new Map<number, number>();
+  private readonly statements = new Map<string, Database.Statement>();
+  private inTransaction = false;
+  private appliedIndex: number;
+  private readonly insertName: Database.Statement;
+  private readonly setApplied: Database.Statement;
+
+  constructor(readonly file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("cache_size = -65536");
+    this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS names (n INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE);
+      CREATE TABLE IF NOT EXISTS gaps (from_index INTEGER, to_index INTEGER, at INTEGER);
+      INSERT OR IGNORE INTO meta VALUES ('applied', 0);
+      INSERT OR IGNORE INTO meta VALUES ('schema', ${SCHEMA_VERSION});`);
+    const schema = (this.db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: number }).value;
+    if (schema !== SCHEMA_VERSION) throw new Error(`history file ${file} has schema ${schema}; this version reads ${SCHEMA_VERSION}`);
+    for (const { n, s } of this.db.prepare("SELECT n, s FROM names").all() as Array<{ n: number; s: string }>) {
+      this.names[n] = s;
+      this.nameIds.set(s, n);
+    }
+    this.appliedIndex = (this.db.prepare("SELECT value FROM meta WHERE key = 'applied'").get() as { value: number }).value;
+    for (const { name } of this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'd[0-9]*'").all() as Array<{ name: string }>) {
+      const day = Number(name.slice(1));
+      this.days.push(day);
+      const last = this.db.prepare(`SELECT max(k) AS k FROM ${name}`).get() as { k: number | null };
+      this.lastKey.set(day, last.k ?? -1);
+    }
+    this.days.sort((a, b) => a - b);
+    this.insertName = this.db.prepare("INSERT INTO names (n, s) VALUES (?, ?)");
+    this.setApplied = this.db.prepare("UPDATE meta SET value = ? WHERE key = 'applied'");
+  }
+
+  /** The last log index whose finished executions are stored (committed or in the open transaction). */
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  get dayTables(): readonly number[] {
+    return this.days;
+  }
+
+  /**
+   * Store executions that ended in log entries after the watermark, up to and including `through`.
+   * Rows come in apply order; a row whose key is not after the last one written is a broken
+   * invariant (a replay that was not skipped, or records applied out of order) and throws.
+   */
+  append(rows: ExecutionFacts[], through: number): void {
+    if (through < this.appliedIndex) throw new Error(`history: rows through ${through} arrived after ${this.appliedIndex}`);
+    this.begin();
+    for (const f of rows) this.insert(f);
+    this.appliedIndex = through;
+    this.setApplied.run(through);
+  }
+
+  /** A replica that skipped log entries (it installed a snapshot): their history is not here. */
+  recordGap(fromIndex: number, toIndex: number, at: number): void {
+    this.begin();
+    this.db.prepare("INSERT INTO gaps VALUES (?, ?, ?)").run(fromIndex, toIndex, at);
+    this.appliedIndex = toIndex;
+    this.setApplied.run(toIndex);
+  }
+
+  gaps(): Array<{ from: number; to: number; at: number }> {
+    return (this.db.prepare("SELECT from_index, to_index, at FROM gaps ORDER BY from_index").raw(true).all() as number[][]).map(([from, to, at]) => ({ from: from!, to: to!, at: at! }));
+  }
+
+  /** Commit what was appended. `durable`: fsync it too (a snapshot is about to drop the log behind it). */
+  commit(durable = false): void {
+    if (!this.inTransaction) {
+      if (durable) this.db.pragma("wal_checkpoint(FULL)");
+      return;
+    }
+    if (durable) this.db.pragma("synchronous = FULL");
+    try {
+      this.db.exec("COMMIT");
+    } finally {
+      this.inTransaction = false;
+      if (durable) this.db.pragma("synchronous = NORMAL");
+    }
+  }
+
+  get uncommitted(): boolean {
+    return this.inTransaction;
+  }
+
+  /** Drop every day table wholly before `cutoffMs` (retention); returns the days dropped. */
+  dropBefore(cutoffMs: number): number[] {
+    const cutoffDay = Math.floor(cutoffMs / DAY_MS);
+    const dropped = this.days.filter((d) => d < cutoffDay);
+    if (dropped.length === 0) return dropped;
+    this.begin();
+    for (const day of dropped) {
+      this.db.exec(`DROP TABLE d${day}`);
+      this.lastKey.delete(day);
+      for (const key of [...this.statements.keys()]) if (key.includes(`d${day} `)) this.statements.delete(key);
+    }
+    this.days = this.days.filter((d) => d >= cutoffDay);
+    return dropped;
+  }
+
+  close(): void {
+    this.commit();
+    this.db.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // reads
+
+  /** The finished execution with this id, or null. */
+  get(tenant: string, id: string): ExecutionFacts | null {
+    const tenantN = this.nameIds.get(tenant);
+    if (tenantN === undefined) return null;
+    const colon = id.indexOf(":");
+    const jobN = colon > 0 ? this.nameIds.get(id.slice(0, colon)) : undefined;
+    const scheduled = colon > 0 && /^\d{1,16}$/.test(id.slice(colon + 1)) ? Number(id.slice(colon + 1)) : null;
+    if (colon > 0 && jobN === undefined) return null;
+    // Every id carries a time it cannot have ended before, less a day (a fire's id its scheduled
+    // time; other ids the creating node's clock in base 36); without one, every day is searched.
+    const hint = scheduled ?? idTimeHint(id, colon);
+    const fromDay = hint === null ? -Infinity : Math.floor(hint / DAY_MS) - 1;
+    for (let i = this.days.length - 1; i >= 0 && this.days[i]! >= fromDay; i--) {
+      const day = this.days[i]!;
+      const row =
+        scheduled !== null
+          ? (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE job = ? AND xid IS NULL AND (k >> 20) - sched = ?`).get(jobN, scheduled - day * DAY_MS) as RawRow | undefined)
+          : (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE xh = ? AND xid = ?`).get(idHash(id), id) as RawRow | undefined);
+      if (row && row[1] === tenantN) return this.decode(day, row);
+    }
+    return null;
+  }
+
+  /** Finished executions in list order (newest finish first, then id descending). */
+  list(q: HistoryListQuery): HistoryPage {
+    const items: ExecutionFacts[] = [];
+    const none: HistoryPage = { items, stoppedAt: null };
+    const tenantN = this.nameIds.get(q.tenant);
+    const jobN = q.jobId === undefined ? null : this.nameIds.get(q.jobId);
+    const queueN = q.queue === undefined ? null : this.nameIds.get(q.queue);
+    const reasonN = q.reason === undefined ? null : this.nameIds.get(q.reason);
+    const workerN = q.workerId === undefined ? null : this.nameIds.get(q.workerId);
+    if (tenantN === undefined || jobN === undefined || queueN === undefined || reasonN === undefined || workerN === undefined) return none;
+    const stateN = q.state === undefined ? null : STATE_CODES[q.state]!;
+    // The newest millisecond that may hold a match, and the oldest.
+    // (A cursor at a millisecond with id "" — where an examine budget ran out — has nothing left in it.)
+    const beforeMs = q.before === undefined ? Infinity : q.before.id === "" ? q.before.finishedAt - 1 : q.before.finishedAt;
+    const top = Math.min(beforeMs, (q.finishedToMs ?? Infinity) - 1);
+    const bottom = q.finishedFromMs ?? -Infinity;
+    if (top < bottom) return none;
+    let examined = 0;
+    let group: ExecutionFacts[] = [];
+    let groupMs = NaN;
+    const flush = (): boolean => {
+      group.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      for (const f of group) items.push(f);
+      group = [];
+      return items.length >= q.limit;
+    };
+    for (let i = this.days.length - 1; i >= 0; i--) {
+      const day = this.days[i]!;
+      const start = day * DAY_MS;
+      if (start + DAY_MS <= bottom) break;
+      if (start > top) continue;
+      const kHigh = (Math.min(top - start, DAY_MS - 1) + 1) * SEQ_SPAN;
+      const kLow = Math.max(0, bottom - start) * SEQ_SPAN;
+      const where = [`k >= ? AND k < ?`];
+      const params: number[] = [kLow, kHigh];
+      if (jobN !== null) {
+        where.push("job = ?");
+        params.push(jobN);
+      }
+      if (stateN !== null) {
+        where.push(stateN === 0 ? "state = 0" : "state = ? AND state <> 0");
+        if (stateN !== 0) params.push(stateN);
+      }
+      const rows = this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE ${where.join(" AND ")} ORDER BY k DESC`).iterate(...params) as IterableIterator<RawRow>;
+      for (const row of rows) {
+        const ms = start + Math.floor(row[0] / SEQ_SPAN);
+        if (ms !== groupMs) {
+          if (group.length > 0 && flush()) return { items: items.slice(0, q.limit), stoppedAt: null };
+          if (examined >= q.examineMax) return { items, stoppedAt: { live: false, finishedAt: groupMs, id: "" } };
+          groupMs = ms;
+        }
+        examined++;
+        if (row[1] !== tenantN) continue;
+        if (queueN !== null && row[3] !== queueN) continue;
+        if (reasonN !== null && row[5] !== reasonN) continue;
+        if (workerN !== null && row[11] !== workerN) continue;
+        const scheduledAt = ms - row[6];
+        if (q.scheduledFromMs !== undefined && scheduledAt < q.scheduledFromMs) continue;
+        if (q.scheduledToMs !== undefined && scheduledAt >= q.scheduledToMs) continue;
+        const facts = this.decode(day, row);
+        if (q.before && ms === q.before.finishedAt && !(facts.id < q.before.id)) continue;
+        group.push(facts);
+      }
+    }
+    flush();
+    return { items: items.slice(0, q.limit), stoppedAt: null };
+  }
+
+  /** Rows in the file (tests and the benchmark). */
+  count(): number {
+    let n = 0;
+    for (const day of this.days) n += (this.db.prepare(`SELECT count(*) AS n FROM d${day}`).get() as { n: number }).n;
+    return n;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // encoding
+
+  private begin(): void {
+    if (this.inTransaction) return;
+    this.db.exec("BEGIN");
+    this.inTransaction = true;
+  }
+
+  private nameId(s: string): number {
+    let n = this.nameIds.get(s);
+    if (n === undefined) {
+      n = this.names.length;
+      this.insertName.run(n, s);
+      this.names.push(s);
+      this.nameIds.set(s, n);
+    }
+    return n;
+  }
+
+  private table(day: number): void {
+    if (this.lastKey.has(day)) return;
+    const d = `d${day}`;
+    this.db.exec(`CREATE TABLE ${d} (k INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, job INTEGER, queue INTEGER NOT NULL, state INTEGER NOT NULL,
+        reason INTEGER, sched INTEGER NOT NULL, created INTEGER NOT NULL, ready INTEGER, run INTEGER, attempt INTEGER NOT NULL,
+        worker INTEGER, claim INTEGER, xid TEXT, xh INTEGER, detail TEXT);
+      CREATE INDEX ${d}_job ON ${d} (job) WHERE job IS NOT NULL;
+      CREATE INDEX ${d}_state ON ${d} (state) WHERE state <> 0;
+      CREATE INDEX ${d}_xh ON ${d} (xh) WHERE xh IS NOT NULL;`);
+    this.lastKey.set(day, -1);
+    this.days.push(day);
+    this.days.sort((a, b) => a - b);
+  }
+
+  private insert(f: ExecutionFacts): void {
+    const finishedAt = f.finishedAt;
+    const state = STATE_CODES[f.state];
+    if (finishedAt === null || state === undefined) throw new Error(`history: execution ${f.id} has not ended (${f.state})`);
+    const day = Math.floor(finishedAt / DAY_MS);
+    this.table(day);
+    const last = this.lastKey.get(day)!;
+    let k = (finishedAt - day * DAY_MS) * SEQ_SPAN + Math.min(f.finishSeq, SEQ_SPAN - 1);
+    if (k <= last) {
+      // Only a millisecond with more than 2^20 ends runs past its sequence span; anything else is
+      // a row out of order or written twice.
+      if (f.finishSeq < SEQ_SPAN - 1) throw new Error(`history: execution ${f.id} (key ${k}) does not follow key ${last}`);
+      k = last + 1;
+    }
+    this.lastKey.set(day, k);
+    const plainId = f.jobId !== null && f.id === `${f.jobId}:${f.scheduledAt}`;
+    const attempts = f.attempts ?? [];
+    const only = attempts.length === 1 ? attempts[0]! : null;
+    const plainAttempt =
+      only !== null && f.state === "succeeded" && only.outcome === "succeeded" && only.attempt === 1 && f.attempt === 1 && only.finishedAt === finishedAt && (only.error === null || only.error === undefined);
+    const detail: Detail = {};
+    let hasDetail = false;
+    if (attempts.length > 0 && !plainAttempt) (detail.a = attempts), (hasDetail = true);
+    if (f.payload !== null && f.payload !== undefined) (detail.p = f.payload), (hasDetail = true);
+    if (f.result !== undefined) (detail.r = f.result), (hasDetail = true);
+    if (f.orderingKey !== null) (detail.o = f.orderingKey), (hasDetail = true);
+    if (f.idempotencyKey !== null) (detail.i = f.idempotencyKey), (hasDetail = true);
+    if (f.priority !== DEFAULT_PRIORITY) (detail.pr = f.priority), (hasDetail = true);
+    const lastAttempt = attempts.length > 0 ? attempts[attempts.length - 1]! : null;
+    this.statement(day, `INSERT INTO d${day} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      k,
+      this.nameId(f.tenant),
+      f.jobId === null ? null : this.nameId(f.jobId),
+      this.nameId(f.queue),
+      state,
+      f.reason === null ? null : this.nameId(f.reason),
+      finishedAt - f.scheduledAt,
+      f.scheduledAt - f.createdAt,
+      f.readyAt === 0 ? null : f.readyAt - f.scheduledAt,
+      f.startedAt === null ? null : finishedAt - f.startedAt,
+      f.attempt,
+      lastAttempt === null ? null : this.nameId(lastAttempt.workerId),
+      plainAttempt ? finishedAt - only!.claimedAt : null,
+      plainId ? null : f.id,
+      plainId ? null : idHash(f.id),
+      hasDetail ? JSON.stringify(detail) : null,
+    );
+  }
+
+  private decode(day: number, row: RawRow): ExecutionFacts {
+    const [k, tenant, job, queue, state, reason, sched, created, ready, run, attempt, worker, claim, xid, detailText] = row;
+    const finishedAt = day * DAY_MS + Math.floor(k / SEQ_SPAN);
+    const scheduledAt = finishedAt - sched;
+    const jobId = job === null ? null : this.names[job]!;
+    const detail: Detail = detailText === null ? {} : (JSON.parse(detailText) as Detail);
+    const workerId = worker === null ? null : this.names[worker]!;
+    const attempts: AttemptInfo[] | null =
+      detail.a ?? (claim !== null && workerId !== null ? [{ attempt: 1, workerId, claimedAt: finishedAt - claim, finishedAt, outcome: "succeeded", error: null }] : null);
+    return {
+      id: xid ?? `${jobId}:${scheduledAt}`,
+      tenant: this.names[tenant]!,
+      jobId,
+      queue: this.names[queue]!,
+      state: STATES[state]!,
+      reason: reason === null ? null : this.names[reason]!,
+      scheduledAt,
+      createdAt: scheduledAt - created,
+      readyAt: ready === null ? 0 : scheduledAt + ready,
+      startedAt: run === null ? null : finishedAt - run,
+      finishedAt,
+      finishSeq: k % SEQ_SPAN,
+      attempt,
+      attempts,
+      payload: detail.p ?? null,
+      priority: detail.pr ?? DEFAULT_PRIORITY,
+      result: "r" in detail ? detail.r : undefined,
+      orderingKey: detail.o ?? null,
+      idempotencyKey: detail.i ?? null,
+    };
+  }
+
+  /** Prepared statements, cached; the key names its table so a dropped day's go with it. */
+  private statement(day: number, sql: string): Database.Statement {
+    const key = `d${day} ${sql}`;
+    let s = this.statements.get(key);
+    if (!s) {
+      s = this.db.prepare(sql);
+      if (sql.startsWith("SELECT")) s.raw(true);
+      this.statements.set(key, s);
+    }
+    return s;
+  }
+}
+
+/** 32-bit FNV-1a of an id: the xh index holds this instead of the id itself (4 bytes, not ~25). */
+function idHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * The creating node's clock in an id made by `uniquePart` (node.ts): ad-hoc `x` + 4 hex digits of
+ * slot, or a job's `m` (manual trigger) or `r` (replay) after the colon, then the time in base 36
+ * (8 digits until 2059). Null when the id does not have that shape.
+ */
+function idTimeHint(id: string, colon: number): number | null {
+  const start = colon > 0 ? colon + 2 : 5;
+  const digits = id.slice(start, start + 8);
+  if (!/^[0-9a-z]{8}$/.test(digits)) return null;
+  const ms = parseInt(digits, 36);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
