@@ -108,6 +108,9 @@ export async function runJepsen(opts: RunOptions): Promise<{ valid: boolean | "u
     // Workers stop first: the final read must not race reports still being acknowledged.
     await Promise.all(workers.map((w) => stopChild(w.process)));
     await finalRead(cluster.live()[0]!.base, history);
+    // The history threads commit every second: what the final read saw is then in every file
+    // of a replica that applied it, before the kill below (the execution-history checker).
+    await sleep(2_500);
   } finally {
     for (const w of workers) w.process.kill("SIGKILL");
     await Promise.all(workers.flatMap((w) => [...w.links.values()].map((p) => p.close())));

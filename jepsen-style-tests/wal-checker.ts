@@ -28,7 +28,7 @@ import path from "node:path";
 import { COMMIT_HINT_FILE, PROMISE_FILE } from "../src/node/shard-replica.js";
 import { readStoredLog, type StoredLog } from "../wal/reader.js";
 
-export type WalInvariant = "wal-readable" | "wal-log-matching" | "wal-committed-prefix" | "wal-epochs";
+export type WalInvariant = "wal-readable" | "wal-log-matching" | "wal-committed-prefix" | "wal-epochs" | "history-once" | "history-complete";
 
 export interface WalResult {
   name: WalInvariant;
@@ -214,8 +214,8 @@ function checkCommitted(shard: number, logs: Positions[], result: Result): void 
   }
 }
 
-export function walSummary(verdict: WalVerdict, maxPerInvariant = 3): string {
-  const lines = [`wal verdict: ${verdict.valid ? "valid" : "INVALID"}`];
+export function walSummary(verdict: WalVerdict, maxPerInvariant = 3, title = "wal"): string {
+  const lines = [`${title} verdict: ${verdict.valid ? "valid" : "INVALID"}`];
   for (const r of verdict.results) {
     const stats = Object.entries(r.stats).map(([k, n]) => `${k} ${n}`).join(", ");
     lines.push(`  ${r.valid ? "ok " : "BAD"} ${r.name}: ${r.valid ? "valid" : "INVALID"} (${stats})`);

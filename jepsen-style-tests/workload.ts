@@ -110,7 +110,9 @@ export class Workload {
           "/v1/executions",
           {
             queue: call.queue,
-            payload: { seq: call.seq },
+            // A key's requests are all the same request (the same key with another body is a 409 by
+            // contract), so a repeat tests deduplication, not the refusal.
+            payload: call.idempotencyKey ? { key: call.idempotencyKey } : { seq: call.seq },
             leaseMs: LEASE_MS,
             ...(call.idempotencyKey ? { idempotencyKey: call.idempotencyKey } : {}),
             ...(call.orderingKey ? { orderingKey: call.orderingKey } : {}),

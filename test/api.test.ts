@@ -81,9 +81,13 @@ describe("jobs", () => {
     const t = await call("POST", "/v1/jobs/manual/trigger", { payload: { b: 2 }, idempotencyKey: "once" });
     expect(t.status).toBe(201);
     expect(t.body).toMatchObject({ jobId: "manual", state: "ready", payload: { b: 2 } });
-    const repeated = await call("POST", "/v1/jobs/manual/trigger", { idempotencyKey: "once" });
+    const repeated = await call("POST", "/v1/jobs/manual/trigger", { payload: { b: 2 }, idempotencyKey: "once" });
     expect(repeated.status).toBe(200);
     expect(repeated.body.id).toBe(t.body.id);
+    // Without the payload it asks for another execution (the job's payload): 409, naming the first.
+    const other = await call("POST", "/v1/jobs/manual/trigger", { idempotencyKey: "once" });
+    expect(other.status).toBe(409);
+    expect(other.body.error.details).toEqual({ executionId: t.body.id });
 
     const preview = await call("GET", "/v1/jobs/manual/preview?count=3");
     expect(preview.body.fires).toHaveLength(3);

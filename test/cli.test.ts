@@ -136,7 +136,10 @@ describe("jobs", () => {
     const first = await ok(["jobs", "trigger", "cli-trig", "--payload", '{"n":1}', "--idempotency-key", "k1"]);
     const id = /^created execution (\S+) \(ready\)$/m.exec(first)?.[1];
     expect(id).toMatch(/^cli-trig:/);
-    expect(await ok(["jobs", "trigger", "cli-trig", "--idempotency-key", "k1"])).toBe(`existing execution ${id} (ready)\n`);
+    expect(await ok(["jobs", "trigger", "cli-trig", "--payload", '{"n":1}', "--idempotency-key", "k1"])).toBe(`existing execution ${id} (ready)\n`);
+    const otherBody = await cli(["jobs", "trigger", "cli-trig", "--idempotency-key", "k1"]);
+    expect(otherBody.code).toBe(1);
+    expect(otherBody.stderr).toMatch(/^cronwheel: conflict: idempotency key 'k1' was used for another request/);
     const own = await okJson(["jobs", "trigger", "cli-trig"]);
     expect(own).toMatchObject({ jobId: "cli-trig", payload: { from: "job" } });
 
@@ -196,6 +199,17 @@ describe("executions and dead letters", () => {
     expect(newId).toBeDefined();
     expect(newId).not.toBe(x.id);
     expect((await okJson(["dead-letters", "ls", "--queue", "cli-doomed"])).executions.map((d: { id: string }) => d.id)).toEqual([x.id]);
+    // The history filters: by the worker of its last attempt, its reason, its finish time, its job.
+    const finishedAt = Date.parse((await okJson(["executions", "get", x.id])).finishedAt);
+    const filtered = (args: string[]) => okJson(["dead-letters", "ls", ...args]).then((p) => p.executions.map((d: { id: string }) => d.id));
+    expect(await filtered(["--worker", "w-cli", "--reason", "non-retryable", "--job", "cli-doomed"])).toEqual([x.id]);
+    expect(await filtered(["--finished-from", String(finishedAt), "--finished-to", String(finishedAt + 1)])).toEqual([x.id]);
+    expect(await filtered(["--worker", "w-other"])).toEqual([]);
+    expect(await filtered(["--finished-from", String(finishedAt + 1)])).toEqual([]);
+    expect((await okJson(["executions", "ls", "--state", "failed", "--worker", "w-cli"])).executions.map((d: { id: string }) => d.id)).toEqual([x.id]);
+    const badWorker = await cli(["executions", "ls", "--worker", "no spaces"]);
+    expect(badWorker.code).toBe(1);
+    expect(badWorker.stderr).toMatch(/^cronwheel: invalid_argument: workerId/);
   });
 });
 

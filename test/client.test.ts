@@ -133,10 +133,12 @@ describe("jobs", () => {
     const own = await client.triggerJob("c-trig");
     expect(own.execution.payload).toEqual({ from: "job" });
     const a = await client.triggerJob("c-trig", { payload: { n: 1 }, idempotencyKey: "trig-1" });
-    const b = await client.triggerJob("c-trig", { payload: { n: 2 }, idempotencyKey: "trig-1" });
+    const b = await client.triggerJob("c-trig", { payload: { n: 1 }, idempotencyKey: "trig-1" });
     expect(a.created).toBe(true);
     expect(b.created).toBe(false);
     expect(b.execution.id).toBe(a.execution.id);
+    // The same key for another payload is another request: refused, naming the first execution.
+    expect(await apiError(client.triggerJob("c-trig", { payload: { n: 2 }, idempotencyKey: "trig-1" }))).toMatchObject({ code: "conflict", details: { executionId: a.execution.id } });
     expect(a.execution).toMatchObject({ jobId: "c-trig", queue: "manual", payload: { n: 1 } });
 
     const deleted = await client.deleteJob("c-trig", { cancelRunning: true });
@@ -149,11 +151,12 @@ describe("jobs", () => {
 describe("executions", () => {
   it("enqueues, deduplicates by idempotency key, schedules for later", async () => {
     const a = await client.enqueue({ queue: "mail", payload: { to: "a" }, idempotencyKey: "mail-a" });
-    const b = await client.enqueue({ queue: "mail", payload: { to: "changed" }, idempotencyKey: "mail-a" });
+    const b = await client.enqueue({ queue: "mail", payload: { to: "a" }, idempotencyKey: "mail-a" });
     expect(a.created).toBe(true);
     expect(b.created).toBe(false);
     expect(b.execution.id).toBe(a.execution.id);
     expect(b.execution.payload).toEqual({ to: "a" });
+    expect(await apiError(client.enqueue({ queue: "mail", payload: { to: "changed" }, idempotencyKey: "mail-a" }))).toMatchObject({ code: "conflict", details: { executionId: a.execution.id } });
     expect(a.execution.state).toBe("ready");
 
     const runAt = new Date(Date.now() + 3_600_000);

@@ -29,7 +29,7 @@ const STATES: FinishedState[] = ["succeeded", "failed", "canceled", "skipped"];
 const JOBS = ["j1", "j2", "j3"];
 const QUEUES = ["q1", "q2"];
 const WORKERS = ["w1", "w2", "w3"];
-const REASONS = [null, "misfire", "overlap", "canceled", "failed", "timed-out"];
+const REASONS = [null, "misfire", "overlap", "canceled", "retries-exhausted", "non-retryable", "timed-out"];
 
 const attemptArb = (finishedAt: number) =>
   fc.record({
@@ -145,7 +145,7 @@ describe("history file", () => {
       jobId: sometimes(fc.constantFrom(...JOBS, "nojob")),
       queue: sometimes(fc.constantFrom(...QUEUES)),
       state: sometimes(fc.constantFrom(...STATES)),
-      reason: sometimes(fc.constantFrom("misfire", "failed", "nosuchreason")),
+      reason: sometimes(fc.constantFrom("misfire", "non-retryable", "nosuchreason")),
       workerId: sometimes(fc.constantFrom(...WORKERS)),
       finished: sometimes(fc.tuple(fc.integer({ min: -DAY_MS, max: 3 * DAY_MS }), fc.integer({ min: 1, max: 2 * DAY_MS }))),
       scheduled: sometimes(fc.tuple(fc.integer({ min: -DAY_MS, max: 3 * DAY_MS }), fc.integer({ min: 1, max: 2 * DAY_MS }))),
@@ -222,6 +222,25 @@ describe("history file", () => {
     expect(db.applied).toBe(50);
     expect(db.count()).toBe(rows.length);
     expect(db.gaps()).toEqual([{ from: 43, to: 50, at: T0 }]);
+    db.close();
+  });
+
+  it("commits durably with rows waiting (what a snapshot asks for before the log drops them)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cronwheel-history-db-"));
+    dirs.push(dir);
+    const file = path.join(dir, "shard-0001.sqlite");
+    const rows = fc.sample(historyArb, { numRuns: 1, seed: 11 })[0]!;
+    const db = new HistoryDb(file);
+    db.append(rows, 9);
+    expect(db.uncommitted).toBe(true);
+    db.commit(true);
+    expect(db.uncommitted).toBe(false);
+    db.commit(true); // nothing waiting: still fine
+    // Read by a second connection while the first is open: the rows are committed.
+    const other = new HistoryDb(file);
+    expect(other.applied).toBe(9);
+    expect(other.count()).toBe(rows.length);
+    other.close();
     db.close();
   });
 

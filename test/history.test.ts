@@ -96,6 +96,7 @@ describe("execution history", () => {
       expect(new Set(dead.map((e) => e.id)).size).toBe(150);
       for (const e of dead) {
         expect(e.state).toBe("failed");
+        expect(e.reason).toBe("non-retryable");
         expect(e.attempts).toHaveLength(1);
         expect(e.attempts[0].error.message).toBe(`odd ${e.payload.n}`);
       }
@@ -118,6 +119,42 @@ describe("execution history", () => {
     await check(server.base);
     const missing = await request(server.base, "GET", "/v1/executions/x0000nosuchexecution");
     expect(missing.status).toBe(404);
+  }, 60_000);
+
+  it("dedup outlives memory: a one-time job PUT again does not fire again; an idempotency key answers from history, or 409 for another body", async () => {
+    const server = await startServer(tempDir("history-dedup"), ["--shards", "1", "--finished-in-memory", "1"]);
+    servers.push(server);
+    const w = new Worker({ url: server.base, queues: ["d"], shutdownSignals: false, handler: async (ctx) => ctx.payload });
+    w.on("error", () => {});
+    workers.push(w);
+    await w.start();
+    const finished = async (query: string, n: number) =>
+      until(`${n} finished for ${query}`, async () => (await listAll(server.base, `/v1/executions?${query}&state=succeeded`, 100)).length >= n);
+    const at = new Date(Date.now() + 300).toISOString();
+    expect((await request(server.base, "PUT", "/v1/jobs/once", { queue: "d", at })).status).toBe(201);
+    await finished("jobId=once", 1);
+    const keyed = await request(server.base, "POST", "/v1/executions", { queue: "d", idempotencyKey: "k", payload: { a: 1 } });
+    expect(keyed.status).toBe(201);
+    await finished("queue=d", 2);
+    // Others end after them: memory (one finished execution per shard) forgets both.
+    for (let i = 0; i < 3; i++) expect((await request(server.base, "POST", "/v1/executions", { queue: "d", payload: { other: i } })).status).toBe(201);
+    await finished("queue=d", 5);
+
+    expect((await request(server.base, "PUT", "/v1/jobs/once", { queue: "d", at })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const onceRuns = await listAll(server.base, "/v1/executions?jobId=once", 100);
+    expect(onceRuns.map((e) => e.id)).toEqual([`once:${Date.parse(at)}`]);
+
+    const again = await request(server.base, "POST", "/v1/executions", { queue: "d", idempotencyKey: "k", payload: { a: 1 } });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body.id).toBe(keyed.body.id);
+    expect(again.body.state).toBe("succeeded");
+    expect(again.body.result).toEqual({ a: 1 });
+    const other = await request(server.base, "POST", "/v1/executions", { queue: "d", idempotencyKey: "k", payload: { a: 2 } });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe("conflict");
+    expect(other.body.error.details).toEqual({ executionId: keyed.body.id });
+    expect((await listAll(server.base, "/v1/executions?queue=d", 100)).length).toBe(5);
   }, 60_000);
 
   it("loses no acknowledged terminal execution and writes none twice through a kill -9 during heavy ingest", async () => {

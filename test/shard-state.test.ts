@@ -479,3 +479,179 @@ describe("shard state: an enqueue batch record", () => {
   });
 });
 
+
+describe("shard state: an instance is created once, whatever memory forgot", () => {
+  /** Memory keeps one finished execution, for a minute: everything older is only in history. */
+  const forgetful = { ...DEFAULT_SHARD_LIMITS, finishedPerShardMax: 1, finishedRetentionMs: MIN };
+
+  /** Claim and succeed every ready execution of the shard (a worker that runs everything at once). */
+  function runReady(s: ShardState, at: number): void {
+    for (const e of [...s.executions.valuesOf("t")]) {
+      if (e.state !== "ready" || e.readyAt > at) continue;
+      const [claim] = s.apply({ type: "exec.claim", at, workerId: "w", items: [{ tenant: "t", executionId: e.id }] }) as Array<{ ok: boolean; fence: number }>;
+      if (claim?.ok) s.apply({ type: "exec.report", at, workerId: "w", items: [{ tenant: "t", executionId: e.id, fence: claim.fence, kind: "succeeded" }] });
+    }
+  }
+
+  it("a one-time job PUT again after its execution was forgotten does not fire again", () => {
+    const s = new ShardState(T0, forgetful);
+    put(s, "once", { queue: "q", at: T0 + MIN }, T0);
+    tickAll(s, T0 + MIN);
+    runReady(s, T0 + MIN);
+    put(s, "other", { queue: "q", at: T0 + 2 * MIN }, T0 + MIN);
+    tickAll(s, T0 + 2 * MIN);
+    runReady(s, T0 + 2 * MIN);
+    tickAll(s, T0 + 5 * MIN);
+    expect(s.getExecution("t", `once:${T0 + MIN}`)).toBeUndefined(); // forgotten by memory
+    const again = put(s, "once", { queue: "q", at: T0 + MIN }, T0 + 5 * MIN);
+    expect(again.created).toBe(false);
+    tickAll(s, T0 + 6 * MIN);
+    expect(s.getExecution("t", `once:${T0 + MIN}`)).toBeUndefined();
+    expect(s.getJob("t", "once")!.state).toBe("completed");
+  });
+
+  it("a backfill over a range memory forgot counts its fires as existing; a job made again after a delete does too", () => {
+    const s = new ShardState(T0, forgetful);
+    put(s, "m", { queue: "q", every: "1m", startAt: T0 }, T0);
+    for (let t = T0; t <= T0 + 10 * MIN; t += MIN) {
+      tickAll(s, t);
+      runReady(s, t);
+    }
+    expect(executionsOf(s, "m").length).toBeLessThan(3);
+    const backfill = (at: number) => s.apply({ type: "job.backfill", at, tenant: "t", jobId: "m", fromMs: T0, toMs: T0 + 10 * MIN + 1 });
+    expect(backfill(T0 + 10 * MIN)).toEqual({ created: 0, skipped: 0, existing: 11, truncated: false });
+    s.apply({ type: "job.delete", at: T0 + 10 * MIN, tenant: "t", jobId: "m", cancelRunning: true });
+    put(s, "m", { queue: "q", every: "1m", startAt: T0 }, T0 + 10 * MIN);
+    expect(backfill(T0 + 10 * MIN)).toEqual({ created: 0, skipped: 0, existing: 11, truncated: false });
+    // Fires the old schedule never decided are still created: a PUT that jumped over two fires.
+    s.apply({ type: "job.pause", at: T0 + 10 * MIN, tenant: "t", jobId: "m" });
+    put(s, "m", { queue: "q", every: "1m", startAt: T0 }, T0 + 13 * MIN + 30_000);
+    const wider = s.apply({ type: "job.backfill", at: T0 + 14 * MIN, tenant: "t", jobId: "m", fromMs: T0, toMs: T0 + 14 * MIN });
+    expect(wider).toEqual({ created: 3, skipped: 0, existing: 11, truncated: false });
+  });
+
+  it("a backfill over another schedule's instants skips only the instants that schedule decided", () => {
+    const s = new ShardState(T0, forgetful);
+    put(s, "h", { queue: "q", cron: "0 * * * *" }, T0);
+    tickAll(s, T0 + 3 * HOUR);
+    runReady(s, T0 + 3 * HOUR);
+    put(s, "h", { queue: "q", cron: "*/30 * * * *" }, T0 + 3 * HOUR);
+    const r = s.apply({ type: "job.backfill", at: T0 + 3 * HOUR, tenant: "t", jobId: "h", fromMs: T0, toMs: T0 + 3 * HOUR + 1 });
+    // The hourly fires 0:00 … 3:00 ran; the half hours never did.
+    expect(r).toEqual({ created: 3, skipped: 0, existing: 4, truncated: false });
+  });
+
+  it("the ledger survives a snapshot", () => {
+    const s = new ShardState(T0, forgetful);
+    put(s, "once", { queue: "q", at: T0 + MIN }, T0);
+    tickAll(s, T0 + MIN);
+    runReady(s, T0 + MIN);
+    put(s, "once", { queue: "q", at: T0 + MIN, payload: 1 }, T0 + MIN); // closes the span into the ledger
+    const restored = ShardState.fromSnapshot(structuredClone(s.toSnapshot()), forgetful);
+    tickAll(restored, T0 + 10 * MIN);
+    runReady(restored, T0 + 10 * MIN);
+    put(restored, "once", { queue: "q", at: T0 + MIN }, T0 + 10 * MIN);
+    tickAll(restored, T0 + 11 * MIN);
+    expect(executionsOf(restored, "once")).toEqual([]);
+  });
+
+  it("no job instance is ever created twice, over random puts, deletes, backfills, runs and time", () => {
+    const bodies = [
+      { queue: "a", every: "1m", startAt: T0 },
+      { queue: "a", every: "2m", startAt: T0 },
+      { queue: "b", cron: "*/3 * * * *" },
+      { queue: "b", at: T0 + 7 * MIN },
+      { queue: "c", every: "1m", startAt: T0, concurrency: { limit: 1, overlap: "skip" } },
+    ];
+    const opArb = fc.oneof(
+      fc.record({ kind: fc.constant("put"), job: fc.integer({ min: 0, max: 2 }), body: fc.integer({ min: 0, max: bodies.length - 1 }) }),
+      fc.record({ kind: fc.constantFrom("delete", "pause", "resume", "run"), job: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({ kind: fc.constant("backfill"), job: fc.integer({ min: 0, max: 2 }), from: fc.integer({ min: -10, max: 60 }), span: fc.integer({ min: 1, max: 30 }) }),
+      fc.record({ kind: fc.constant("tick"), advance: fc.integer({ min: 0, max: 5 * MIN }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 120 }), fc.boolean(), (ops, withSnapshot) => {
+        let s = new ShardState(T0, forgetful);
+        const ended = new Map<string, number>();
+        const sink = (e: Execution) => {
+          if (e.jobId !== null && !e.id.includes(":m") && !e.id.includes(":r")) ended.set(e.id, (ended.get(e.id) ?? 0) + 1);
+        };
+        s.setFinishedSink(sink);
+        const live = new Set<string>();
+        let at = T0;
+        ops.forEach((op, i) => {
+          const jobId = `j${String((op as { job?: number }).job)}`;
+          if (withSnapshot && i === Math.floor(ops.length / 2)) {
+            s = ShardState.fromSnapshot(structuredClone(s.toSnapshot()), forgetful);
+            s.setFinishedSink(sink);
+          }
+          switch (op.kind) {
+            case "put":
+              s.apply({ type: "job.put", at, tenant: "t", jobId, specJson: JSON.stringify(parseJobBody(bodies[op.body]!, DEFAULT_LIMITS)), ifMatch: null });
+              break;
+            case "delete":
+              s.apply({ type: "job.delete", at, tenant: "t", jobId, cancelRunning: true });
+              break;
+            case "pause":
+            case "resume":
+              s.apply({ type: op.kind === "pause" ? "job.pause" : "job.resume", at, tenant: "t", jobId });
+              break;
+            case "run":
+              runReady(s, at);
+              break;
+            case "backfill":
+              s.apply({ type: "job.backfill", at, tenant: "t", jobId, fromMs: T0 + op.from * MIN, toMs: T0 + (op.from + op.span) * MIN });
+              break;
+            case "tick":
+              at += op.advance;
+              tickAll(s, at);
+              break;
+          }
+          // A fire id seen live after it ended was created twice.
+          for (const e of s.executions.valuesOf("t")) {
+            if (e.jobId === null || e.id.includes(":m") || e.id.includes(":r") || isTerminal(e.state)) continue;
+            expect(ended.has(e.id), `${e.id} live again after it ended`).toBe(false);
+            live.add(e.id);
+          }
+        });
+        for (const [id, n] of ended) expect(n, `${id} ended ${n} times`).toBe(1);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("shard state: idempotency keys outlive memory's window", () => {
+  const forgetful = { ...DEFAULT_SHARD_LIMITS, finishedPerShardMax: 1, finishedRetentionMs: MIN };
+  const enqueue = (s: ShardState, id: string, body: Record<string, unknown>, at: number) =>
+    s.apply({ type: "exec.enqueue", at, tenant: "t", executionId: id, spec: parseEnqueueBody(body, DEFAULT_LIMITS) });
+
+  it("a key whose execution memory forgot answers with that execution's id, not a new one; another body is a conflict", () => {
+    const s = new ShardState(T0, forgetful);
+    const first = enqueue(s, "x0000a", { queue: "q", idempotencyKey: "k", payload: { n: 1 } }, T0) as ExecutionResult;
+    expect(first.created).toBe(true);
+    s.apply({ type: "exec.cancel", at: T0 + 1, tenant: "t", executionId: "x0000a" });
+    enqueue(s, "x0000b", { queue: "q" }, T0 + 2);
+    s.apply({ type: "exec.cancel", at: T0 + 3, tenant: "t", executionId: "x0000b" });
+    expect(s.getExecution("t", "x0000a")).toBeUndefined();
+    expect(enqueue(s, "x0000c", { queue: "q", idempotencyKey: "k", payload: { n: 1 } }, T0 + HOUR)).toEqual({ duplicateOf: "x0000a", created: false });
+    const other = enqueue(s, "x0000d", { queue: "q", idempotencyKey: "k", payload: { n: 2 } }, T0 + HOUR);
+    expect(other).toBeInstanceOf(CronwheelError);
+    expect((other as CronwheelError).code).toBe("conflict");
+    expect((other as CronwheelError).details).toEqual({ executionId: "x0000a" });
+    expect(s.getExecution("t", "x0000c")).toBeUndefined();
+    // After the window the key is free again.
+    expect((enqueue(s, "x0000e", { queue: "q", idempotencyKey: "k", payload: { n: 2 } }, T0 + 25 * HOUR) as ExecutionResult).created).toBe(true);
+  });
+
+  it("the same key on a trigger of another job, or on an enqueue, is another request: a conflict", () => {
+    const s = new ShardState(T0);
+    put(s, "a", { queue: "q" }, T0);
+    put(s, "b", { queue: "q" }, T0);
+    const trigger = (jobId: string, id: string) => s.apply({ type: "job.trigger", at: T0 + 1, tenant: "t", jobId, executionId: id, payload: null, hasPayload: false, idempotencyKey: "k" });
+    expect((trigger("a", "a:m1") as ExecutionResult).created).toBe(true);
+    expect((trigger("a", "a:m2") as ExecutionResult).execution.id).toBe("a:m1");
+    expect((trigger("b", "b:m1") as CronwheelError).code).toBe("conflict");
+    expect((enqueue(s, "x0000f", { queue: "q", idempotencyKey: "k" }, T0 + 2) as CronwheelError).code).toBe("conflict");
+  });
+});

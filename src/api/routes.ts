@@ -7,7 +7,7 @@ import { CronwheelError, invalidArgument } from "../core/errors.js";
 import { enqueueSlot } from "../node/node.js";
 import type { Step } from "../../cluster/rebalancer.js";
 import type { ExecutionResult, JobPutResult } from "../core/shard-state.js";
-import type { CronwheelNode } from "../node/node.js";
+import type { CronwheelNode, ExecutionAnswer } from "../node/node.js";
 import { requireRole, type Principal } from "./auth.js";
 import {
   parseBackfillBody,
@@ -268,7 +268,7 @@ route("POST", "/v1/jobs/:id/trigger", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const jobId = validateJobId(id!);
   const t = parseTriggerBody(body(req, true), ctx.limits);
-  const r: ExecutionResult = await ctx.node.triggerJob(req.principal.tenant, jobId, t.payload, t.idempotencyKey);
+  const r: ExecutionAnswer = await ctx.node.triggerJob(req.principal.tenant, jobId, t.payload, t.idempotencyKey);
   return { status: r.created ? 201 : 200, body: executionView(r.execution) };
 }, jobSlot);
 
@@ -290,7 +290,7 @@ route("POST", "/v1/jobs/:id/backfill", async (req, [id], ctx) => {
 route("POST", "/v1/executions", async (req, _p, ctx) => {
   requireRole(req.principal, ...clientRoles);
   const spec = parseEnqueueBody(body(req), ctx.limits);
-  const r: ExecutionResult = await ctx.node.enqueue(req.principal.tenant, spec);
+  const r: ExecutionAnswer = await ctx.node.enqueue(req.principal.tenant, spec);
   return { status: r.created ? 201 : 200, body: executionView(r.execution) };
 }, enqueuePlacer);
 

@@ -31,6 +31,7 @@
  *   parseJobBody({ quue: "mail" }, …) → throws invalid_argument "unknown field 'quue'", { field: "quue" }
  */
 
+import { WORKER_ID_PATTERN } from "../client/protocol.js";
 import { CronwheelError, invalidArgument } from "../core/errors.js";
 import { cronError, parseDuration, timeZoneError } from "../core/trigger.js";
 import {
@@ -71,8 +72,6 @@ export const ID_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
 export const QUEUE_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** Label keys. */
 export const LABEL_KEY_PATTERN = /^[A-Za-z0-9._/-]{1,63}$/;
-/** Worker ids, as a worker names itself in its hello. */
-export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/;
 /** Why an execution was skipped, canceled or failed (`misfire`, `retries-exhausted`, …), for `?reason=`. */
 const REASON_PATTERN = /^[a-z-]{1,64}$/;
 

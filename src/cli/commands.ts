@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import { parseArgs } from "node:util";
 import { Client, type ClientOptions } from "../client/client.js";
-import type { Execution, ExecutionState, Job, JobInput } from "../client/types.js";
+import type { DeadLetterFilter, Execution, ExecutionState, Job, JobInput } from "../client/types.js";
 import { UsageError } from "./server.js";
 import { formatRecord, formatTable } from "./table.js";
 
@@ -48,22 +48,29 @@ export const JOBS_USAGE = `usage: cronwheel jobs <command> [options]
 
 ${COMMON_FLAGS}`;
 
+const LIST_FILTERS_HELP = `
+  FILTERS: --job J  --queue Q  --reason R (misfire, non-retryable, timed-out, …)  --worker W (its last attempt's)
+           --from TIME --to TIME (on scheduledAt)  --finished-from TIME --finished-to TIME
+  A page may be short while there is a next cursor: keep paging with --cursor.
+`;
+
 export const EXECUTIONS_USAGE = `usage: cronwheel executions <command> [options]
 
   get ID           show an execution and its attempts
-  ls [--job J] [--queue Q] [--state S] [--from TIME] [--to TIME] [--limit N] [--cursor C]
-                   history, newest first (one page; default 100); --from/--to on scheduledAt
+  ls [--state S] [FILTERS] [--limit N] [--cursor C]
+                   one page (default 100) of executions, memory and history as one: those not
+                   finished first (newest created first), then finished ones (newest finished first)
   cancel ID        cancel an execution that has not ended
   replay ID        run a dead letter (a failed execution) again, as a new execution
 
   S is one of scheduled, ready, claimed, running, succeeded, failed, canceled, skipped.
-
+${LIST_FILTERS_HELP}
 ${COMMON_FLAGS}`;
 
-export const DEAD_LETTERS_USAGE = `usage: cronwheel dead-letters ls [--queue Q] [--limit N] [--cursor C]
+export const DEAD_LETTERS_USAGE = `usage: cronwheel dead-letters ls [FILTERS] [--limit N] [--cursor C]
 
-  ls               failed executions, newest first (one page; default 100)
-
+  ls               failed executions, newest finished first (one page; default 100)
+${LIST_FILTERS_HELP}
 ${COMMON_FLAGS}`;
 
 export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
@@ -464,31 +471,9 @@ async function executions(sub: string, rest: string[]): Promise<void> {
     }
     case "ls":
     case "list": {
-      const p = parse(
-        rest,
-        {
-          job: { type: "string" },
-          queue: { type: "string" },
-          state: { type: "string" },
-          from: { type: "string" },
-          to: { type: "string" },
-          limit: { type: "string" },
-          cursor: { type: "string" },
-        },
-        EXECUTIONS_USAGE,
-      );
+      const p = parse(rest, { ...LIST_FILTER_OPTIONS, state: { type: "string" } }, EXECUTIONS_USAGE);
       noPositionals(p, "executions ls", EXECUTIONS_USAGE);
-      const from = str(p, "from");
-      const to = str(p, "to");
-      const page = await client(p).listExecutions({
-        jobId: str(p, "job"),
-        queue: str(p, "queue"),
-        state: str(p, "state") as ExecutionState | undefined,
-        from: from === undefined ? undefined : msOrString(from),
-        to: to === undefined ? undefined : msOrString(to),
-        limit: positiveInt(str(p, "limit"), "--limit"),
-        cursor: str(p, "cursor"),
-      });
+      const page = await client(p).listExecutions({ ...listFilter(p), state: str(p, "state") as ExecutionState | undefined });
       if (flag(p, "json")) return printJson(page);
       write(executionsTable(page.executions));
       moreHint(page.nextCursor, page.executions.length);
@@ -509,6 +494,39 @@ async function executions(sub: string, rest: string[]): Promise<void> {
   }
 }
 
+/** The filters `executions ls` and `dead-letters ls` share. */
+const LIST_FILTER_OPTIONS: Record<string, OptionSpec> = {
+  job: { type: "string" },
+  queue: { type: "string" },
+  reason: { type: "string" },
+  worker: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  "finished-from": { type: "string" },
+  "finished-to": { type: "string" },
+  limit: { type: "string" },
+  cursor: { type: "string" },
+};
+
+function listFilter(p: Parsed): DeadLetterFilter {
+  const time = (name: string) => {
+    const v = str(p, name);
+    return v === undefined ? undefined : msOrString(v);
+  };
+  return {
+    jobId: str(p, "job"),
+    queue: str(p, "queue"),
+    reason: str(p, "reason"),
+    workerId: str(p, "worker"),
+    from: time("from"),
+    to: time("to"),
+    finishedFrom: time("finished-from"),
+    finishedTo: time("finished-to"),
+    limit: positiveInt(str(p, "limit"), "--limit"),
+    cursor: str(p, "cursor"),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // dead letters
 
@@ -520,9 +538,9 @@ async function deadLetters(sub: string, rest: string[]): Promise<void> {
   switch (sub) {
     case "ls":
     case "list": {
-      const p = parse(rest, { queue: { type: "string" }, limit: { type: "string" }, cursor: { type: "string" } }, DEAD_LETTERS_USAGE);
+      const p = parse(rest, LIST_FILTER_OPTIONS, DEAD_LETTERS_USAGE);
       noPositionals(p, "dead-letters ls", DEAD_LETTERS_USAGE);
-      const page = await client(p).listDeadLetters({ queue: str(p, "queue"), limit: positiveInt(str(p, "limit"), "--limit"), cursor: str(p, "cursor") });
+      const page = await client(p).listDeadLetters(listFilter(p));
       if (flag(p, "json")) return printJson(page);
       write(executionsTable(page.executions));
       moreHint(page.nextCursor, page.executions.length);

@@ -45,6 +45,7 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --history-dir DIR       where the history files live (default DATA-DIR/history)
   --history-retention D   how long history is kept, e.g. 400d, 90d, 12h (default 400d); whole days are dropped
   --finished-in-memory N  finished executions a shard also keeps in memory, newest first (default ${DEFAULT_SHARD_LIMITS.finishedPerShardMax})
+  --idempotency-window D  how long an idempotency key answers for its first request (default 24h)
   --repair                standalone: cut a log at a corrupt record instead of refusing to start
                           (a cluster node repairs a corrupt shard log from its peers without it)
   --log-level LEVEL       pino level (default info)
@@ -75,6 +76,7 @@ export async function runServer(argv: string[]): Promise<void> {
       "history-dir": { type: "string" },
       "history-retention": { type: "string", default: "400d" },
       "finished-in-memory": { type: "string", default: String(DEFAULT_SHARD_LIMITS.finishedPerShardMax) },
+      "idempotency-window": { type: "string", default: "24h" },
       "log-level": { type: "string", default: process.env.CRONWHEEL_LOG_LEVEL ?? "info" },
       help: { type: "boolean", default: false },
     },
@@ -122,6 +124,7 @@ export async function runServer(argv: string[]): Promise<void> {
     limits: {
       ...DEFAULT_SHARD_LIMITS,
       finishedPerShardMax: positiveInt(values["finished-in-memory"]!, "--finished-in-memory"),
+      idempotencyWindowMs: duration(values["idempotency-window"]!, "--idempotency-window", 1_000),
       // Test-only (jepsen-style suite self-test): a node that breaks fencing on purpose.
       ...(process.env.CRONWHEEL_UNSAFE_ACCEPT_STALE_FENCES === "1" ? { unsafeAcceptStaleFences: true } : {}),
     },
@@ -202,9 +205,15 @@ export function parseHostPort(value: string, flag: string): [string, number] {
 
 function parseHistoryFlags(onOff: string, dir: string | undefined, retention: string, dataDir: string): HistoryOptions | null {
   if (onOff !== "on" && onOff !== "off") throw new UsageError(`--history must be on or off, got '${onOff}'`);
-  const retentionMs = parseDuration(retention);
-  if (retentionMs === null || retentionMs < DAY_MS) throw new UsageError(`--history-retention: expected a duration of at least 1d (e.g. 400d), got '${retention}'`);
+  const retentionMs = duration(retention, "--history-retention", DAY_MS);
   return onOff === "on" ? { dir: path.resolve(dir ?? path.join(dataDir, "history")), retentionMs } : null;
+}
+
+/** A duration flag (`400d`, `36h`, `90s`, …) of at least `minMs`. */
+function duration(value: string, flag: string, minMs: number): number {
+  const ms = parseDuration(value);
+  if (ms === null || ms < minMs) throw new UsageError(`${flag}: expected a duration of at least ${minMs >= DAY_MS ? `${minMs / DAY_MS}d` : `${minMs / 1000}s`} (e.g. 400d, 24h, 90s), got '${value}'`);
+  return ms;
 }
 
 function positiveInt(value: string, flag: string): number {

@@ -296,21 +296,12 @@ export class Client {
     return (await this.request<Execution>({ method: "GET", path: executionPath(id), idempotent: true })).body;
   }
 
-  /** `GET /v1/executions`: one page of history, newest first. */
+  /** `GET /v1/executions`: one page, memory and history as one (live first, then newest finished first). */
   async listExecutions(filter: ExecutionFilter = {}): Promise<ExecutionPage> {
-    const query = {
-      jobId: filter.jobId,
-      queue: filter.queue,
-      state: filter.state,
-      from: filter.from === undefined ? undefined : wireTime(filter.from, "from"),
-      to: filter.to === undefined ? undefined : wireTime(filter.to, "to"),
-      cursor: filter.cursor,
-      limit: filter.limit,
-    };
-    return (await this.request<ExecutionPage>({ method: "GET", path: "/v1/executions", query, idempotent: true })).body;
+    return (await this.request<ExecutionPage>({ method: "GET", path: "/v1/executions", query: executionQuery(filter), idempotent: true })).body;
   }
 
-  /** Every execution matching the filter, newest first, page after page. */
+  /** Every execution matching the filter, in list order, page after page. */
   async *iterateExecutions(filter: ExecutionFilter = {}): AsyncGenerator<Execution, void, undefined> {
     let cursor = filter.cursor;
     for (;;) {
@@ -333,8 +324,7 @@ export class Client {
 
   /** `GET /v1/dead-letters`: executions in state `failed`, newest first. */
   async listDeadLetters(filter: DeadLetterFilter = {}): Promise<ExecutionPage> {
-    const query = { queue: filter.queue, cursor: filter.cursor, limit: filter.limit };
-    return (await this.request<ExecutionPage>({ method: "GET", path: "/v1/dead-letters", query, idempotent: true })).body;
+    return (await this.request<ExecutionPage>({ method: "GET", path: "/v1/dead-letters", query: executionQuery(filter), idempotent: true })).body;
   }
 
   /** Every dead letter matching the filter, page after page. */
@@ -616,4 +606,22 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new TypeError(`Client: ${name} must be a number ≥ 0`);
   return value;
+}
+
+/** The query string of an execution or dead-letter listing. */
+function executionQuery(filter: ExecutionFilter): Record<string, string | number | undefined> {
+  const time = (value: TimeInput | undefined, field: string) => (value === undefined ? undefined : wireTime(value, field));
+  return {
+    jobId: filter.jobId,
+    queue: filter.queue,
+    state: filter.state,
+    reason: filter.reason,
+    workerId: filter.workerId,
+    from: time(filter.from, "from"),
+    to: time(filter.to, "to"),
+    finishedFrom: time(filter.finishedFrom, "finishedFrom"),
+    finishedTo: time(filter.finishedTo, "finishedTo"),
+    cursor: filter.cursor,
+    limit: filter.limit,
+  };
 }

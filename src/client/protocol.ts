@@ -19,6 +19,8 @@
 
 export const PROTOCOL_VERSION = 1;
 export const WORKER_PATH = "/v1/workers";
+/** What a worker may call itself in its hello (and what `?workerId=` filters accept). */
+export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/;
 
 // ---- worker → node
 

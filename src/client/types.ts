@@ -233,9 +233,8 @@ export interface ExecutionAttempt {
   error?: unknown;
 }
 
-/** Why an execution was skipped or canceled. */
 /** Why an execution was skipped or canceled, or (a dead letter) how its last attempt failed. */
-export type ExecutionReason = "misfire" | "overlap" | "superseded" | "replaced" | "job-deleted" | "canceled" | "failed" | "timed-out" | "lease-expired";
+export type ExecutionReason = "misfire" | "overlap" | "superseded" | "replaced" | "job-deleted" | "canceled" | "retries-exhausted" | "non-retryable" | "timed-out" | "lease-expired";
 
 export interface Execution {
   id: string;
@@ -282,22 +281,31 @@ export interface ExecutionResult {
   created: boolean;
 }
 
+/**
+ * Filters of `GET /v1/executions`. Memory and history are listed as one: executions not finished
+ * first (newest created first), then finished ones (newest finished first). A page may be short
+ * while `nextCursor` is not null (a request reads a bounded number of history rows): keep paging.
+ */
 export interface ExecutionFilter {
   jobId?: string;
   queue?: string;
   state?: ExecutionState;
+  /** Why it was skipped, canceled or failed (`misfire`, `overlap`, `timed-out`, …). */
+  reason?: string;
+  /** The worker of its last attempt. */
+  workerId?: string;
   /** On `scheduledAt`. */
   from?: TimeInput;
   to?: TimeInput;
+  /** On `finishedAt` (finished executions only). */
+  finishedFrom?: TimeInput;
+  finishedTo?: TimeInput;
   cursor?: string;
   limit?: number;
 }
 
-export interface DeadLetterFilter {
-  queue?: string;
-  cursor?: string;
-  limit?: number;
-}
+/** Filters of `GET /v1/dead-letters`: as for executions, the state being `failed`. */
+export type DeadLetterFilter = Omit<ExecutionFilter, "state">;
 
 export interface ExecutionPage {
   executions: Execution[];

@@ -104,6 +104,7 @@ import {
   type WelcomeMessage,
   type WorkerMessage,
   type ReportBase,
+  WORKER_ID_PATTERN,
 } from "./protocol.js";
 import { CronwheelApiError, isErrorCode } from "./errors.js";
 import { HttpTransport } from "./http-transport.js";
@@ -228,8 +229,6 @@ const LIVENESS_PING_MS = 10_000;
 const LIVENESS_PINGS = 3;
 /** Unanswered heartbeats remembered per execution (their send times bound the lease). */
 const HEARTBEATS_UNACKED_MAX = 8;
-/** hello.workerId as the node accepts it. */
-const WORKER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/;
 /** Server error codes that fail `start()` when they come before the first welcome. */
 const FATAL_BEFORE_WELCOME = new Set(["unauthenticated", "permission_denied", "invalid_argument"]);
 /** One `GET /v1/cluster` request. */

@@ -31,6 +31,14 @@ export class Job implements WheelTimer {
   lastResult: unknown = undefined;
   /** Executions waiting for a slot (overlap `queue` or `buffer-one`), oldest first. */
   waiting: string[] | null = null;
+  /**
+   * The span of nominal times this job's own firing decided under its current spec (every instant
+   * of the schedule in [decidedFrom, decidedTo]); null before its first fire. Closed into the
+   * shard's InstanceLedger by a PUT or a delete (instance-ledger.ts). Two numbers here rather than
+   * a ledger entry per job: a million jobs fire without a million more objects.
+   */
+  decidedFrom: number | null = null;
+  decidedTo: number | null = null;
 
   constructor(
     readonly tenant: string,

@@ -34,6 +34,8 @@ import type {
   ReportRecord,
   ShardRecord,
 } from "./records.js";
+import { hash32 } from "./hash.js";
+import { InstanceLedger } from "./instance-ledger.js";
 import { TenantMap } from "./tenant-map.js";
 import { nextFire } from "./trigger.js";
 import { TimingWheel } from "./timing-wheel.js";
@@ -54,6 +56,8 @@ export interface ShardLimits {
   backfillFiresMax: number;
   /** A deleted job's tombstone (for 409 on resume, and version continuity) is kept this long. */
   tombstoneRetentionMs: number;
+  /** Which job instances were decided (so none is created twice) is remembered this long. */
+  decidedRetentionMs: number;
   /**
    * BROKEN ON PURPOSE, for the jepsen-style suite's self-test only: accept a leased execution's
    * reports whatever their fence, so the checker can show it catches stale fences changing state.
@@ -69,6 +73,7 @@ export const DEFAULT_SHARD_LIMITS: ShardLimits = Object.freeze({
   jobWaitingMax: 1_000,
   backfillFiresMax: 10_000,
   tombstoneRetentionMs: 24 * 3_600_000,
+  decidedRetentionMs: 400 * 86_400_000,
 });
 
 /**
@@ -119,6 +124,16 @@ export interface ExecutionResult {
   execution: Execution;
   created: boolean;
 }
+/**
+ * An idempotency key matched an execution memory has forgotten (it finished and aged out of the
+ * window in front of history): nothing new is created, and the node answers with that execution
+ * as history has it.
+ */
+export interface ForgottenDuplicate {
+  duplicateOf: string;
+  created: false;
+}
+export type EnqueueOutcome = ExecutionResult | ForgottenDuplicate;
 export type ClaimOutcome =
   /** `fence`: the claim's; the execution may have moved on by the time a caller looks at it. */
   | { ok: true; execution: Execution; fence: number }
@@ -145,6 +160,8 @@ interface IdempotencyEntry {
   key: string;
   executionId: string;
   at: number;
+  /** What the first request asked for (requestDigest); null in entries restored from older snapshots. */
+  digest: string | null;
 }
 
 export interface ListJobsQuery {
@@ -237,6 +254,10 @@ export class ShardState {
   private finishSeqAt = Number.NEGATIVE_INFINITY;
   private finishSeqNext = 0;
   private finishedSink: FinishedSink | null = null;
+  /** Job instances decided before (closed spans; a job's open span is on the Job). */
+  private ledger = new InstanceLedger();
+  /** The ledger drops spans past their retention once a day of shard time. */
+  private ledgerSweepAt = 0;
 
   constructor(
     startMs: number,
@@ -320,6 +341,8 @@ export class ShardState {
     }
     if (existing) {
       this.wheel.cancel(existing);
+      // The new definition fires from its own first fire on: what the old one decided is closed.
+      this.closeDecidedSpan(existing);
       existing.spec = this.specForPut(r, at);
       existing.version++;
       existing.updatedAt = at;
@@ -370,6 +393,7 @@ export class ShardState {
     const job = this.jobs.get(tenant, jobId);
     if (!job) return notFound(`job '${jobId}' not found`);
     this.wheel.cancel(job);
+    this.closeDecidedSpan(job);
     this.jobs.delete(tenant, jobId);
     for (const id of job.waiting ?? []) this.finishById(tenant, id, "canceled", at, "job-deleted");
     job.waiting = null;
@@ -412,11 +436,13 @@ export class ShardState {
   private triggerJob(r: JobTriggerRecord, at: number): ApplyResult {
     const job = this.requireJob(r.tenant, r.jobId);
     if (job instanceof CronwheelError) return job;
-    const seen = this.lookupIdempotent(r.tenant, r.idempotencyKey, at);
-    if (seen) return { execution: seen, created: false } satisfies ExecutionResult;
+    // A trigger's request is its job and payload: the same key for another job is another request.
+    const digest = r.idempotencyKey === null ? null : requestDigest(`trigger\u0000${r.jobId}\u0000${r.hasPayload ? JSON.stringify(r.payload) : ""}`);
+    const seen = this.idempotentAnswer(r.tenant, r.idempotencyKey, digest, at);
+    if (seen) return seen;
     const payload = r.hasPayload ? r.payload : job.spec.payload;
     const execution = this.createJobExecution(job, r.executionId, at, at, payload, r.idempotencyKey);
-    this.rememberIdempotent(r.tenant, r.idempotencyKey, execution.id, at);
+    this.rememberIdempotent(r.tenant, r.idempotencyKey, execution.id, at, digest);
     return { execution, created: true } satisfies ExecutionResult;
   }
 
@@ -425,21 +451,26 @@ export class ShardState {
     if (job instanceof CronwheelError) return job;
     if (job.spec.schedule.trigger.kind === "none") return invalidArgument(`job '${r.jobId}' has no trigger to backfill`);
     const result: BackfillResult = { created: 0, skipped: 0, existing: 0, truncated: false };
-    for (let nominal = nextFire(job.spec.schedule, r.fromMs - 1); nominal !== null && nominal < r.toMs; ) {
+    const schedule = job.spec.schedule;
+    let first: number | null = null;
+    let last: number | null = null;
+    for (let nominal = nextFire(schedule, r.fromMs - 1); nominal !== null && nominal < r.toMs; ) {
       if (result.created + result.skipped >= this.limits.backfillFiresMax) {
         result.truncated = true;
         break;
       }
-      const id = job.fireId(nominal);
-      if (this.executions.has(job.tenant, id)) {
+      if (this.isDecided(job, nominal)) {
         result.existing++;
       } else {
-        const e = this.createJobExecution(job, id, nominal, at, job.spec.payload, null);
+        const e = this.createJobExecution(job, job.fireId(nominal), nominal, at, job.spec.payload, null);
         if (e.state === "skipped") result.skipped++;
         else result.created++;
       }
-      nominal = nextFire(job.spec.schedule, nominal);
+      first ??= nominal;
+      last = nominal;
+      nominal = nextFire(schedule, nominal);
     }
+    if (first !== null) this.ledger.add(job.tenant, job.id, schedule, first, last!);
     return result;
   }
 
@@ -496,7 +527,7 @@ export class ShardState {
       this.tickBudget--;
       const next = job.fireAfter(nominal);
       const id = job.fireId(nominal);
-      if (!this.executions.has(job.tenant, id)) {
+      if (!this.isDecided(job, nominal)) {
         const misfired = at - fireAt > job.spec.misfire.graceMs;
         if (misfired && this.dropsMissedFire(job, next, horizon)) {
           this.observer.fired(this.recordSkipped(job, id, nominal, at, "misfire"), fireAt, at);
@@ -505,9 +536,29 @@ export class ShardState {
           this.observer.fired(e, fireAt, at);
         }
       }
+      job.decidedFrom ??= nominal;
+      job.decidedTo = nominal;
       job.nextFireAt = job.runsExhausted ? null : next;
     }
     this.setNextFire(job, job.nextFireAt);
+  }
+
+  /**
+   * Whether the instance of `job` at `nominal` was decided before: by the job's own firing under
+   * its current spec, by a span in the ledger (an earlier spec, an earlier incarnation, a backfill),
+   * or — for state restored from a snapshot older than the ledger — by an execution in memory.
+   */
+  private isDecided(job: Job, nominal: number): boolean {
+    if (job.decidedFrom !== null && nominal >= job.decidedFrom && nominal <= job.decidedTo!) return true;
+    if (this.ledger.has(job.tenant, job.id) && this.ledger.isDecided(job.tenant, job.id, job.spec.schedule, nominal)) return true;
+    return this.executions.has(job.tenant, job.fireId(nominal));
+  }
+
+  /** Move the job's own decided span into the ledger (its spec is about to change, or it is deleted). */
+  private closeDecidedSpan(job: Job): void {
+    if (job.decidedFrom === null) return;
+    this.ledger.add(job.tenant, job.id, job.spec.schedule, job.decidedFrom, job.decidedTo!);
+    job.decidedFrom = job.decidedTo = null;
   }
 
   /** Whether the misfire policy drops a missed fire whose successor is `next`. */
@@ -635,10 +686,11 @@ export class ShardState {
     return e;
   }
 
-  private enqueue(tenant: string, executionId: string, s: EnqueueSpec, at: number): ExecutionResult | CronwheelError {
+  private enqueue(tenant: string, executionId: string, s: EnqueueSpec, at: number): EnqueueOutcome | CronwheelError {
     const dedupKey = enqueueDedupKey(s.idempotencyKey, s.orderingKey);
-    const seen = this.lookupIdempotent(tenant, dedupKey, at);
-    if (seen) return { execution: seen, created: false } satisfies ExecutionResult;
+    const digest = dedupKey === null ? null : requestDigest(`enqueue\u0000${JSON.stringify(s)}`);
+    const seen = this.idempotentAnswer(tenant, dedupKey, digest, at);
+    if (seen) return seen;
     if (this.executions.has(tenant, executionId)) {
       return conflict(`execution '${executionId}' already exists`);
     }
@@ -659,7 +711,7 @@ export class ShardState {
       idempotencyKey: s.idempotencyKey,
     });
     if (this.joinOrderingLine(e)) this.readyOrSchedule(e, at);
-    this.rememberIdempotent(tenant, dedupKey, e.id, at);
+    this.rememberIdempotent(tenant, dedupKey, e.id, at, digest);
     return { execution: e, created: true } satisfies ExecutionResult;
   }
 
@@ -857,7 +909,9 @@ export class ShardState {
     const attempt = e.attempt;
     if (!retryable || attempt >= e.retry.maxAttempts) {
       this.endLease(e, at, outcome, error);
-      this.finish(e, "failed", at, outcome);
+      // A dead letter says why: its last attempt timed out or lost its lease, the worker said not
+      // to retry, or it failed with every attempt spent.
+      this.finish(e, "failed", at, outcome !== "failed" ? outcome : retryable ? "retries-exhausted" : "non-retryable");
       this.pauseOnFailure(e, at);
       return;
     }
@@ -977,16 +1031,25 @@ export class ShardState {
   // ---------------------------------------------------------------------------------------------
   // idempotency and retention
 
-  private lookupIdempotent(tenant: string, key: string | null, at: number): Execution | undefined {
+  /**
+   * A key seen within the window answers for its first request: that execution (from memory, or
+   * as a ForgottenDuplicate for the node to read from history), or 409 when this request asks for
+   * something else. The window is time, not a count: entries expire only by age.
+   */
+  private idempotentAnswer(tenant: string, key: string | null, digest: string | null, at: number): EnqueueOutcome | CronwheelError | undefined {
     if (key === null) return undefined;
     const entry = this.idempotency.get(tenant, key);
     if (!entry || at - entry.at >= this.limits.idempotencyWindowMs) return undefined;
-    return this.executions.get(tenant, entry.executionId);
+    if (entry.digest !== null && entry.digest !== digest) {
+      return conflict(`idempotency key '${key}' was used for another request (execution '${entry.executionId}') within its window`, { executionId: entry.executionId });
+    }
+    const execution = this.executions.get(tenant, entry.executionId);
+    return execution ? { execution, created: false } : { duplicateOf: entry.executionId, created: false };
   }
 
-  private rememberIdempotent(tenant: string, key: string | null, executionId: string, at: number): void {
+  private rememberIdempotent(tenant: string, key: string | null, executionId: string, at: number, digest: string | null): void {
     if (key === null) return;
-    const entry: IdempotencyEntry = { tenant, key, executionId, at };
+    const entry: IdempotencyEntry = { tenant, key, executionId, at, digest };
     this.idempotency.set(tenant, key, entry);
     this.idempotencyOrder.push(entry);
   }
@@ -1011,6 +1074,10 @@ export class ShardState {
     expireFifo(this.tombstoneOrder, at, limits.tombstoneRetentionMs, (t) => t.deletedAt, (t) => {
       if (this.tombstones.get(t.tenant, t.id) === t) this.tombstones.delete(t.tenant, t.id);
     });
+    if (at >= this.ledgerSweepAt) {
+      this.ledger.forgetBefore(at - limits.decidedRetentionMs);
+      this.ledgerSweepAt = at + 86_400_000;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1075,7 +1142,7 @@ export class ShardState {
         index = specs.push(j.spec) - 1;
         specIndex.set(j.spec, index);
       }
-      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting && [...j.waiting], j.leasedCount, j.lastResult ?? null, j.incarnation]);
+      jobs.push([j.tenant, j.id, index, j.version, j.state, j.createdAt, j.updatedAt, j.nextFireAt, j.runs, j.activeCount, j.waiting && [...j.waiting], j.leasedCount, j.lastResult ?? null, j.incarnation, j.decidedFrom, j.decidedTo]);
     }
     const executions: ExecutionSnapshot[] = [];
     const ready: Execution[] = [];
@@ -1092,11 +1159,13 @@ export class ShardState {
       fenceSeq: this.fenceSeq,
       jobIncarnationSeq: this.jobIncarnationSeq,
       finishSeq: [this.finishSeqAt, this.finishSeqNext],
+      decided: this.ledger.toSnapshot(),
+      decidedSweepAt: this.ledgerSweepAt,
       specs,
       jobs,
       executions,
       finishedOrder: this.finishedOrder.slice(this.finishedHead).map((e) => [e.tenant, e.id] as [string, string]),
-      idempotency: this.idempotencyOrder.map((e) => [e.tenant, e.key, e.executionId, e.at] as [string, string, string, number]),
+      idempotency: this.idempotencyOrder.map((e) => [e.tenant, e.key, e.executionId, e.at, e.digest] as [string, string, string, number, string | null]),
       tombstones: this.tombstoneOrder.map((t) => [t.tenant, t.id, t.version, t.deletedAt] as [string, string, number, number]),
       orderingLines,
       readyOrder: ready.map((e) => [e.tenant, e.id]),
@@ -1110,10 +1179,14 @@ export class ShardState {
     state.fenceSeq = s.fenceSeq;
     state.jobIncarnationSeq = s.jobIncarnationSeq ?? 0;
     if (s.finishSeq) [state.finishSeqAt, state.finishSeqNext] = s.finishSeq;
+    if (s.decided) state.ledger = InstanceLedger.fromSnapshot(s.decided);
+    state.ledgerSweepAt = s.decidedSweepAt ?? 0;
     const specs = s.specs.map((spec) => state.specs.intern(spec));
-    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount, lastResult, incarnation] of s.jobs) {
+    for (const [tenant, id, specIndex, version, jobState, createdAt, updatedAt, nextFireAt, runs, activeCount, waiting, leasedCount, lastResult, incarnation, decidedFrom, decidedTo] of s.jobs) {
       const job = new Job(tenant, id, specs[specIndex]!, createdAt, updatedAt);
       job.incarnation = incarnation ?? 0;
+      job.decidedFrom = decidedFrom ?? null;
+      job.decidedTo = decidedTo ?? null;
       job.version = version;
       job.state = jobState;
       job.runs = runs;
@@ -1139,7 +1212,7 @@ export class ShardState {
       const e = state.executions.get(tenant, id);
       if (e) state.finishedOrder.push(e);
     }
-    for (const [tenant, key, executionId, at] of s.idempotency) state.rememberIdempotent(tenant, key, executionId, at);
+    for (const [tenant, key, executionId, at, digest] of s.idempotency) state.rememberIdempotent(tenant, key, executionId, at, digest ?? null);
     for (const [tenant, id, version, deletedAt] of s.tombstones) {
       const t: Tombstone = { tenant, id, version, deletedAt };
       state.tombstones.set(tenant, id, t);
@@ -1232,6 +1305,9 @@ export type JobSnapshot = [
   lastResult: unknown,
   /** Absent in snapshots written before incarnations existed (then 0, as every execution's). */
   incarnation?: number,
+  /** The job's own decided span (Job.decidedFrom/To); absent before the instance ledger. */
+  decidedFrom?: number | null,
+  decidedTo?: number | null,
 ];
 
 export type ExecutionSnapshot = [
@@ -1268,12 +1344,16 @@ export interface ShardSnapshot {
   jobIncarnationSeq?: number;
   /** The finish order's position: [shard time of the last finish, next sequence]; absent before history. */
   finishSeq?: [number, number];
+  /** The instance ledger's closed spans, and its next sweep; absent before it existed. */
+  decided?: ReturnType<InstanceLedger["toSnapshot"]>;
+  decidedSweepAt?: number;
   /** Distinct job definitions; jobs refer to them by index. */
   specs: JobSpec[];
   jobs: JobSnapshot[];
   executions: ExecutionSnapshot[];
   finishedOrder: Array<[string, string]>;
-  idempotency: Array<[string, string, string, number]>;
+  /** [tenant, key, executionId, at, digest]; the digest is absent in snapshots from before it. */
+  idempotency: Array<[string, string, string, number, (string | null)?]>;
   tombstones: Array<[string, string, number, number]>;
   orderingLines: Array<[tenant: string, orderingKey: string, ids: string[]]>;
   /** Ready executions in ready-queue order (the order is not replicated state, but a restart keeps it). */
@@ -1329,3 +1409,8 @@ function enqueueDedupKey(idempotencyKey: string | null, orderingKey: string | nu
 }
 
 export { isTerminal };
+
+/** A 64-bit fingerprint of a request, as two 32-bit hashes: equal bodies give equal digests. */
+function requestDigest(text: string): string {
+  return `${hash32(text).toString(36)}.${hash32(`\u0001${text}`).toString(36)}`;
+}

@@ -12,7 +12,6 @@
  * no state that matters for safety: leases, fences and retries live in the replicated shard state,
  * so a worker that reconnects (here or, later, to another node) just reports again.
  */
-import { WORKER_ID_PATTERN } from "../api/validation.js";
 import { Packr } from "msgpackr";
 import { Gauge } from "prom-client";
 import type { Logger } from "pino";
@@ -27,6 +26,7 @@ import type { CronwheelNode } from "../node/node.js";
 import type { ShardReplica } from "../node/shard-replica.js";
 import {
   PROTOCOL_VERSION,
+  WORKER_ID_PATTERN,
   WORKER_PATH,
   type AssignMessage,
   type NodeMessage,

@@ -13,7 +13,10 @@
  *   sched    finishedAt − scheduledAt;  created: scheduledAt − createdAt;  ready: readyAt −
  *            scheduledAt (null: never ready);  run: finishedAt − startedAt (null: never started);
  *            claim: finishedAt − its one attempt's claim time (when the attempt is not in detail)
- *   attempt  attempts made;  xid: the id when it is not `{jobId}:{scheduledAt}`, xh its hash
+ *   attempt  attempts made;  xid: the id when it is not `{jobId}:{scheduledAt}`, xh its lookup key
+ *            (idKey: the creation time the id carries, then a hash of the id, so new keys land at
+ *            the index's end as rows come in time order, instead of on random pages: a random
+ *            hash made every commit rewrite most of the index, 4x the disk writes at 20,000/s)
  *   detail   JSON of what is rarely there: payload, result, attempts that are not one plain
  *            success, ordering and idempotency keys, a priority other than the default (JSON, not
  *            msgpack: these values came in as JSON, and JSON gives them back exactly)
@@ -35,7 +38,7 @@ export const DAY_MS = 86_400_000;
 /** A row key's finish-sequence part: 2^20 executions may end in one millisecond of one shard. */
 const SEQ_SPAN = 2 ** 20;
 /** The layout below; a file of another layout is refused, never misread. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const STATE_CODES: Record<string, number> = { succeeded: 0, failed: 1, canceled: 2, skipped: 3 };
 const STATES: ExecutionState[] = ["succeeded", "failed", "canceled", "skipped"];
@@ -109,6 +112,9 @@ export class HistoryDb {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("cache_size = -65536");
+    // A checkpoint copies the WAL's pages into the file and syncs both: every 64 MiB of WAL rather
+    // than SQLite's 4 MiB, a page rewritten by many commits is copied once (bench/RESULTS.md, issue 13).
+    this.db.pragma("wal_autocheckpoint = 16384");
     this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS names (n INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE);
       CREATE TABLE IF NOT EXISTS gaps (from_index INTEGER, to_index INTEGER, at INTEGER);
@@ -166,19 +172,18 @@ export class HistoryDb {
     return (this.db.prepare("SELECT from_index, to_index, at FROM gaps ORDER BY from_index").raw(true).all() as number[][]).map(([from, to, at]) => ({ from: from!, to: to!, at: at! }));
   }
 
-  /** Commit what was appended. `durable`: fsync it too (a snapshot is about to drop the log behind it). */
+  /**
+   * Commit what was appended. `durable`: make it survive a power cut too (a snapshot is about to
+   * drop the log behind it): with synchronous = NORMAL a commit reaches the WAL file unsynced, and
+   * a checkpoint syncs the WAL before it copies it into the database (and syncs that). The safety
+   * level itself cannot change inside a transaction, so it stays NORMAL.
+   */
   commit(durable = false): void {
-    if (!this.inTransaction) {
-      if (durable) this.db.pragma("wal_checkpoint(FULL)");
-      return;
-    }
-    if (durable) this.db.pragma("synchronous = FULL");
-    try {
+    if (this.inTransaction) {
       this.db.exec("COMMIT");
-    } finally {
       this.inTransaction = false;
-      if (durable) this.db.pragma("synchronous = NORMAL");
     }
+    if (durable) this.db.pragma("wal_checkpoint(FULL)");
   }
 
   get uncommitted(): boolean {
@@ -225,7 +230,7 @@ export class HistoryDb {
       const row =
         scheduled !== null
           ? (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE job = ? AND xid IS NULL AND (k >> 20) - sched = ?`).get(jobN, scheduled - day * DAY_MS) as RawRow | undefined)
-          : (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE xh = ? AND xid = ?`).get(idHash(id), id) as RawRow | undefined);
+          : (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE xh = ? AND xid = ?`).get(idKey(id, colon), id) as RawRow | undefined);
       if (row && row[1] === tenantN) return this.decode(day, row);
     }
     return null;
@@ -384,7 +389,7 @@ export class HistoryDb {
       lastAttempt === null ? null : this.nameId(lastAttempt.workerId),
       plainAttempt ? finishedAt - only!.claimedAt : null,
       plainId ? null : f.id,
-      plainId ? null : idHash(f.id),
+      plainId ? null : idKey(f.id, f.id.indexOf(":")),
       hasDetail ? JSON.stringify(detail) : null,
     );
   }
@@ -434,7 +439,18 @@ export class HistoryDb {
   }
 }
 
-/** 32-bit FNV-1a of an id: the xh index holds this instead of the id itself (4 bytes, not ~25). */
+/**
+ * The xh index's key for an id: its creation time (idTimeHint) × 2^12 plus 12 bits of its hash, so
+ * keys grow with time; ids without a time get their hash alone (small keys, apart from the rest).
+ * An integer of at most 53 bits: 8 bytes in the index instead of the ~25 of the id.
+ */
+function idKey(id: string, colon: number): number {
+  const time = idTimeHint(id, colon);
+  const hash = idHash(id);
+  return time === null ? hash : time * 4096 + (hash & 4095);
+}
+
+/** 32-bit FNV-1a of an id. */
 function idHash(id: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < id.length; i++) {

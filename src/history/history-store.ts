@@ -14,6 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
+import { CronwheelError } from "../core/errors.js";
 import { factsOf, type Execution, type ExecutionFacts } from "../core/execution.js";
 import type { HistoryListQuery, HistoryPage } from "./history-db.js";
 import type { HistoryReply, HistoryRequest, HistoryThreadConfig } from "./history-thread.js";
@@ -47,6 +48,8 @@ export class HistoryStore {
   private flushScheduled = false;
   private retentionTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The thread died: every question is answered `unavailable` from now on, never left waiting. */
+  private dead: Error | null = null;
 
   private constructor(
     readonly opts: HistoryOptions,
@@ -56,12 +59,16 @@ export class HistoryStore {
     const config: HistoryThreadConfig = { dir: path.resolve(opts.dir), commitEveryMs: opts.commitEveryMs ?? HISTORY_COMMIT_EVERY_MS_DEFAULT };
     this.worker = new Worker(fileURLToPath(threadScript()), { workerData: config, name: "cronwheel-history" });
     this.worker.on("message", (m: HistoryReply) => this.onMessage(m));
-    this.worker.on("error", (error) => {
-      this.logger.error({ err: error }, "history thread failed; history stops until restart");
-      for (const p of this.waiting.values()) p.reject(error);
+    const died = (error: Error) => {
+      if (this.dead) return;
+      this.dead = error;
+      if (!this.closed) this.logger.error({ err: error }, "history thread failed; history stops until restart");
+      for (const p of this.waiting.values()) p.reject(historyUnavailable(error));
       this.waiting.clear();
       for (const s of this.shards.values()) s.failed = true;
-    });
+    };
+    this.worker.on("error", died);
+    this.worker.on("exit", (code) => died(new Error(`the history thread exited (${code})`)));
   }
 
   static start(opts: HistoryOptions, logger: Logger, now: () => number): HistoryStore {
@@ -144,10 +151,11 @@ export class HistoryStore {
   }
 
   post(m: HistoryRequest): void {
-    if (!this.closed || m.t === "close") this.worker.postMessage(m);
+    if (!this.closed && !this.dead) this.worker.postMessage(m);
   }
 
   private request(m: HistoryRequest & { id: number }): Promise<unknown> {
+    if (this.dead) return Promise.reject(historyUnavailable(this.dead));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -165,7 +173,7 @@ export class HistoryStore {
     const p = this.waiting.get(m.id);
     if (!p) return;
     this.waiting.delete(m.id);
-    if (m.error !== undefined) p.reject(new Error(`history: ${m.error}`));
+    if (m.error !== undefined) p.reject(historyUnavailable(new Error(m.error)));
     else p.resolve(m.value);
   }
 }
@@ -233,4 +241,9 @@ export class ShardHistory {
     if (this.failed) return null;
     return { t: "rows", shard: this.shard, rows, through: this.through };
   }
+}
+
+/** What a reader is told when history cannot answer (the contract's 503: retry later). */
+function historyUnavailable(cause: Error): CronwheelError {
+  return new CronwheelError("unavailable", `history is unavailable: ${cause.message}`, undefined, 5);
 }

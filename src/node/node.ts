@@ -18,7 +18,7 @@ import { handleReplication, type ReplicationRequest } from "../../cluster/replic
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
 import { StaticCoordinator } from "../../cluster/static-coordinator.js";
 import type { Clock } from "../core/clock.js";
-import { CronwheelError, notFound } from "../core/errors.js";
+import { conflict, CronwheelError, notFound } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
 import { approxBytes } from "../core/approx-bytes.js";
@@ -28,6 +28,7 @@ import {
   DEFAULT_SHARD_LIMITS,
   NO_OBSERVER,
   type BackfillResult,
+  type EnqueueOutcome,
   type ExecutionResult,
   type JobPutResult,
   type ListExecutionsQuery,
@@ -90,6 +91,12 @@ export type PeerRequest =
   | { t: "report"; shard: number; record: ReportRecord }
   | { t: "status"; shard: number }
   | { t: "resign"; shard: number };
+
+/** An enqueue's or trigger's answer: the execution (live, or as history has it) and whether it is new. */
+export interface ExecutionAnswer {
+  execution: ExecutionFacts;
+  created: boolean;
+}
 
 /** Where a request for a slot goes: here, to another node, or nowhere right now. */
 export type Placement = { kind: "local" } | { kind: "remote"; nodeId: string; address: string };
@@ -376,7 +383,7 @@ export class CronwheelNode {
     return this.propose(this.jobShard(tenant, jobId), record) as Promise<JobPutResult>;
   }
 
-  triggerJob(tenant: string, jobId: string, payload: unknown, idempotencyKey: string | null): Promise<ExecutionResult> {
+  async triggerJob(tenant: string, jobId: string, payload: unknown, idempotencyKey: string | null): Promise<ExecutionAnswer> {
     const at = this.clock.now();
     const record: ShardRecord = {
       type: "job.trigger",
@@ -388,7 +395,8 @@ export class CronwheelNode {
       hasPayload: payload !== undefined,
       idempotencyKey,
     };
-    return this.propose(this.jobShard(tenant, jobId), record) as Promise<ExecutionResult>;
+    const shard = this.jobShard(tenant, jobId);
+    return this.answer(shard, tenant, (await this.propose(shard, record)) as EnqueueOutcome);
   }
 
   backfillJob(tenant: string, jobId: string, fromMs: number, toMs: number): Promise<BackfillResult> {
@@ -415,7 +423,7 @@ export class CronwheelNode {
   // ---------------------------------------------------------------------------------------------
   // executions
 
-  enqueue(tenant: string, spec: EnqueueSpec): Promise<ExecutionResult> {
+  async enqueue(tenant: string, spec: EnqueueSpec): Promise<ExecutionAnswer> {
     const at = this.clock.now();
     // Without keys any shard will do: one this node leads, spread over them.
     const slot = enqueueSlot(tenant, spec) ?? this.randomServingSlot();
@@ -427,9 +435,9 @@ export class CronwheelNode {
       spec,
     };
     const shard = this.shardAt(slot);
-    const result = this.propose(shard, record) as Promise<ExecutionResult>;
+    const result = this.propose(shard, record) as Promise<EnqueueOutcome>;
     for (const listener of this.enqueueListeners) listener(shard, record);
-    return result;
+    return this.answer(shard, tenant, await result);
   }
 
   /**
@@ -438,9 +446,9 @@ export class CronwheelNode {
    * `ENQUEUE_BATCH_RECORD_BYTES`). Results in input order: an item this node cannot place gets
    * its error (`not_leader`, `unavailable`), the others what their shard answered.
    */
-  async enqueueBatch(tenant: string, specs: EnqueueSpec[]): Promise<Array<ExecutionResult | CronwheelError>> {
+  async enqueueBatch(tenant: string, specs: EnqueueSpec[]): Promise<Array<ExecutionAnswer | CronwheelError>> {
     const at = this.clock.now();
-    const results: Array<ExecutionResult | CronwheelError> = new Array(specs.length);
+    const results: Array<ExecutionAnswer | CronwheelError> = new Array(specs.length);
     const groups = new Map<ShardReplica, Array<{ index: number; slot: number; spec: EnqueueSpec }>>();
     const serving = this.servingShards();
     let turn = Math.floor(Math.random() * serving.length);
@@ -468,7 +476,12 @@ export class CronwheelNode {
         };
         proposals.push(
           this.propose(shard, record).then(
-            (answers) => (answers as Array<ExecutionResult | CronwheelError>).forEach((answer, i) => (results[chunk[i]!.index] = answer)),
+            (answers) =>
+              Promise.all(
+                (answers as Array<EnqueueOutcome | CronwheelError>).map(async (answer, i) => {
+                  results[chunk[i]!.index] = answer instanceof CronwheelError ? answer : await this.answer(shard, tenant, answer).catch((error: CronwheelError) => error);
+                }),
+              ).then(() => undefined),
             (error: unknown) => {
               if (!(error instanceof CronwheelError)) throw error;
               for (const { index } of chunk) results[index] = error;
@@ -479,6 +492,18 @@ export class CronwheelNode {
     }
     await Promise.all(proposals);
     return results;
+  }
+
+  /**
+   * What an enqueue or trigger answers: the execution it made or matched. An idempotency key that
+   * matched an execution memory forgot is answered from history; with history off (or that
+   * execution past its retention) there is nothing to show, which is 409: the key is taken.
+   */
+  private async answer(shard: ShardReplica, tenant: string, outcome: EnqueueOutcome): Promise<ExecutionAnswer> {
+    if (!("duplicateOf" in outcome)) return outcome;
+    const first = await this.history?.get(shard.shardId, tenant, outcome.duplicateOf);
+    if (!first) throw conflict(`the idempotency key was used for execution '${outcome.duplicateOf}' within its window; that execution is no longer retained`, { executionId: outcome.duplicateOf });
+    return { execution: first, created: false };
   }
 
   private randomServingSlot(): number {
