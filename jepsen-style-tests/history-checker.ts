@@ -30,7 +30,7 @@ const TENANT = "default";
 
 export function checkHistoryDir(root: string, finalRead: FinalReadEvent | undefined): { verdict: WalVerdict; summary: string } {
   const once = { name: "history-once" as const, valid: true, stats: { files: 0, rows: 0, violations: 0 }, violations: [] as string[], notes: [] as string[] };
-  const complete = { name: "history-complete" as const, valid: true, stats: { ended: 0, replicaMisses: 0, violations: 0 }, violations: [] as string[], notes: [] as string[] };
+  const complete = { name: "history-complete" as const, valid: true, stats: { ended: 0, violations: 0 }, violations: [] as string[], notes: [] as string[] };
   const inAny = new Set<string>();
   for (const node of fs.existsSync(root) ? fs.readdirSync(root).sort() : []) {
     const dir = path.join(root, node, "history");
