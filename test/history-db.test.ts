@@ -2,7 +2,8 @@
  * The history file (src/history/history-db.ts) against simple models, on real SQLite files:
  * what goes in comes back as the same view; every list query, paged through with its cursors and
  * any examine budget, returns exactly the model's filtered, ordered list; retention drops whole
- * days and nothing else; rows out of order are refused.
+ * days and nothing else; rows out of order are refused; stats from the minute and hour rollups
+ * count what a model of the rows counts, and what a scan of the rows tallies.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -13,6 +14,7 @@ import { executionView } from "../src/api/views.js";
 import type { AttemptInfo, ExecutionFacts } from "../src/core/execution.js";
 import { compareListOrder, mergePages, positionOf, type ListPosition } from "../src/core/list-order.js";
 import { DAY_MS, HistoryDb, type FinishedState, type HistoryListQuery } from "../src/history/history-db.js";
+import { groupOf, StatsTallies, type StatsGroupBy } from "../src/history/stats.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -265,6 +267,112 @@ describe("history file", () => {
     db.append([{ ...first!, finishSeq: 4 }], 1);
     expect(() => db.append([{ ...first!, id: "x00a1again", jobId: null, finishSeq: 4 }], 2)).toThrow(/does not follow/);
     expect(() => db.append([], 0)).toThrow(/after 1/);
+    db.close();
+  });
+});
+
+describe("stats from rollups", () => {
+  const HOUR = 3_600_000;
+  const quantileOf = (values: number[], q: number): number | null => {
+    if (values.length === 0) return null;
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1]!;
+  };
+
+  it("count what a model of the rows counts, percentiles within 5 %, and agree with a scan of the rows, across commits and a reopen", () => {
+    fc.assert(
+      fc.property(
+        historyArb,
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom(null, "queue", "state", "reason", "tenant"),
+        fc.constantFrom(HOUR, DAY_MS, 7 * 60_000),
+        fc.option(fc.constantFrom(...QUEUES), { nil: undefined }),
+        fc.boolean(),
+        (rows, batches, by, intervalMs, queue, reopen) => {
+          let db = newDb();
+          const file = db.file;
+          // Rows in several batches, a commit after each: rollup rows are merged into, not replaced.
+          const cut = Math.ceil(rows.length / batches);
+          for (let b = 0; b < batches; b++) {
+            db.append(rows.slice(b * cut, (b + 1) * cut), b + 1);
+            db.commit();
+          }
+          if (reopen) {
+            db.close();
+            db = new HistoryDb(file);
+          }
+          // Hour-aligned with an hour interval reads hour rollups; a 7-minute interval, minute rollups.
+          const fromMs = T0 - 3 * DAY_MS + (intervalMs % HOUR === 0 ? 0 : 60_000);
+          const toMs = T0 + 40 * DAY_MS;
+          const q = { tenant: "acme", queue, fromMs, toMs, intervalMs, by: by as StatsGroupBy | null };
+          const got = new StatsTallies();
+          db.stats(q, got);
+
+          const mine = rows.filter((f) => f.tenant === "acme" && (queue === undefined || f.queue === queue) && f.finishedAt! >= fromMs && f.finishedAt! < toMs);
+          const stateOf = (f: ExecutionFacts) => STATES.indexOf(f.state as FinishedState);
+          expect(got.total.count).toBe(mine.length);
+          expect(got.total.states).toEqual(STATES.map((s) => mine.filter((f) => f.state === s).length));
+          const series = new Map<number, number>();
+          const groups = new Map<string, number>();
+          const reasons = new Map<string, number>();
+          for (const f of mine) {
+            const bucket = fromMs + Math.floor((f.finishedAt! - fromMs) / intervalMs) * intervalMs;
+            series.set(bucket, (series.get(bucket) ?? 0) + 1);
+            const group = groupOf(by as StatsGroupBy | null, { ...f, state: stateOf(f) });
+            if (group !== null) groups.set(group, (groups.get(group) ?? 0) + 1);
+            if (f.reason !== null) reasons.set(`${f.state}/${f.reason}`, (reasons.get(`${f.state}/${f.reason}`) ?? 0) + 1);
+          }
+          expect(new Map([...got.series].map(([k, t]) => [k, t.count]))).toEqual(series);
+          expect(new Map([...got.groups].map(([k, t]) => [k, t.count]))).toEqual(groups);
+          expect(got.reasons).toEqual(reasons);
+          const lateness = mine.flatMap((f) => (f.attempts?.[0] ? [f.attempts[0].claimedAt - f.scheduledAt] : []));
+          const runs = mine.flatMap((f) => (f.startedAt === null ? [] : [f.finishedAt! - f.startedAt]));
+          for (const [hist, values] of [[got.total.lateness, lateness], [got.total.run, runs]] as const) {
+            for (const p of [0.5, 0.95, 0.99]) {
+              const want = quantileOf(values, p);
+              const have = hist.quantile(p);
+              if (want === null || want <= 0) expect(have).toBe(want === null ? null : 0);
+              else expect(Math.abs(have! - want), `p${p * 100}: ${have} vs ${want}`).toBeLessThanOrEqual(want * 0.05 + 1);
+            }
+          }
+          // The scan of the rows (what by=job reads) tallies exactly what the rollups hold.
+          const scanned = new StatsTallies();
+          db.stats({ ...q, by: "job" }, scanned);
+          expect(scanned.total.toWire()).toEqual(got.total.toWire());
+          expect(new Map([...scanned.series].map(([k, t]) => [k, t.toWire()]))).toEqual(new Map([...got.series].map(([k, t]) => [k, t.toWire()])));
+          // A job's counts and last run (job_runs), over every commit.
+          const j2 = rows.filter((f) => f.tenant === "acme" && f.jobId === "j2");
+          const runs2 = db.jobRuns("acme", "j2");
+          expect(runs2.counts).toEqual(Object.fromEntries(STATES.map((st) => [st, j2.filter((f) => f.state === st).length])));
+          const lastJ2 = j2[j2.length - 1];
+          expect(runs2.lastRun).toEqual(lastJ2 ? { executionId: lastJ2.id, state: lastJ2.state, reason: lastJ2.reason, scheduledAt: lastJ2.scheduledAt, finishedAt: lastJ2.finishedAt, durationMs: lastJ2.startedAt === null ? null : lastJ2.finishedAt! - lastJ2.startedAt } : null);
+          expect(db.rowsToScan({ ...q, jobId: "j2" })).toBe(rows.filter((f) => f.jobId === "j2" && f.finishedAt! >= fromMs && f.finishedAt! < toMs).length);
+          expect(db.rowsToScan(q)).toBeGreaterThanOrEqual(mine.length);
+          db.close();
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it("drop with retention, and minute rollups after their days", () => {
+    const db = newDb();
+    const rows = [0, 20].map((day, i): ExecutionFacts => ({ ...fc.sample(factsArb(T0 + day * DAY_MS + 1_000), { numRuns: 1, seed: i })[0]!, id: `x00a1r${i}`, jobId: null, tenant: "acme", finishSeq: 0 }));
+    db.append(rows, 2);
+    db.commit();
+    const count = (intervalMs: number, fromMs: number) => {
+      const t = new StatsTallies();
+      db.stats({ tenant: "acme", fromMs, toMs: T0 + 30 * DAY_MS, intervalMs, by: null }, t);
+      return t.total.count;
+    };
+    expect([count(HOUR, T0), count(60_000, T0)]).toEqual([2, 2]);
+    // Nothing is past the retention; minute rollups of day 0 are 20 days older than the newest day.
+    db.dropBefore(T0 - DAY_MS);
+    db.commit();
+    expect([count(HOUR, T0), count(60_000, T0)]).toEqual([2, 1]);
+    db.dropBefore(T0 + DAY_MS);
+    db.commit();
+    expect([count(HOUR, T0), count(60_000, T0)]).toEqual([1, 1]);
     db.close();
   });
 });

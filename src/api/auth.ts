@@ -2,18 +2,22 @@
  * Bearer tokens. A token names one tenant and one role. Without a token file (the embedded
  * single-node default) auth is off and every request is tenant `default` with every right.
  *
- * Token file (JSON): { "tokens": [ { "token": "s3cret", "tenant": "acme", "role": "client" } ] }
+ * Token file (JSON): { "tokens": [ { "token": "s3cret", "tenant": "acme", "role": "client", "name": "deploy-bot" } ] }
+ * `name` (optional) says whose token it is: the audit trail records it with each change.
  * Roles: `admin` (everything, including cluster operations), `client` (jobs and executions),
  * `worker` (the worker protocol, and reading executions).
  */
 import fs from "node:fs";
 import { CronwheelError } from "../core/errors.js";
+import type { Actor } from "../core/records.js";
 
 export type Role = "admin" | "client" | "worker";
 
 export interface Principal {
   tenant: string;
   role: Role;
+  /** The token's name from the token file, if it has one. */
+  name?: string;
 }
 
 const ROLES: readonly Role[] = ["admin", "client", "worker"];
@@ -31,11 +35,12 @@ export class Auth {
     if (!Array.isArray(parsed.tokens)) throw new Error(`${file}: expected { "tokens": [ … ] }`);
     const tokens = new Map<string, Principal>();
     for (const [i, t] of (parsed.tokens as Array<Record<string, unknown>>).entries()) {
-      const { token, tenant, role } = t;
+      const { token, tenant, role, name } = t;
       if (typeof token !== "string" || token.length < 8) throw new Error(`${file}: tokens[${i}].token must be a string of 8+ characters`);
       if (typeof tenant !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(tenant)) throw new Error(`${file}: tokens[${i}].tenant is not a valid tenant name`);
       if (!ROLES.includes(role as Role)) throw new Error(`${file}: tokens[${i}].role must be one of ${ROLES.join(", ")}`);
-      tokens.set(token, { tenant, role: role as Role });
+      if (name !== undefined && (typeof name !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(name))) throw new Error(`${file}: tokens[${i}].name must be 1-64 of A-Z a-z 0-9 . _ @ -`);
+      tokens.set(token, { tenant, role: role as Role, ...(name !== undefined && { name }) });
     }
     return new Auth(tokens);
   }
@@ -69,6 +74,11 @@ export class Auth {
     if (!principal) throw new CronwheelError("unauthenticated", "unknown token");
     return principal;
   }
+}
+
+/** The audit trail's principal for a request (the tenant goes with the record itself). */
+export function actorOf(p: Principal): Actor {
+  return p.name === undefined ? { role: p.role } : { role: p.role, name: p.name };
 }
 
 /** Throws 403 unless the principal's role is one of `roles`. */

@@ -8,7 +8,7 @@ import { enqueueSlot } from "../node/node.js";
 import type { Step } from "../../cluster/rebalancer.js";
 import type { ExecutionResult, JobPutResult } from "../core/shard-state.js";
 import type { CronwheelNode, ExecutionAnswer } from "../node/node.js";
-import { requireRole, type Principal } from "./auth.js";
+import { actorOf, requireRole, type Principal } from "./auth.js";
 import {
   parseBackfillBody,
   parseEnqueueBatchBody,
@@ -18,12 +18,15 @@ import {
   parseLabelFilter,
   parseListQuery,
   parseQueryTime,
+  parseStatsQuery,
   parseTriggerBody,
   validateJobId,
   type Limits,
 } from "./validation.js";
 import { errorBody, STATUS_OF } from "./http-errors.js";
-import { executionView, jobView, previewView } from "./views.js";
+import { auditView, executionView, jobRunsView, jobView, previewView } from "./views.js";
+import { auditPosition, type AuditAction } from "../core/audit.js";
+import { mergeBacklogs, renderStats, StatsTallies } from "../history/stats.js";
 import { forwardedJson, forwardRequest } from "./forwarding.js";
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
 import { slotOf, slotOfExecution } from "../core/routing.js";
@@ -222,11 +225,16 @@ route("PUT", "/v1/jobs/:id", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const jobId = validateJobId(id!);
   const spec = parseJobBody(body(req), ctx.limits);
-  const r: JobPutResult = await ctx.node.putJob(req.principal.tenant, jobId, spec, ifMatch(req));
+  const r: JobPutResult = await ctx.node.putJob(req.principal.tenant, jobId, spec, ifMatch(req), actorOf(req.principal));
   return { status: r.created ? 201 : 200, body: jobView(r.job) };
 }, jobSlot);
 
-route("GET", "/v1/jobs/:id", (req, [id], ctx) => ok(jobView(ctx.node.getJob(req.principal.tenant, validateJobId(id!)))), jobSlot);
+route("GET", "/v1/jobs/:id", async (req, [id], ctx) => {
+  const jobId = validateJobId(id!);
+  const job = ctx.node.getJob(req.principal.tenant, jobId);
+  const runs = await ctx.node.jobRuns(req.principal.tenant, jobId);
+  return ok({ ...jobView(job), ...(runs && jobRunsView(runs)) });
+}, jobSlot);
 
 route("GET", "/v1/jobs", async (req, _p, ctx) => {
   const q = parseListQuery(req.query, ["queue", "label", "cursor", "limit"]);
@@ -251,7 +259,7 @@ route("GET", "/v1/jobs", async (req, _p, ctx) => {
 route("DELETE", "/v1/jobs/:id", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const q = parseListQuery(req.query, ["cancelRunning"]);
-  const r: JobPutResult = await ctx.node.deleteJob(req.principal.tenant, validateJobId(id!), q.cancelRunning === "true");
+  const r: JobPutResult = await ctx.node.deleteJob(req.principal.tenant, validateJobId(id!), q.cancelRunning === "true", actorOf(req.principal));
   return ok({ ...jobView(r.job), deleted: true });
 }, jobSlot);
 
@@ -259,7 +267,7 @@ for (const action of ["pause", "resume"] as const) {
   route("POST", `/v1/jobs/:id/${action}`, async (req, [id], ctx) => {
     requireRole(req.principal, ...clientRoles);
     noBody(req);
-    const r: JobPutResult = await ctx.node.setJobPaused(req.principal.tenant, validateJobId(id!), action === "pause");
+    const r: JobPutResult = await ctx.node.setJobPaused(req.principal.tenant, validateJobId(id!), action === "pause", actorOf(req.principal));
     return ok(jobView(r.job));
   }, jobSlot);
 }
@@ -268,7 +276,7 @@ route("POST", "/v1/jobs/:id/trigger", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const jobId = validateJobId(id!);
   const t = parseTriggerBody(body(req, true), ctx.limits);
-  const r: ExecutionAnswer = await ctx.node.triggerJob(req.principal.tenant, jobId, t.payload, t.idempotencyKey);
+  const r: ExecutionAnswer = await ctx.node.triggerJob(req.principal.tenant, jobId, t.payload, t.idempotencyKey, actorOf(req.principal));
   return { status: r.created ? 201 : 200, body: executionView(r.execution) };
 }, jobSlot);
 
@@ -281,7 +289,7 @@ route("POST", "/v1/jobs/:id/backfill", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   const jobId = validateJobId(id!);
   const { fromMs, toMs } = parseBackfillBody(body(req), ctx.now());
-  return ok(await ctx.node.backfillJob(req.principal.tenant, jobId, fromMs, toMs));
+  return ok(await ctx.node.backfillJob(req.principal.tenant, jobId, fromMs, toMs, actorOf(req.principal)));
 }, jobSlot);
 
 // ---------------------------------------------------------------------------------------------
@@ -351,14 +359,14 @@ route("GET", "/v1/executions/:id", async (req, [id], ctx) => ok(executionView(aw
 route("POST", "/v1/executions/:id/cancel", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   noBody(req);
-  const r: ExecutionResult = await ctx.node.cancelExecution(req.principal.tenant, id!);
+  const r: ExecutionResult = await ctx.node.cancelExecution(req.principal.tenant, id!, actorOf(req.principal));
   return ok(executionView(r.execution));
 }, executionSlot);
 
 route("POST", "/v1/executions/:id/replay", async (req, [id], ctx) => {
   requireRole(req.principal, ...clientRoles);
   noBody(req);
-  const r: ExecutionResult = await ctx.node.replayExecution(req.principal.tenant, id!);
+  const r: ExecutionResult = await ctx.node.replayExecution(req.principal.tenant, id!, actorOf(req.principal));
   return { status: 201, body: executionView(r.execution) };
 }, executionSlot);
 
@@ -425,6 +433,53 @@ function positionCursor(p: ListPosition): ExecutionCursor {
 const EXECUTION_FILTERS = ["jobId", "queue", "reason", "workerId", "from", "to", "finishedFrom", "finishedTo", "cursor", "limit"];
 route("GET", "/v1/executions", (req, _p, ctx) => listExecutions(req, ctx, ["state", ...EXECUTION_FILTERS]));
 route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, EXECUTION_FILTERS, "failed"));
+
+// ---------------------------------------------------------------------------------------------
+// stats
+
+route("GET", "/v1/stats", async (req, _p, ctx) => {
+  const nowMs = ctx.now();
+  const p = parseStatsQuery(req.query, nowMs);
+  const mine = await ctx.node.executionStats(req.principal.tenant, p);
+  // A peer asked for this node's part: the mergeable tallies. The node asked answers for all.
+  if (req.scopeLocal) return ok(mine);
+  const tallies = StatsTallies.fromWire(mine.tallies);
+  const backlogs = [mine.backlog];
+  for (const theirs of await otherParts<typeof mine>(req, ctx)) {
+    tallies.merge(StatsTallies.fromWire(theirs.tallies));
+    backlogs.push(theirs.backlog);
+  }
+  return ok(renderStats(tallies, mergeBacklogs(backlogs), { ...p, nowMs, topReasons: 10 }));
+});
+
+// ---------------------------------------------------------------------------------------------
+// audit trail
+
+type AuditListView = { id: string; at: string };
+const auditViewPosition = (v: AuditListView): ListPosition => auditPosition({ at: Date.parse(v.at), id: v.id });
+const isAuditCursor = (v: unknown): v is { a: number; i: string } =>
+  typeof v === "object" && v !== null && Number.isSafeInteger((v as { a: unknown }).a) && typeof (v as { i: unknown }).i === "string" && /^\d{4}-\d{12}$/.test((v as { i: string }).i);
+
+route("GET", "/v1/audit", async (req, _p, ctx) => {
+  requireRole(req.principal, ...clientRoles);
+  const q = parseListQuery(req.query, ["jobId", "action", "from", "to", "cursor", "limit"]);
+  const limit = Number(q.limit);
+  const after = decodeCursor(q.cursor, isAuditCursor);
+  const entries = await ctx.node.listAudit(req.principal.tenant, {
+    jobId: q.jobId,
+    action: q.action as AuditAction | undefined,
+    fromMs: q.from === undefined ? undefined : parseQueryTime(q.from, "from"),
+    toMs: q.to === undefined ? undefined : parseQueryTime(q.to, "to"),
+    before: after && { at: after.a, id: after.i },
+    limit,
+  });
+  // Every node's part is complete up to `limit`: the first `limit` of all of them is the page.
+  const parts: PagePart<AuditListView>[] = [{ items: entries.map((e) => auditView(e) as AuditListView), stoppedAt: null }];
+  for (const theirs of await otherParts<{ entries: AuditListView[] }>(req, ctx)) parts.push({ items: theirs.entries, stoppedAt: null });
+  const page = mergePages(parts, limit, auditViewPosition);
+  const last = page.items[page.items.length - 1];
+  return ok({ entries: page.items, nextCursor: page.items.length === limit && last ? encodeCursor({ a: Date.parse(last.at), i: last.id }) : null });
+});
 
 // ---------------------------------------------------------------------------------------------
 // cluster

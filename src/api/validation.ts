@@ -32,6 +32,9 @@
  */
 
 import { WORKER_ID_PATTERN } from "../client/protocol.js";
+import { AUDIT_ACTIONS } from "../core/audit.js";
+import { MINUTE_ROLLUP_DAYS } from "../history/rollups.js";
+import { STATS_GROUP_BY, type StatsGroupBy } from "../history/stats.js";
 import { CronwheelError, invalidArgument } from "../core/errors.js";
 import { cronError, parseDuration, timeZoneError } from "../core/trigger.js";
 import {
@@ -776,6 +779,9 @@ const QUERY_PARAMS: Record<string, { check: (value: string, field: string) => vo
   reason: { check: (v, f) => void matching(v, f, REASON_PATTERN, "reason") },
   workerId: { check: (v, f) => void matching(v, f, WORKER_ID_PATTERN, "worker id") },
   label: { check: (v, f) => void parseLabelFilter(v, f) },
+  action: { check: (v, f) => void oneOf(v, f, AUDIT_ACTIONS) },
+  by: { check: (v, f) => void oneOf(v, f, STATS_GROUP_BY) },
+  interval: { check: (v, f) => void statsInterval(v, f) },
   cancelRunning: { check: (v, f) => void oneOf(v, f, ["true", "false"]) },
   dryRun: { check: (v, f) => void oneOf(v, f, ["true", "false"]) },
 };
@@ -826,4 +832,56 @@ export function parseListQuery(params: URLSearchParams, allowed: readonly string
     throw invalidArgument("finishedTo must be after finishedFrom", { field: "finishedTo" });
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// stats
+// ---------------------------------------------------------------------------------------------
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+/** Intervals one stats answer may hold. */
+export const STATS_POINTS_MAX = 10_000;
+
+function statsInterval(value: string, field: string): number {
+  const ms = /^\d{1,16}$/.test(value) ? Number(value) : parseDuration(value);
+  if (ms === null || ms < MINUTE || ms % MINUTE !== 0) {
+    throw invalidArgument(`${field}: expected a whole number of minutes ("5m", "1h", "1d" or ms), got '${clip(value)}'`, { field });
+  }
+  return ms;
+}
+
+export interface StatsParams {
+  fromMs: number;
+  toMs: number;
+  intervalMs: number;
+  by: StatsGroupBy | null;
+  queue: string | undefined;
+  jobId: string | undefined;
+}
+
+/**
+ * `GET /v1/stats`'s query: the range defaults to the last 24 h and is widened to whole hours when
+ * the interval is whole hours (it then reads hour rollups), else to whole minutes. A range that
+ * starts more than MINUTE_ROLLUP_DAYS ago, where only hour rollups are kept, needs an interval of
+ * whole hours. The interval defaults to 1 h and may cut the range into at most STATS_POINTS_MAX points.
+ */
+export function parseStatsQuery(params: URLSearchParams, nowMs: number): StatsParams {
+  const q = parseListQuery(params, ["from", "to", "interval", "by", "queue", "jobId"]);
+  let toMs = q.to === undefined ? nowMs : parseQueryTime(q.to, "to");
+  let fromMs = q.from === undefined ? toMs - 24 * HOUR : parseQueryTime(q.from, "from");
+  if (fromMs >= toMs) throw invalidArgument("to must be after from", { field: "to" });
+  const intervalMs = q.interval === undefined ? HOUR : statsInterval(q.interval, "interval");
+  const old = fromMs < nowMs - MINUTE_ROLLUP_DAYS * 24 * HOUR;
+  const step = old || intervalMs % HOUR === 0 ? HOUR : MINUTE;
+  if (old && intervalMs % HOUR !== 0) {
+    throw invalidArgument(`interval: ranges starting over ${MINUTE_ROLLUP_DAYS} days ago are kept by the hour; use whole hours`, { field: "interval" });
+  }
+  fromMs -= ((fromMs % step) + step) % step;
+  toMs += (step - (((toMs % step) + step) % step)) % step;
+  const points = Math.ceil((toMs - fromMs) / intervalMs);
+  if (points > STATS_POINTS_MAX) {
+    throw invalidArgument(`interval: ${points} intervals in the range, more than ${STATS_POINTS_MAX}; use a longer interval`, { field: "interval", points, limit: STATS_POINTS_MAX });
+  }
+  return { fromMs, toMs, intervalMs, by: (q.by as StatsGroupBy | undefined) ?? null, queue: q.queue, jobId: q.jobId };
 }

@@ -2,8 +2,10 @@
  * How jobs and executions look on the wire (the contract's JSON): times as RFC 3339 UTC strings,
  * triggers back in the shape the user wrote them.
  */
+import type { AuditRecord } from "../core/audit.js";
 import type { ExecutionFacts } from "../core/execution.js";
 import type { Job } from "../core/job.js";
+import type { JobRuns } from "../history/job-runs.js";
 import type { PreviewItem } from "../core/trigger.js";
 
 /** Years 1970–9999: the range where the cached minute below is plain `YYYY-MM-DDTHH:MM:`. */
@@ -99,3 +101,25 @@ export function previewView(items: PreviewItem[]): Record<string, unknown> {
   };
 }
 
+/** An audit entry as the API shows it (docs/api.md, "Audit trail"). */
+export function auditView(a: AuditRecord): Record<string, unknown> {
+  return {
+    id: a.id,
+    at: iso(a.at),
+    action: a.action,
+    jobId: a.jobId,
+    executionId: a.executionId,
+    principal: a.by === null ? null : { tenant: a.tenant, ...a.by },
+    outcome: a.outcome,
+    details: a.details,
+  };
+}
+
+/** `counts` and `lastRun` of `GET /v1/jobs/{id}` (docs/api.md, "A job as the server answers it"). */
+export function jobRunsView(r: JobRuns): Record<string, unknown> {
+  const last = r.lastRun;
+  return {
+    counts: r.counts,
+    lastRun: last && { executionId: last.executionId, state: last.state, reason: last.reason, scheduledAt: iso(last.scheduledAt), finishedAt: iso(last.finishedAt), durationMs: last.durationMs },
+  };
+}

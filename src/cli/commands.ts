@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import { parseArgs } from "node:util";
 import { Client, type ClientOptions } from "../client/client.js";
-import type { DeadLetterFilter, Execution, ExecutionState, Job, JobInput } from "../client/types.js";
+import { READ_ONLY_JOB_FIELDS, type DeadLetterFilter, type Execution, type ExecutionState, type Job, type JobInput } from "../client/types.js";
 import { UsageError } from "./server.js";
 import { formatRecord, formatTable } from "./table.js";
 
@@ -127,6 +127,15 @@ export async function runGroup(argv: string[], group: string, usage: string, bod
   }
 }
 
+/** A command without subcommands (`cronwheel audit …`): `body(args)`, where `--help` (HelpShown) is a success. */
+export async function runSingle(argv: string[], body: (argv: string[]) => Promise<void>): Promise<void> {
+  try {
+    await body(argv);
+  } catch (error) {
+    if (!(error instanceof HelpShown)) throw error;
+  }
+}
+
 export function str(p: Parsed, name: string): string | undefined {
   const v = p.values[name];
   return typeof v === "string" ? v : undefined;
@@ -178,7 +187,7 @@ export function noPositionals(p: Parsed, what: string, usage: string): void {
   if (p.positionals.length > 0) throw new UsageError(`${what}: unexpected argument '${p.positionals[0]}'\n${hintFor(usage)}`);
 }
 
-function positiveInt(value: string | undefined, name: string): number | undefined {
+export function positiveInt(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new UsageError(`${name}: expected a positive integer, got '${value}'`);
   return Number(value);
@@ -193,7 +202,7 @@ function jsonFlag(value: string, name: string): unknown {
 }
 
 /** A duration or time flag: digits are milliseconds, anything else goes to the server as written. */
-function msOrString(value: string): number | string {
+export function msOrString(value: string): number | string {
   return /^\d{1,16}$/.test(value) ? Number(value) : value;
 }
 
@@ -211,7 +220,7 @@ export function printJson(value: unknown): void {
   write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function moreHint(nextCursor: string | null, count: number): void {
+export function moreHint(nextCursor: string | null, count: number): void {
   if (nextCursor) process.stderr.write(`(${count} shown; more with --cursor ${nextCursor})\n`);
 }
 
@@ -259,6 +268,8 @@ function jobRecord(job: Job): string {
     ["version", String(job.version)],
     ["next fire", job.nextFireAt ?? "-"],
     ["runs", job.maxRuns === null ? String(job.runs) : `${job.runs} of ${job.maxRuns}`],
+    ["ended", job.counts && `${job.counts.succeeded} succeeded, ${job.counts.failed} failed, ${job.counts.canceled} canceled, ${job.counts.skipped} skipped`],
+    ["last run", job.lastRun === undefined ? undefined : job.lastRun === null ? "-" : `${job.lastRun.state}${job.lastRun.reason ? ` (${job.lastRun.reason})` : ""}, scheduled ${job.lastRun.scheduledAt}, finished ${job.lastRun.finishedAt}${job.lastRun.durationMs === null ? "" : `, ran ${formatDuration(job.lastRun.durationMs)}`}`],
     ["priority", String(job.priority)],
     ["concurrency", job.concurrency ? `${job.concurrency.limit ?? "no limit"}, ${job.concurrency.overlap}` : undefined],
     ["retry", job.retry ? `${job.retry.maxAttempts} attempts, ${job.retry.backoff.type} backoff` : undefined],
@@ -316,7 +327,6 @@ function executionsTable(executions: Execution[]): string {
 // ---------------------------------------------------------------------------------------------
 // jobs
 
-const JOB_READ_ONLY = ["id", "version", "state", "nextFireAt", "runs", "createdAt", "updatedAt", "deleted"];
 
 function readDefinition(file: string): Record<string, unknown> {
   let text: string;
@@ -328,7 +338,7 @@ function readDefinition(file: string): Record<string, unknown> {
   const value = jsonFlag(text, `--file ${file}`);
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`--file ${file}: expected a JSON object`);
   const def = { ...(value as Record<string, unknown>) };
-  for (const key of JOB_READ_ONLY) delete def[key];
+  for (const key of READ_ONLY_JOB_FIELDS) delete def[key];
   return def;
 }
 
@@ -508,11 +518,14 @@ const LIST_FILTER_OPTIONS: Record<string, OptionSpec> = {
   cursor: { type: "string" },
 };
 
+/** A time flag's value: ms when it is all digits, else the string (RFC 3339) for the server to read. */
+export function timeFlag(p: Parsed, name: string): number | string | undefined {
+  const v = str(p, name);
+  return v === undefined ? undefined : msOrString(v);
+}
+
 function listFilter(p: Parsed): DeadLetterFilter {
-  const time = (name: string) => {
-    const v = str(p, name);
-    return v === undefined ? undefined : msOrString(v);
-  };
+  const time = (name: string) => timeFlag(p, name);
   return {
     jobId: str(p, "job"),
     queue: str(p, "queue"),

@@ -1,7 +1,8 @@
-/** The `cronwheel` binary: `server`, and the client commands `jobs`, `executions`, `dead-letters`, `admin`. */
+/** The `cronwheel` binary: `server`, and the client commands `jobs`, `executions`, `dead-letters`, `audit`, `stats`, `admin`. */
 import { CronwheelApiError } from "../client/errors.js";
 import { runAdminCommand } from "./admin.js";
 import { runDeadLettersCommand, runExecutionsCommand, runJobsCommand } from "./commands.js";
+import { runAuditCommand, runStatsCommand } from "./history-commands.js";
 import { runServer, SERVER_USAGE, UsageError } from "./server.js";
 
 const USAGE = `usage: cronwheel <command> [options]
@@ -11,6 +12,8 @@ commands:
   jobs           put | get | ls | rm | pause | resume | trigger | preview jobs (cronwheel jobs --help)
   executions     get | ls | cancel | replay executions (cronwheel executions --help)
   dead-letters   ls failed executions (cronwheel dead-letters --help)
+  audit          who changed which job or execution, and when (cronwheel audit --help)
+  stats          counts, throughput, lateness, failure reasons and backlog (cronwheel stats --help)
   admin          status | move-shard | rebalance | drain: operate a cluster (cronwheel admin --help)
 
 The client commands talk to --url (default $CRONWHEEL_URL, else http://127.0.0.1:7070) with
@@ -35,6 +38,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "admin":
       await runAdminCommand(rest);
+      return;
+    case "audit":
+      await runAuditCommand(rest);
+      return;
+    case "stats":
+      await runStatsCommand(rest);
       return;
     case undefined:
     case "help":

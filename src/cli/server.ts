@@ -44,6 +44,9 @@ export const SERVER_USAGE = `usage: cronwheel server [--standalone] [options]
   --history on|off        keep every finished execution on disk, queryable (default on; docs/history.md)
   --history-dir DIR       where the history files live (default DATA-DIR/history)
   --history-retention D   how long history is kept, e.g. 400d, 90d, 12h (default 400d); whole days are dropped
+  --history-export-dir DIR
+                          also write each closed day of history as Parquet here, per shard and day
+                          (default: off; needs --history on)
   --finished-in-memory N  finished executions a shard also keeps in memory, newest first (default ${DEFAULT_SHARD_LIMITS.finishedPerShardMax})
   --idempotency-window D  how long an idempotency key answers for its first request (default 24h)
   --repair                standalone: cut a log at a corrupt record instead of refusing to start
@@ -75,6 +78,7 @@ export async function runServer(argv: string[]): Promise<void> {
       history: { type: "string", default: "on" },
       "history-dir": { type: "string" },
       "history-retention": { type: "string", default: "400d" },
+      "history-export-dir": { type: "string" },
       "finished-in-memory": { type: "string", default: String(DEFAULT_SHARD_LIMITS.finishedPerShardMax) },
       "idempotency-window": { type: "string", default: "24h" },
       "log-level": { type: "string", default: process.env.CRONWHEEL_LOG_LEVEL ?? "info" },
@@ -97,7 +101,7 @@ export async function runServer(argv: string[]): Promise<void> {
   const auth = values.tokens ? Auth.fromFile(values.tokens) : Auth.open();
   const etcd = values.etcd && !values.standalone ? values.etcd.split(",").map((u) => u.trim()).filter((u) => u !== "") : null;
   if (etcd && port === 0 && !values.advertise) throw new UsageError("--etcd needs a fixed --listen port (or --advertise): peers must know where to reach this node");
-  const history = parseHistoryFlags(values.history!, values["history-dir"], values["history-retention"]!, dataDir);
+  const history = parseHistoryFlags(values.history!, values["history-dir"], values["history-retention"]!, values["history-export-dir"], dataDir);
   const advertise = values.advertise ?? `${host}:${port}`;
   parseHostPort(advertise, "--advertise");
 
@@ -203,10 +207,14 @@ export function parseHostPort(value: string, flag: string): [string, number] {
   return [host, port];
 }
 
-function parseHistoryFlags(onOff: string, dir: string | undefined, retention: string, dataDir: string): HistoryOptions | null {
+function parseHistoryFlags(onOff: string, dir: string | undefined, retention: string, exportDir: string | undefined, dataDir: string): HistoryOptions | null {
   if (onOff !== "on" && onOff !== "off") throw new UsageError(`--history must be on or off, got '${onOff}'`);
   const retentionMs = duration(retention, "--history-retention", DAY_MS);
-  return onOff === "on" ? { dir: path.resolve(dir ?? path.join(dataDir, "history")), retentionMs } : null;
+  if (onOff === "off") {
+    if (exportDir !== undefined) throw new UsageError("--history-export-dir needs --history on: the export reads the history files");
+    return null;
+  }
+  return { dir: path.resolve(dir ?? path.join(dataDir, "history")), retentionMs, exportDir: exportDir === undefined ? null : path.resolve(exportDir) };
 }
 
 /** A duration flag (`400d`, `36h`, `90s`, …) of at least `minMs`. */

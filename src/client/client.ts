@@ -56,6 +56,11 @@
 import { HttpTransport, NotSentError } from "./http-transport.js";
 import { CronwheelApiError, errorFromResponse } from "./errors.js";
 import type {
+  AuditEntry,
+  AuditFilter,
+  AuditPage,
+  Stats,
+  StatsFilter,
   BackfillInput,
   BackfillResult,
   ClusterView,
@@ -302,14 +307,11 @@ export class Client {
   }
 
   /** Every execution matching the filter, in list order, page after page. */
-  async *iterateExecutions(filter: ExecutionFilter = {}): AsyncGenerator<Execution, void, undefined> {
-    let cursor = filter.cursor;
-    for (;;) {
+  iterateExecutions(filter: ExecutionFilter = {}): AsyncGenerator<Execution, void, undefined> {
+    return everyPage(filter.cursor, async (cursor) => {
       const page = await this.listExecutions({ ...filter, cursor });
-      yield* page.executions;
-      if (page.nextCursor === null || page.nextCursor === undefined) return;
-      cursor = nextCursor(cursor, page.nextCursor);
-    }
+      return [page.executions, page.nextCursor];
+    });
   }
 
   /** `POST /v1/executions/{id}/cancel` (`conflict` when it already ended). Sent once. */
@@ -328,14 +330,33 @@ export class Client {
   }
 
   /** Every dead letter matching the filter, page after page. */
-  async *iterateDeadLetters(filter: DeadLetterFilter = {}): AsyncGenerator<Execution, void, undefined> {
-    let cursor = filter.cursor;
-    for (;;) {
+  iterateDeadLetters(filter: DeadLetterFilter = {}): AsyncGenerator<Execution, void, undefined> {
+    return everyPage(filter.cursor, async (cursor) => {
       const page = await this.listDeadLetters({ ...filter, cursor });
-      yield* page.executions;
-      if (page.nextCursor === null || page.nextCursor === undefined) return;
-      cursor = nextCursor(cursor, page.nextCursor);
-    }
+      return [page.executions, page.nextCursor];
+    });
+  }
+
+  /** `GET /v1/audit`: one page of the audit trail, newest change first. */
+  async listAudit(filter: AuditFilter = {}): Promise<AuditPage> {
+    const time = (value: TimeInput | undefined, field: string) => (value === undefined ? undefined : wireTime(value, field));
+    const query = { jobId: filter.jobId, action: filter.action, from: time(filter.from, "from"), to: time(filter.to, "to"), cursor: filter.cursor, limit: filter.limit };
+    return (await this.request<AuditPage>({ method: "GET", path: "/v1/audit", query, idempotent: true })).body;
+  }
+
+  /** `GET /v1/stats`: counts, throughput, lateness and run-time percentiles, reasons and backlog over a range. */
+  async stats(filter: StatsFilter = {}): Promise<Stats> {
+    const time = (value: TimeInput | undefined, field: string) => (value === undefined ? undefined : wireTime(value, field));
+    const query = { from: time(filter.from, "from"), to: time(filter.to, "to"), interval: filter.interval, by: filter.by, queue: filter.queue, jobId: filter.jobId };
+    return (await this.request<Stats>({ method: "GET", path: "/v1/stats", query, idempotent: true })).body;
+  }
+
+  /** Every audit entry matching the filter, newest first, page after page. */
+  iterateAudit(filter: AuditFilter = {}): AsyncGenerator<AuditEntry, void, undefined> {
+    return everyPage(filter.cursor, async (cursor) => {
+      const page = await this.listAudit({ ...filter, cursor });
+      return [page.entries, page.nextCursor];
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -606,6 +627,16 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new TypeError(`Client: ${name} must be a number ≥ 0`);
   return value;
+}
+
+/** Every item of a listing, from `cursor` on: `fetch` answers one page and the cursor after it. */
+async function* everyPage<T>(cursor: string | undefined, fetch: (cursor: string | undefined) => Promise<[T[], string | null | undefined]>): AsyncGenerator<T, void, undefined> {
+  for (;;) {
+    const [items, next] = await fetch(cursor);
+    yield* items;
+    if (next === null || next === undefined) return;
+    cursor = nextCursor(cursor, next);
+  }
 }
 
 /** The query string of an execution or dead-letter listing. */

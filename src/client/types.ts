@@ -143,6 +143,10 @@ export interface Job {
   runs: number;
   createdAt: Timestamp;
   updatedAt: Timestamp;
+  /** `GET /v1/jobs/{id}` with history on: how its executions ended, since its history began (docs/api.md). */
+  counts?: { succeeded: number; failed: number; canceled: number; skipped: number };
+  /** `GET /v1/jobs/{id}` with history on: the execution that ended last (skipped fires too), or null. */
+  lastRun?: { executionId: string; state: ExecutionState; reason: string | null; scheduledAt: Timestamp; finishedAt: Timestamp; durationMs: number | null } | null;
 }
 
 /** `DELETE /v1/jobs/{jobId}` answers the job as it was, marked deleted. */
@@ -313,6 +317,93 @@ export interface ExecutionPage {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Audit trail
+// ---------------------------------------------------------------------------------------------
+
+/** The changes `GET /v1/audit` records (docs/api.md, "Audit trail"). */
+export type AuditAction = "job.put" | "job.delete" | "job.pause" | "job.resume" | "job.trigger" | "job.backfill" | "exec.cancel" | "exec.replay";
+
+/** One change to a job or an execution: who asked, when, and what came of it. */
+export interface AuditEntry {
+  /** Unique in the cluster; entries list newest first, then by id. */
+  id: string;
+  at: string;
+  action: AuditAction;
+  jobId: string | null;
+  /** The execution a trigger made (or matched), or that a cancel or replay named. */
+  executionId: string | null;
+  /** Who asked: the token's tenant and role, and its name when the token file gives one. Null for changes older than the trail. */
+  principal: { tenant: string; role: string; name?: string } | null;
+  /** "ok", or the error code the change was refused with. */
+  outcome: string;
+  /** Per action: a put's version, created and spec; a backfill's range and counts; a replay's new execution id; … */
+  details: Record<string, unknown>;
+}
+
+/** Filters of `GET /v1/audit`; `from`/`to` are on the change's time. */
+export interface AuditFilter {
+  jobId?: string;
+  action?: AuditAction;
+  from?: TimeInput;
+  to?: TimeInput;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  nextCursor: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats
+// ---------------------------------------------------------------------------------------------
+
+/** `GET /v1/stats` query (docs/api.md, "Stats"). */
+export interface StatsFilter {
+  /** Default: 24 h before `to`. */
+  from?: TimeInput;
+  /** Default: now. */
+  to?: TimeInput;
+  /** "1m", "15m", "1h", "1d" or ms, whole minutes; default 1 h. */
+  interval?: string | number;
+  by?: "queue" | "job" | "state" | "reason" | "tenant";
+  queue?: string;
+  jobId?: string;
+}
+
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface StatsSummary {
+  count: number;
+  byState: { succeeded: number; failed: number; canceled: number; skipped: number };
+  /** From the scheduled time to the hand-over to a worker (first attempt). */
+  latenessMs: Percentiles;
+  /** From the last attempt's start to the finish. */
+  runMs: Percentiles;
+}
+
+export interface Stats {
+  from: string;
+  to: string;
+  intervalMs: number;
+  by: StatsFilter["by"] | null;
+  total: StatsSummary;
+  /** One point per interval, oldest first: executions that finished in it. */
+  series: Array<{ at: string; count: number; perSecond: number; byState: StatsSummary["byState"] }>;
+  /** With `by`: one per group, largest first. */
+  groups?: Array<StatsSummary & { key: string }>;
+  /** The most frequent reasons of failed, canceled and skipped executions. */
+  topReasons: Array<{ state: string; reason: string; count: number }>;
+  /** Now, from memory: ready executions per queue and how long the oldest has waited. */
+  backlog: Array<{ queue: string; ready: number; oldestReadyAgeMs: number | null }>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cluster and operations
 // ---------------------------------------------------------------------------------------------
 
@@ -390,7 +481,8 @@ export interface Readiness {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const READ_ONLY_JOB_FIELDS = ["id", "version", "state", "nextFireAt", "runs", "createdAt", "updatedAt", "deleted"] as const;
+/** The fields a job answer has that a PUT body must not (the CLI's `jobs put --file` drops them too). */
+export const READ_ONLY_JOB_FIELDS = ["id", "version", "state", "nextFireAt", "runs", "createdAt", "updatedAt", "deleted", "counts", "lastRun"] as const;
 
 /**
  * A job as read, turned back into a PUT body: drops the read-only fields (`id`, `version`,

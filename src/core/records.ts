@@ -14,7 +14,21 @@ export interface RecordBase {
   at: number;
 }
 
-export interface JobPutRecord extends RecordBase {
+/**
+ * Who asked for a change: the token's role, and its name when the token file gives one (the audit
+ * trail's principal; the tenant is the record's own). Logs written before the trail have none.
+ */
+export interface Actor {
+  role: string;
+  name?: string;
+}
+
+/** A change a user asked for: audited (audit.ts). */
+export interface AuditedBase extends RecordBase {
+  by?: Actor;
+}
+
+export interface JobPutRecord extends AuditedBase {
   type: "job.put";
   tenant: string;
   jobId: string;
@@ -28,20 +42,20 @@ export interface JobPutRecord extends RecordBase {
   ifMatch: number | null;
 }
 
-export interface JobDeleteRecord extends RecordBase {
+export interface JobDeleteRecord extends AuditedBase {
   type: "job.delete";
   tenant: string;
   jobId: string;
   cancelRunning: boolean;
 }
 
-export interface JobPauseRecord extends RecordBase {
+export interface JobPauseRecord extends AuditedBase {
   type: "job.pause" | "job.resume";
   tenant: string;
   jobId: string;
 }
 
-export interface JobTriggerRecord extends RecordBase {
+export interface JobTriggerRecord extends AuditedBase {
   type: "job.trigger";
   tenant: string;
   jobId: string;
@@ -52,7 +66,7 @@ export interface JobTriggerRecord extends RecordBase {
   idempotencyKey: string | null;
 }
 
-export interface JobBackfillRecord extends RecordBase {
+export interface JobBackfillRecord extends AuditedBase {
   type: "job.backfill";
   tenant: string;
   jobId: string;
@@ -78,7 +92,7 @@ export interface EnqueueBatchRecord extends RecordBase {
   items: Array<{ executionId: string; spec: EnqueueSpec }>;
 }
 
-export interface CancelRecord extends RecordBase {
+export interface CancelRecord extends AuditedBase {
   type: "exec.cancel";
   tenant: string;
   executionId: string;
@@ -120,7 +134,7 @@ export interface ReportRecord extends RecordBase {
 }
 
 /** A dead letter becomes a new execution. */
-export interface ReplayRecord extends RecordBase {
+export interface ReplayRecord extends AuditedBase {
   type: "exec.replay";
   tenant: string;
   executionId: string;

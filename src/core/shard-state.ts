@@ -18,6 +18,7 @@
  * `fireJob` (jobs) and `makeDue` (scheduled executions), at most `tickWorkMax` units per tick so a
  * burst cannot stall the event loop; the rest stays due and the driver proposes another tick.
  */
+import { isAudited, type AuditSink } from "./audit.js";
 import { CronwheelError, conflict, invalidArgument, notFound } from "./errors.js";
 import { backoffDelayMs } from "./backoff.js";
 import { createExecution, isLeased, isTerminal, type AttemptInfo, type Execution, type ExecutionInit } from "./execution.js";
@@ -254,6 +255,7 @@ export class ShardState {
   private finishSeqAt = Number.NEGATIVE_INFINITY;
   private finishSeqNext = 0;
   private finishedSink: FinishedSink | null = null;
+  private auditSink: AuditSink | null = null;
   /** Job instances decided before (closed spans; a job's open span is on the Job). */
   private ledger = new InstanceLedger();
   /** The ledger drops spans past their retention once a day of shard time. */
@@ -278,6 +280,11 @@ export class ShardState {
     this.finishedSink = sink;
   }
 
+  /** Every replica's history store hears each audited change here (audit.ts). */
+  setAuditSink(sink: AuditSink | null): void {
+    this.auditSink = sink;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // apply
 
@@ -290,6 +297,12 @@ export class ShardState {
     }
     const at = Math.max(this.lastAt, record.at);
     this.lastAt = at;
+    const result = this.applyAt(record, at);
+    if (this.auditSink !== null && isAudited(record)) this.auditSink(record, result, at);
+    return result;
+  }
+
+  private applyAt(record: ShardRecord, at: number): ApplyResult {
     switch (record.type) {
       case "leader":
         return undefined;
@@ -1112,6 +1125,22 @@ export class ShardState {
     }
     matches.sort((a, b) => compareListOrder(positionOf(a), positionOf(b)));
     return matches.slice(0, q.limit);
+  }
+
+  /**
+   * A tenant's ready executions per queue and the oldest one's ready time (stats). Walks the
+   * tenant's executions in memory: a request's cost, not the hot path's.
+   */
+  readyBacklog(tenant: string): Array<{ queue: string; ready: number; oldestReadyAt: number | null }> {
+    const byQueue = new Map<string, { queue: string; ready: number; oldestReadyAt: number | null }>();
+    for (const e of this.executions.valuesOf(tenant)) {
+      if (e.state !== "ready") continue;
+      let b = byQueue.get(e.queue);
+      if (!b) byQueue.set(e.queue, (b = { queue: e.queue, ready: 0, oldestReadyAt: null }));
+      b.ready++;
+      if (b.oldestReadyAt === null || e.readyAt < b.oldestReadyAt) b.oldestReadyAt = e.readyAt;
+    }
+    return [...byQueue.values()];
   }
 
   /** Ready depth and oldest ready time per queue, for metrics. */

@@ -33,6 +33,12 @@ import Database from "better-sqlite3";
 import type { AttemptInfo, ExecutionFacts, ExecutionState } from "../core/execution.js";
 import type { ListPosition } from "../core/list-order.js";
 import { DEFAULT_PRIORITY } from "../core/types.js";
+import type { AuditRecord } from "../core/audit.js";
+import { AuditTables, type AuditQuery, type AuditRow, type NameTable } from "./audit-tables.js";
+import { JobRunsTable, type JobRuns } from "./job-runs.js";
+import { StatementCache } from "./statement-cache.js";
+import { HOUR_MS, MINUTE_MS, MINUTE_ROLLUP_DAYS, Rollups } from "./rollups.js";
+import { groupOf, reasonKey, Tally, tallyInputOf, type StatsGroupBy, type StatsTallies } from "./stats.js";
 
 export const DAY_MS = 86_400_000;
 /** A row key's finish-sequence part: 2^20 executions may end in one millisecond of one shard. */
@@ -63,6 +69,17 @@ export interface HistoryListQuery {
   limit: number;
   /** Rows read at most (whole milliseconds are always finished); the page says where it stopped. */
   examineMax: number;
+}
+
+/** A stats question for one shard's file (stats.ts, rollups.ts). */
+export interface StatsQuery {
+  tenant: string;
+  queue?: string | undefined;
+  jobId?: string | undefined;
+  fromMs: number;
+  toMs: number;
+  intervalMs: number;
+  by: StatsGroupBy | null;
 }
 
 /** A place in the finished part of the list's order (finishedAt descending, then id descending). */
@@ -100,15 +117,22 @@ export class HistoryDb {
   /** Days with a table, ascending, and the last key written in each. */
   private days: number[] = [];
   private readonly lastKey = new Map<number, number>();
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements: StatementCache;
   private inTransaction = false;
   private appliedIndex: number;
   private readonly insertName: Database.Statement;
   private readonly setApplied: Database.Statement;
+  /** The audit trail's day tables, in this file (audit-tables.ts). */
+  private readonly audit: AuditTables;
+  /** Minute and hour rollups of the rows, in this file (rollups.ts). */
+  private readonly rollups: Rollups;
+  /** Each job's counts and last run, in this file (job-runs.ts). */
+  private readonly jobRunsTable: JobRunsTable;
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
+    this.statements = new StatementCache(this.db);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("cache_size = -65536");
@@ -118,6 +142,7 @@ export class HistoryDb {
     this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS names (n INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE);
       CREATE TABLE IF NOT EXISTS gaps (from_index INTEGER, to_index INTEGER, at INTEGER);
+      CREATE TABLE IF NOT EXISTS exports (day INTEGER PRIMARY KEY, at INTEGER NOT NULL, rows INTEGER NOT NULL);
       INSERT OR IGNORE INTO meta VALUES ('applied', 0);
       INSERT OR IGNORE INTO meta VALUES ('schema', ${SCHEMA_VERSION});`);
     const schema = (this.db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: number }).value;
@@ -136,6 +161,10 @@ export class HistoryDb {
     this.days.sort((a, b) => a - b);
     this.insertName = this.db.prepare("INSERT INTO names (n, s) VALUES (?, ?)");
     this.setApplied = this.db.prepare("UPDATE meta SET value = ? WHERE key = 'applied'");
+    const names: NameTable = { idOf: (s) => this.nameId(s), find: (s) => this.nameIds.get(s), nameOf: (n) => this.names[n]! };
+    this.audit = new AuditTables(this.db, names);
+    this.rollups = new Rollups(this.db, names);
+    this.jobRunsTable = new JobRunsTable(this.db, names);
   }
 
   /** The last log index whose finished executions are stored (committed or in the open transaction). */
@@ -148,14 +177,19 @@ export class HistoryDb {
   }
 
   /**
-   * Store executions that ended in log entries after the watermark, up to and including `through`.
-   * Rows come in apply order; a row whose key is not after the last one written is a broken
-   * invariant (a replay that was not skipped, or records applied out of order) and throws.
+   * Store executions that ended, and the audited changes made, in log entries after the watermark,
+   * up to and including `through`. Rows come in apply order; a row whose key is not after the last
+   * one written is a broken invariant (a replay that was not skipped, or records applied out of
+   * order) and throws.
    */
-  append(rows: ExecutionFacts[], through: number): void {
+  append(rows: ExecutionFacts[], through: number, audit: AuditRow[] = []): void {
     if (through < this.appliedIndex) throw new Error(`history: rows through ${through} arrived after ${this.appliedIndex}`);
     this.begin();
     for (const f of rows) this.insert(f);
+    for (const a of audit) {
+      if (a.index <= this.appliedIndex || a.index > through) throw new Error(`history: audit entry at ${a.index} outside (${this.appliedIndex}, ${through}]`);
+      this.audit.insert(a);
+    }
     this.appliedIndex = through;
     this.setApplied.run(through);
   }
@@ -180,6 +214,7 @@ export class HistoryDb {
    */
   commit(durable = false): void {
     if (this.inTransaction) {
+      this.flushAggregates();
       this.db.exec("COMMIT");
       this.inTransaction = false;
     }
@@ -190,20 +225,26 @@ export class HistoryDb {
     return this.inTransaction;
   }
 
-  /** Drop every day table wholly before `cutoffMs` (retention); returns the days dropped. */
+  /** Drop every day table (executions and audit) wholly before `cutoffMs` (retention); returns the days dropped. */
   dropBefore(cutoffMs: number): number[] {
     const cutoffDay = Math.floor(cutoffMs / DAY_MS);
-    const dropped = this.days.filter((d) => d < cutoffDay);
-    if (dropped.length === 0) return dropped;
+    const expired = this.days.filter((d) => d < cutoffDay);
+    const newestDay = this.days[this.days.length - 1] ?? cutoffDay;
+    const minuteCutoffDay = newestDay - MINUTE_ROLLUP_DAYS;
+    const rollupsExpire = (this.rollups.oldestMinuteDay ?? Infinity) < Math.max(cutoffDay, minuteCutoffDay);
+    if (expired.length === 0 && !rollupsExpire && !this.audit.dayTables.some((d) => d < cutoffDay)) return [];
     this.begin();
-    for (const day of dropped) {
+    this.flushAggregates();
+    for (const day of expired) {
       this.db.exec(`DROP TABLE d${day}`);
       this.lastKey.delete(day);
-      for (const key of [...this.statements.keys()]) if (key.includes(`d${day} `)) this.statements.delete(key);
+      this.statements.forgetTable(`d${day}`);
     }
     this.days = this.days.filter((d) => d >= cutoffDay);
-    return dropped;
+    const dropped = new Set([...expired, ...this.audit.dropBefore(cutoffDay), ...this.rollups.dropBefore(cutoffDay, minuteCutoffDay)]);
+    return [...dropped].sort((a, b) => a - b);
   }
+
 
   close(): void {
     this.commit();
@@ -229,8 +270,8 @@ export class HistoryDb {
       const day = this.days[i]!;
       const row =
         scheduled !== null
-          ? (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE job = ? AND xid IS NULL AND (k >> 20) - sched = ?`).get(jobN, scheduled - day * DAY_MS) as RawRow | undefined)
-          : (this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE xh = ? AND xid = ?`).get(idKey(id, colon), id) as RawRow | undefined);
+          ? (this.statements.get(`SELECT ${COLUMNS} FROM d${day} WHERE job = ? AND xid IS NULL AND (k >> 20) - sched = ?`).get(jobN, scheduled - day * DAY_MS) as RawRow | undefined)
+          : (this.statements.get(`SELECT ${COLUMNS} FROM d${day} WHERE xh = ? AND xid = ?`).get(idKey(id, colon), id) as RawRow | undefined);
       if (row && row[1] === tenantN) return this.decode(day, row);
     }
     return null;
@@ -279,7 +320,7 @@ export class HistoryDb {
         where.push(stateN === 0 ? "state = 0" : "state = ? AND state <> 0");
         if (stateN !== 0) params.push(stateN);
       }
-      const rows = this.statement(day, `SELECT ${COLUMNS} FROM d${day} WHERE ${where.join(" AND ")} ORDER BY k DESC`).iterate(...params) as IterableIterator<RawRow>;
+      const rows = this.statements.get(`SELECT ${COLUMNS} FROM d${day} WHERE ${where.join(" AND ")} ORDER BY k DESC`).iterate(...params) as IterableIterator<RawRow>;
       for (const row of rows) {
         const ms = start + Math.floor(row[0] / SEQ_SPAN);
         if (ms !== groupMs) {
@@ -302,6 +343,109 @@ export class HistoryDb {
     }
     flush();
     return { items: items.slice(0, q.limit), stoppedAt: null };
+  }
+
+  /**
+   * Add the stats of [fromMs, toMs) to `into`: from the rollups, or — for one job, or grouped by
+   * job, which rollups do not keep — from the rows themselves (rowsToScan says how many first).
+   */
+  stats(q: StatsQuery, into: StatsTallies): void {
+    this.flushAggregates();
+    if (q.jobId === undefined && q.by !== "job") {
+      const spanMs = q.fromMs % HOUR_MS === 0 && q.toMs % HOUR_MS === 0 && q.intervalMs % HOUR_MS === 0 ? HOUR_MS : MINUTE_MS;
+      return this.rollups.query({ ...q, by: q.by as Exclude<StatsGroupBy, "job"> | null, spanMs }, into);
+    }
+    const tenantN = this.nameIds.get(q.tenant);
+    const jobN = q.jobId === undefined ? null : this.nameIds.get(q.jobId);
+    const queueN = q.queue === undefined ? null : this.nameIds.get(q.queue);
+    if (tenantN === undefined || jobN === undefined || queueN === undefined) return;
+    for (const day of this.days) {
+      const start = day * DAY_MS;
+      if (start + DAY_MS <= q.fromMs || start >= q.toMs) continue;
+      const kLow = Math.max(0, q.fromMs - start) * SEQ_SPAN;
+      const kHigh = Math.min(DAY_MS, q.toMs - start) * SEQ_SPAN;
+      const byJob = jobN === null ? "" : " AND job = ?";
+      const rows = this.statements.get(`SELECT ${COLUMNS} FROM d${day} WHERE k >= ? AND k < ?${byJob}`).iterate(...(jobN === null ? [kLow, kHigh] : [kLow, kHigh, jobN])) as IterableIterator<RawRow>;
+      for (const row of rows) {
+        if (row[1] !== tenantN || (queueN !== null && row[3] !== queueN)) continue;
+        const f = this.decode(day, row);
+        const x = tallyInputOf(f);
+        const one = new Tally();
+        one.add(x);
+        const bucket = q.fromMs + Math.floor((f.finishedAt! - q.fromMs) / q.intervalMs) * q.intervalMs;
+        into.add(bucket, groupOf(q.by, { ...f, state: x.state }), f.reason === null ? null : reasonKey(x.state, f.reason), one);
+      }
+    }
+  }
+
+  /** The rows `stats` would read for this query (a bound from the hour rollups unless it names a job). */
+  rowsToScan(q: StatsQuery): number {
+    this.flushAggregates();
+    const jobN = q.jobId === undefined ? null : this.nameIds.get(q.jobId);
+    if (jobN === undefined) return 0;
+    if (jobN === null) return this.rollups.count(q.tenant, q.fromMs, q.toMs);
+    let n = 0;
+    for (const day of this.days) {
+      const start = day * DAY_MS;
+      if (start + DAY_MS <= q.fromMs || start >= q.toMs) continue;
+      const kLow = Math.max(0, q.fromMs - start) * SEQ_SPAN;
+      const kHigh = Math.min(DAY_MS, q.toMs - start) * SEQ_SPAN;
+      n += (this.statements.get(`SELECT count(*) FROM d${day} WHERE job = ? AND k >= ? AND k < ?`).get(jobN, kLow, kHigh) as [number])[0];
+    }
+    return n;
+  }
+
+  /** A job's counts and last run (job-runs.ts). */
+  jobRuns(tenant: string, jobId: string): JobRuns {
+    this.flushAggregates();
+    return this.jobRunsTable.get(tenant, jobId);
+  }
+
+  /** Aggregates collected in the open transaction are written (a query sees its own connection's writes). */
+  private flushAggregates(): void {
+    if (!this.inTransaction) return;
+    this.rollups.flush();
+    this.jobRunsTable.flush();
+  }
+
+  /** The audit trail of this shard (its id is part of each entry's id), newest first. */
+  listAudit(shard: number, q: AuditQuery): AuditRecord[] {
+    return this.audit.list(shard, q);
+  }
+
+  /** Audit entries in the file (tests). */
+  auditCount(): number {
+    return this.audit.count();
+  }
+
+  // Parquet export (parquet-export.ts; the history thread picks the days): a day's rows, and
+  // which days went out. `exports` (created with the file) remembers them: each day once.
+
+  /**
+   * One day's executions in key order (finish time, then finish order). Read a page at a time,
+   * each page whole, so no statement stays open between pages: the caller may pause between rows
+   * while the thread writes and reads other rows. Throws if the day is dropped meanwhile.
+   */
+  *dayRows(day: number, pageRows = 4096): Generator<ExecutionFacts> {
+    let afterKey = -1;
+    for (;;) {
+      if (!this.lastKey.has(day)) throw new Error(`history: day ${day} is not in ${this.file}`);
+      const page = this.statements.get(`SELECT ${COLUMNS} FROM d${day} WHERE k > ? ORDER BY k LIMIT ?`).all(afterKey, pageRows) as RawRow[];
+      for (const row of page) yield this.decode(day, row);
+      if (page.length < pageRows) return;
+      afterKey = page[page.length - 1]![0];
+    }
+  }
+
+  /** The days exported so far. */
+  exportedDays(): Set<number> {
+    return new Set((this.db.prepare("SELECT day FROM exports").raw(true).all() as number[][]).map(([day]) => day!));
+  }
+
+  /** Remember that a day went out (`at`: when, `rows`: how many); committed with the next commit. */
+  markExported(day: number, at: number, rows: number): void {
+    this.begin();
+    this.db.prepare("INSERT OR REPLACE INTO exports VALUES (?, ?, ?)").run(day, at, rows);
   }
 
   /** Rows in the file (tests and the benchmark). */
@@ -374,13 +518,18 @@ export class HistoryDb {
     if (f.idempotencyKey !== null) (detail.i = f.idempotencyKey), (hasDetail = true);
     if (f.priority !== DEFAULT_PRIORITY) (detail.pr = f.priority), (hasDetail = true);
     const lastAttempt = attempts.length > 0 ? attempts[attempts.length - 1]! : null;
-    this.statement(day, `INSERT INTO d${day} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    const tenantN = this.nameId(f.tenant);
+    const queueN = this.nameId(f.queue);
+    const reasonN = f.reason === null ? null : this.nameId(f.reason);
+    this.rollups.add(finishedAt, tenantN, queueN, reasonN ?? -1, tallyInputOf(f));
+    if (f.jobId !== null) this.jobRunsTable.add(tenantN, this.nameId(f.jobId), state, reasonN, f);
+    this.statements.get(`INSERT INTO d${day} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
       k,
-      this.nameId(f.tenant),
+      tenantN,
       f.jobId === null ? null : this.nameId(f.jobId),
-      this.nameId(f.queue),
+      queueN,
       state,
-      f.reason === null ? null : this.nameId(f.reason),
+      reasonN,
       finishedAt - f.scheduledAt,
       f.scheduledAt - f.createdAt,
       f.readyAt === 0 ? null : f.readyAt - f.scheduledAt,
@@ -426,17 +575,7 @@ export class HistoryDb {
     };
   }
 
-  /** Prepared statements, cached; the key names its table so a dropped day's go with it. */
-  private statement(day: number, sql: string): Database.Statement {
-    const key = `d${day} ${sql}`;
-    let s = this.statements.get(key);
-    if (!s) {
-      s = this.db.prepare(sql);
-      if (sql.startsWith("SELECT")) s.raw(true);
-      this.statements.set(key, s);
-    }
-    return s;
-  }
+
 }
 
 /**

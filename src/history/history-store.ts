@@ -16,13 +16,21 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { CronwheelError } from "../core/errors.js";
 import { factsOf, type Execution, type ExecutionFacts } from "../core/execution.js";
-import type { HistoryListQuery, HistoryPage } from "./history-db.js";
-import type { HistoryReply, HistoryRequest, HistoryThreadConfig } from "./history-thread.js";
+import { auditEntryOf, type AuditedRecord, type AuditRecord } from "../core/audit.js";
+import type { AuditQuery, AuditRow } from "./audit-tables.js";
+import type { HistoryListQuery, HistoryPage, StatsQuery } from "./history-db.js";
+import { StatsTallies } from "./stats.js";
+import type { JobRuns } from "./job-runs.js";
+import type { DayExport, HistoryReply, HistoryRequest, HistoryThreadConfig, StatsAnswer } from "./history-thread.js";
 
 /** How often the thread commits what it was given (a crash replays at most this much from the log). */
 export const HISTORY_COMMIT_EVERY_MS_DEFAULT = 1_000;
-/** How often retention drops expired day tables. */
+/** How often retention drops expired day tables (after the export, when on, wrote the closed days). */
 const RETENTION_EVERY_MS = 3_600_000;
+/** The first export after start: the days that closed while the node was down need not wait an hour. */
+const FIRST_EXPORT_AFTER_MS = 60_000;
+/** Rows a stats query by job, or for one job, may read (the others read rollups); more answers 400. */
+export const STATS_SCAN_MAX = 1_000_000;
 /** Rows one list request may read from history before it answers with a shorter page and a cursor. */
 export const HISTORY_EXAMINE_MAX = 50_000;
 
@@ -30,6 +38,8 @@ export interface HistoryOptions {
   dir: string;
   retentionMs: number;
   commitEveryMs?: number;
+  /** Export each closed day of each shard as Parquet here (docs/history.md); absent or null: off. */
+  exportDir?: string | null;
 }
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => void };
@@ -47,6 +57,7 @@ export class HistoryStore {
   private readonly shards = new Map<number, ShardHistory>();
   private flushScheduled = false;
   private retentionTimer: NodeJS.Timeout | null = null;
+  private firstExportTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** The thread died: every question is answered `unavailable` from now on, never left waiting. */
   private dead: Error | null = null;
@@ -56,7 +67,11 @@ export class HistoryStore {
     private readonly logger: Logger,
     private readonly now: () => number,
   ) {
-    const config: HistoryThreadConfig = { dir: path.resolve(opts.dir), commitEveryMs: opts.commitEveryMs ?? HISTORY_COMMIT_EVERY_MS_DEFAULT };
+    const config: HistoryThreadConfig = {
+      dir: path.resolve(opts.dir),
+      commitEveryMs: opts.commitEveryMs ?? HISTORY_COMMIT_EVERY_MS_DEFAULT,
+      exportDir: opts.exportDir ? path.resolve(opts.exportDir) : null,
+    };
     this.worker = new Worker(fileURLToPath(threadScript()), { workerData: config, name: "cronwheel-history" });
     this.worker.on("message", (m: HistoryReply) => this.onMessage(m));
     const died = (error: Error) => {
@@ -73,8 +88,12 @@ export class HistoryStore {
 
   static start(opts: HistoryOptions, logger: Logger, now: () => number): HistoryStore {
     const store = new HistoryStore(opts, logger, now);
-    store.retentionTimer = setInterval(() => void store.enforceRetention().catch(() => undefined), RETENTION_EVERY_MS);
+    store.retentionTimer = setInterval(() => void store.housekeeping(), RETENTION_EVERY_MS);
     store.retentionTimer.unref();
+    if (opts.exportDir) {
+      store.firstExportTimer = setTimeout(() => void store.exportLogged(store.now()), FIRST_EXPORT_AFTER_MS);
+      store.firstExportTimer.unref();
+    }
     return store;
   }
 
@@ -105,6 +124,26 @@ export class HistoryStore {
     return (await this.request({ t: "list", id: 0, shards, query })) as HistoryPage;
   }
 
+  /** The audit trail of these shards, newest first (audit-tables.ts). */
+  async listAudit(shards: number[], query: AuditQuery): Promise<AuditRecord[]> {
+    if (shards.length === 0) return [];
+    this.flushNow();
+    return (await this.request({ t: "audit", id: 0, shards, query })) as AuditRecord[];
+  }
+
+  /** A job's counts and last run (job-runs.ts); null when the shard has no history file here. */
+  async jobRuns(shard: number, tenant: string, jobId: string): Promise<JobRuns | null> {
+    this.flushNow();
+    return (await this.request({ t: "job-runs", id: 0, shard, tenant, jobId })) as JobRuns | null;
+  }
+
+  /** Stats of these shards' history (stats.ts); a query that would scan more than `scanMax` rows answers `tooMany`. */
+  async executionStats(shards: number[], query: StatsQuery, scanMax: number): Promise<StatsAnswer> {
+    if (shards.length === 0) return { tallies: new StatsTallies().toWire() };
+    this.flushNow();
+    return (await this.request({ t: "execution-stats", id: 0, shards, query, scanMax })) as StatsAnswer;
+  }
+
   /** Commit a shard's rows, fsynced when `durable`; resolves to its watermark. */
   async commit(shard: number, durable: boolean): Promise<number> {
     this.flushNow();
@@ -116,9 +155,25 @@ export class HistoryStore {
     return (await this.request({ t: "stats", id: 0, shard })) as never;
   }
 
+  /**
+   * Export the closed days not exported yet as Parquet (with `exportDir`), each logged: rows,
+   * bytes and time of a day written, a day skipped for a gap (once), a day that failed (retried at
+   * the next export; retention keeps it until then).
+   */
+  async exportClosedDays(nowMs = this.now()): Promise<DayExport[]> {
+    const outcomes = (await this.request({ t: "export", id: 0, nowMs, cutoffMs: nowMs - this.opts.retentionMs })) as DayExport[];
+    for (const o of outcomes) {
+      const fields = { shard: o.shard, date: o.date };
+      if (o.outcome === "exported") this.logger.info({ ...fields, rows: o.rows, bytes: o.bytes, ms: o.ms, file: o.file }, "history day exported as Parquet");
+      else if (o.outcome === "skipped") this.logger.warn({ ...fields, gapAt: new Date(o.gapAt).toISOString() }, "history day not exported: this replica's file has a gap that may cover it (a replica without one exports it)");
+      else this.logger.error({ ...fields, err: o.error }, "history day export failed; retried at the next export, and kept by retention until then");
+    }
+    return outcomes;
+  }
+
   /** Drop the day tables wholly older than the retention. */
-  async enforceRetention(): Promise<void> {
-    const cutoffMs = this.now() - this.opts.retentionMs;
+  async enforceRetention(nowMs = this.now()): Promise<void> {
+    const cutoffMs = nowMs - this.opts.retentionMs;
     const dropped = (await this.request({ t: "retain", id: 0, cutoffMs })) as Record<number, number[]>;
     const days = Object.values(dropped).reduce((n, d) => n + d.length, 0);
     if (days > 0) this.logger.info({ cutoff: new Date(cutoffMs).toISOString(), dropped }, "history retention dropped day tables");
@@ -128,12 +183,29 @@ export class HistoryStore {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
+    if (this.firstExportTimer) clearTimeout(this.firstExportTimer);
     this.flushNow();
     await this.request({ t: "close", id: 0, shard: null }).catch(() => undefined);
     await this.worker.terminate();
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  /** The hourly chores: export the days that closed (when on), then retention, which needs them exported. */
+  private async housekeeping(): Promise<void> {
+    const nowMs = this.now();
+    if (this.opts.exportDir) await this.exportLogged(nowMs);
+    await this.enforceRetention(nowMs).catch(() => undefined);
+  }
+
+  /** An export whose failure as a whole (each day's is logged already) is logged, not thrown. */
+  private async exportLogged(nowMs: number): Promise<void> {
+    try {
+      await this.exportClosedDays(nowMs);
+    } catch (error) {
+      if (!this.dead && !this.closed) this.logger.error({ err: error }, "history export failed; retried at the next export");
+    }
+  }
 
   /** A shard has rows or a new watermark to send: send them all at the end of this turn. */
   scheduleFlush(): void {
@@ -181,11 +253,13 @@ export class HistoryStore {
 /**
  * One shard's feed into history, used by its replica: `applying(index)` before each entry is
  * applied, `finished(e)` for each execution that ends while it is applied (the shard state's
- * finished sink), `applied(index)` after a run of entries. Entries at or below the watermark were
+ * finished sink), `audited(entry)` for each change it applies (its audit sink), `applied(index)`
+ * after a run of entries. Entries at or below the watermark were
  * written before (a replay after restart) and add nothing.
  */
 export class ShardHistory {
   private rows: ExecutionFacts[] = [];
+  private audit: AuditRow[] = [];
   private through: number;
   private sent: number;
   private current = 0;
@@ -208,6 +282,11 @@ export class ShardHistory {
   readonly finished = (e: Execution): void => {
     if (this.current <= this.watermark) return;
     this.rows.push(factsOf(e));
+  };
+
+  readonly audited = (record: AuditedRecord, result: unknown, at: number): void => {
+    if (this.current <= this.watermark) return;
+    this.audit.push({ ...auditEntryOf(record, result, at), index: this.current });
   };
 
   applied(index: number): void {
@@ -234,12 +313,13 @@ export class ShardHistory {
   }
 
   takeBatch(): HistoryRequest | null {
-    if (this.through === this.sent && this.rows.length === 0) return null;
-    const rows = this.rows;
+    if (this.through === this.sent && this.rows.length === 0 && this.audit.length === 0) return null;
+    const { rows, audit } = this;
     this.rows = [];
+    this.audit = [];
     this.sent = this.through;
     if (this.failed) return null;
-    return { t: "rows", shard: this.shard, rows, through: this.through };
+    return { t: "rows", shard: this.shard, rows, through: this.through, audit };
   }
 }
 

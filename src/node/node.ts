@@ -18,11 +18,11 @@ import { handleReplication, type ReplicationRequest } from "../../cluster/replic
 import { CLUSTER_TIMING } from "../../cluster/timing.js";
 import { StaticCoordinator } from "../../cluster/static-coordinator.js";
 import type { Clock } from "../core/clock.js";
-import { conflict, CronwheelError, notFound } from "../core/errors.js";
+import { conflict, CronwheelError, invalidArgument, notFound } from "../core/errors.js";
 import type { Execution } from "../core/execution.js";
 import type { Job } from "../core/job.js";
 import { approxBytes } from "../core/approx-bytes.js";
-import type { EnqueueBatchRecord, EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
+import type { Actor, EnqueueBatchRecord, EnqueueRecord, ReportRecord, ShardRecord } from "../core/records.js";
 import { adHocExecutionId, slotOf, slotOfExecution } from "../core/routing.js";
 import {
   DEFAULT_SHARD_LIMITS,
@@ -41,9 +41,13 @@ import { preview, type PreviewItem } from "../core/trigger.js";
 import type { EnqueueSpec, JobSpec } from "../core/types.js";
 import { NodeMetrics } from "./metrics.js";
 import { notLeader, ShardReplica, SnapshotTurns } from "./shard-replica.js";
-import { HISTORY_EXAMINE_MAX, HistoryStore, type HistoryOptions } from "../history/history-store.js";
+import { HISTORY_EXAMINE_MAX, HistoryStore, STATS_SCAN_MAX, type HistoryOptions } from "../history/history-store.js";
 import { shardHistoryFile } from "../history/history-thread.js";
-import type { FinishedState } from "../history/history-db.js";
+import type { FinishedState, StatsQuery } from "../history/history-db.js";
+import type { AuditRecord } from "../core/audit.js";
+import type { AuditQuery } from "../history/audit-tables.js";
+import { mergeBacklogs, type Backlog, type StatsWire } from "../history/stats.js";
+import type { JobRuns } from "../history/job-runs.js";
 import { isTerminal, type ExecutionFacts } from "../core/execution.js";
 import { mergePages, type ListPosition, type MergedPage, type PagePart } from "../core/list-order.js";
 
@@ -362,8 +366,8 @@ export class CronwheelNode {
   // ---------------------------------------------------------------------------------------------
   // jobs
 
-  putJob(tenant: string, jobId: string, spec: JobSpec, ifMatch: number | null): Promise<JobPutResult> {
-    const record: ShardRecord = { type: "job.put", at: this.clock.now(), tenant, jobId, specJson: JSON.stringify(spec), ifMatch };
+  putJob(tenant: string, jobId: string, spec: JobSpec, ifMatch: number | null, by?: Actor): Promise<JobPutResult> {
+    const record: ShardRecord = { type: "job.put", at: this.clock.now(), tenant, jobId, specJson: JSON.stringify(spec), ifMatch, ...(by && { by }) };
     return this.propose(this.jobShard(tenant, jobId), record) as Promise<JobPutResult>;
   }
 
@@ -373,17 +377,22 @@ export class CronwheelNode {
     return job;
   }
 
-  deleteJob(tenant: string, jobId: string, cancelRunning: boolean): Promise<JobPutResult> {
-    const record: ShardRecord = { type: "job.delete", at: this.clock.now(), tenant, jobId, cancelRunning };
+  /** A job's counts and last run from history (job-runs.ts); null with history off. */
+  async jobRuns(tenant: string, jobId: string): Promise<JobRuns | null> {
+    return (await this.history?.jobRuns(this.jobShard(tenant, jobId).shardId, tenant, jobId)) ?? null;
+  }
+
+  deleteJob(tenant: string, jobId: string, cancelRunning: boolean, by?: Actor): Promise<JobPutResult> {
+    const record: ShardRecord = { type: "job.delete", at: this.clock.now(), tenant, jobId, cancelRunning, ...(by && { by }) };
     return this.propose(this.jobShard(tenant, jobId), record) as Promise<JobPutResult>;
   }
 
-  setJobPaused(tenant: string, jobId: string, paused: boolean): Promise<JobPutResult> {
-    const record: ShardRecord = { type: paused ? "job.pause" : "job.resume", at: this.clock.now(), tenant, jobId };
+  setJobPaused(tenant: string, jobId: string, paused: boolean, by?: Actor): Promise<JobPutResult> {
+    const record: ShardRecord = { type: paused ? "job.pause" : "job.resume", at: this.clock.now(), tenant, jobId, ...(by && { by }) };
     return this.propose(this.jobShard(tenant, jobId), record) as Promise<JobPutResult>;
   }
 
-  async triggerJob(tenant: string, jobId: string, payload: unknown, idempotencyKey: string | null): Promise<ExecutionAnswer> {
+  async triggerJob(tenant: string, jobId: string, payload: unknown, idempotencyKey: string | null, by?: Actor): Promise<ExecutionAnswer> {
     const at = this.clock.now();
     const record: ShardRecord = {
       type: "job.trigger",
@@ -394,13 +403,14 @@ export class CronwheelNode {
       payload: payload === undefined ? null : payload,
       hasPayload: payload !== undefined,
       idempotencyKey,
+      ...(by && { by }),
     };
     const shard = this.jobShard(tenant, jobId);
     return this.answer(shard, tenant, (await this.propose(shard, record)) as EnqueueOutcome);
   }
 
-  backfillJob(tenant: string, jobId: string, fromMs: number, toMs: number): Promise<BackfillResult> {
-    const record: ShardRecord = { type: "job.backfill", at: this.clock.now(), tenant, jobId, fromMs, toMs };
+  backfillJob(tenant: string, jobId: string, fromMs: number, toMs: number, by?: Actor): Promise<BackfillResult> {
+    const record: ShardRecord = { type: "job.backfill", at: this.clock.now(), tenant, jobId, fromMs, toMs, ...(by && { by }) };
     return this.propose(this.jobShard(tenant, jobId), record) as Promise<BackfillResult>;
   }
 
@@ -545,12 +555,12 @@ export class CronwheelNode {
     return e;
   }
 
-  cancelExecution(tenant: string, executionId: string): Promise<ExecutionResult> {
-    const record: ShardRecord = { type: "exec.cancel", at: this.clock.now(), tenant, executionId };
+  cancelExecution(tenant: string, executionId: string, by?: Actor): Promise<ExecutionResult> {
+    const record: ShardRecord = { type: "exec.cancel", at: this.clock.now(), tenant, executionId, ...(by && { by }) };
     return this.propose(this.executionShard(tenant, executionId), record) as Promise<ExecutionResult>;
   }
 
-  replayExecution(tenant: string, executionId: string): Promise<ExecutionResult> {
+  replayExecution(tenant: string, executionId: string, by?: Actor): Promise<ExecutionResult> {
     const shard = this.executionShard(tenant, executionId);
     const at = this.clock.now();
     const colon = executionId.indexOf(":");
@@ -558,7 +568,7 @@ export class CronwheelNode {
       colon > 0
         ? `${executionId.slice(0, colon)}:r${uniquePart(at)}`
         : adHocExecutionId(slotOfExecution(tenant, executionId)!, uniquePart(at));
-    return shard.propose({ type: "exec.replay", at, tenant, executionId, newExecutionId }) as Promise<ExecutionResult>;
+    return shard.propose({ type: "exec.replay", at, tenant, executionId, newExecutionId, ...(by && { by }) }) as Promise<ExecutionResult>;
   }
 
   /**
@@ -592,6 +602,30 @@ export class CronwheelNode {
       );
     }
     return mergePages(parts, q.limit);
+  }
+
+  /**
+   * Stats of the shards this node leads: history's tallies (stats.ts), mergeable with other
+   * nodes', and the tenant's ready backlog per queue from memory.
+   */
+  async executionStats(tenant: string, q: Omit<StatsQuery, "tenant">): Promise<{ tallies: StatsWire; backlog: Backlog[] }> {
+    if (!this.history) throw notFound("stats are kept in history, which is off on this node (--history off)");
+    const serving = this.servingShards();
+    const answer = await this.history.executionStats(serving.map((s) => s.shardId), { ...q, tenant }, STATS_SCAN_MAX);
+    if ("tooMany" in answer) {
+      throw invalidArgument(`this query would read ${answer.tooMany} history rows; a stats query by job or for one job reads at most ${STATS_SCAN_MAX} (narrow from/to)`, {
+        field: q.jobId !== undefined ? "jobId" : "by",
+        rows: answer.tooMany,
+        limit: STATS_SCAN_MAX,
+      });
+    }
+    return { tallies: answer.tallies, backlog: mergeBacklogs(serving.map((s) => s.state.readyBacklog(tenant))) };
+  }
+
+  /** The audit trail of the shards this node leads, newest first (audit-tables.ts). */
+  async listAudit(tenant: string, q: Omit<AuditQuery, "tenant">): Promise<AuditRecord[]> {
+    if (!this.history) throw notFound("the audit trail is kept in history, which is off on this node (--history off)");
+    return this.history.listAudit(this.servingShards().map((s) => s.shardId), { ...q, tenant });
   }
 
   // ---------------------------------------------------------------------------------------------

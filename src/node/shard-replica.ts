@@ -176,6 +176,7 @@ export class ShardReplica {
     const history = opts.history ?? null;
     if (history) {
       state.setFinishedSink(history.finished);
+      state.setAuditSink(history.audited);
       // A history file behind the snapshot (new, lost, or its writer failed) misses what the log dropped.
       if (history.watermark < applied) {
         opts.logger.warn({ shard: opts.shardId, historyAt: history.watermark, snapshotIndex: applied }, "history is behind the shard's snapshot: the entries between are recorded as a gap");
@@ -573,6 +574,7 @@ export class ShardReplica {
       this.state = state;
       if (this.opts.history) {
         state.setFinishedSink(this.opts.history.finished);
+        state.setAuditSink(this.opts.history.audited);
         this.opts.history.skipTo(snapshot.index, state.lastAt);
       }
       this.appliedIndex = this.commit = this.lastSnapshotIndex = snapshot.index;
