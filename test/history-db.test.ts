@@ -149,6 +149,7 @@ describe("history file", () => {
       state: sometimes(fc.constantFrom(...STATES)),
       reason: sometimes(fc.constantFrom("misfire", "non-retryable", "nosuchreason")),
       workerId: sometimes(fc.constantFrom(...WORKERS)),
+      jobIds: sometimes(fc.subarray([...JOBS, "nojob"])),
       finished: sometimes(fc.tuple(fc.integer({ min: -DAY_MS, max: 3 * DAY_MS }), fc.integer({ min: 1, max: 2 * DAY_MS }))),
       scheduled: sometimes(fc.tuple(fc.integer({ min: -DAY_MS, max: 3 * DAY_MS }), fc.integer({ min: 1, max: 2 * DAY_MS }))),
       limit: fc.integer({ min: 1, max: 15 }),
@@ -170,6 +171,7 @@ describe("history file", () => {
             state: g.state,
             reason: g.reason,
             workerId: g.workerId,
+            jobIds: g.jobIds,
             finishedFromMs: g.finished && T0 + g.finished[0],
             finishedToMs: g.finished && T0 + g.finished[0] + g.finished[1],
             scheduledFromMs: g.scheduled && T0 + g.scheduled[0],
@@ -185,6 +187,7 @@ describe("history file", () => {
                 (q.state === undefined || f.state === q.state) &&
                 (q.reason === undefined || f.reason === q.reason) &&
                 (q.workerId === undefined || lastWorker(f) === q.workerId) &&
+                (q.jobIds === undefined || (f.jobId !== null && q.jobIds.includes(f.jobId))) &&
                 (q.finishedFromMs === undefined || f.finishedAt! >= q.finishedFromMs) &&
                 (q.finishedToMs === undefined || f.finishedAt! < q.finishedToMs) &&
                 (q.scheduledFromMs === undefined || f.scheduledAt >= q.scheduledFromMs) &&
@@ -223,7 +226,7 @@ describe("history file", () => {
     db = new HistoryDb(file);
     expect(db.applied).toBe(50);
     expect(db.count()).toBe(rows.length);
-    expect(db.gaps()).toEqual([{ from: 43, to: 50, at: T0 }]);
+    expect(db.gaps()).toMatchObject([{ from: 43, to: 50, at: T0, before: null }]);
     db.close();
   });
 
@@ -373,6 +376,64 @@ describe("stats from rollups", () => {
     db.dropBefore(T0 + DAY_MS);
     db.commit();
     expect([count(HOUR, T0), count(60_000, T0)]).toEqual([1, 1]);
+    db.close();
+  });
+});
+
+describe("gaps filled from a peer's file", () => {
+  it("bring exactly the rows and audit entries the gap misses, in pages, whatever the page size (fast-check)", () => {
+    fc.assert(
+      fc.property(historyArb, fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 9 }), (rows, cutA, cutB, pageRows) => {
+        // The peer applied everything: rows in three log entries, an audit entry with each.
+        const [i, j] = [Math.floor((cutA / 1001) * rows.length), Math.floor((cutB / 1001) * rows.length)].sort((a, b) => a - b) as [number, number];
+        const parts = [rows.slice(0, i), rows.slice(i, j), rows.slice(j)];
+        const audit = (index: number) => ({ index, at: T0 + index, tenant: "acme", action: "job.put" as const, jobId: "j1", executionId: null, by: { role: "client" }, outcome: "ok", details: { index } });
+        const peer = newDb();
+        parts.forEach((part, k) => peer.append(part, k + 1, [audit(k + 1)]));
+        peer.commit();
+        // This replica applied entry 1, skipped entry 2 by a snapshot, then applied entry 3.
+        const mine = newDb();
+        mine.append(parts[0]!, 1, [audit(1)]);
+        const next = parts[2]![0];
+        const before = next ? { ms: next.finishedAt!, seq: next.finishSeq } : { ms: Number.MAX_SAFE_INTEGER, seq: 0 };
+        mine.recordGap(2, 2, T0, before);
+        mine.append(parts[2]!, 3, [audit(3)]);
+        mine.commit();
+        const [gap] = mine.gaps();
+        expect(gap).toMatchObject({ from: 2, to: 2 });
+        expect(mine.covers(1, 2)).toBe(false);
+        expect(peer.covers(1, 2)).toBe(true);
+        let after = gap!.after!;
+        for (;;) {
+          const page = peer.rowsBetween(after, gap!.before!, pageRows);
+          const done = page.length < pageRows;
+          mine.fill(gap!.id, page, done ? peer.auditBetween(1, 2) : null, done);
+          mine.commit();
+          if (page.length > 0) after = { ms: page[page.length - 1]!.finishedAt!, seq: page[page.length - 1]!.finishSeq };
+          if (done) break;
+        }
+        const all = (db: HistoryDb) => db.list({ tenant: "acme", limit: 10_000, examineMax: Number.MAX_SAFE_INTEGER }).items.concat(db.list({ tenant: "default", limit: 10_000, examineMax: Number.MAX_SAFE_INTEGER }).items);
+        expect(all(mine)).toEqual(all(peer));
+        expect(mine.count()).toBe(rows.length);
+        expect(mine.listAudit(0, { tenant: "acme", limit: 10 })).toEqual(peer.listAudit(0, { tenant: "acme", limit: 10 }));
+        expect(mine.gaps()).toEqual([]);
+        expect(mine.covers(1, 2)).toBe(true);
+        for (const tenant of ["acme", "default"]) for (const job of JOBS) expect(mine.jobRuns(tenant, job)).toEqual(peer.jobRuns(tenant, job));
+        mine.close();
+        peer.close();
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("refuse a row outside the gap (one written twice)", () => {
+    const rows = fc.sample(historyArb.filter((r) => r.length >= 3), { numRuns: 1, seed: 5 })[0]!;
+    const db = newDb();
+    db.append(rows.slice(0, 2), 1);
+    db.recordGap(2, 2, T0, { ms: rows[2]!.finishedAt!, seq: rows[2]!.finishSeq });
+    const [gap] = db.gaps();
+    expect(() => db.fill(gap!.id, [rows[1]!], null, false)).toThrow(/outside gap/);
+    expect(() => db.fill(gap!.id, [rows[2]!], null, false)).toThrow(/outside gap/);
     db.close();
   });
 });

@@ -220,4 +220,24 @@ describe("execution history", () => {
     expect(lostAcks).toEqual([]);
     for (const r of rows) expect(r.state).toBe("succeeded");
   }, 120_000);
+
+  it("filters executions by a label of their job, from memory and history as one", async () => {
+    const server = await startServer(tempDir("history-label"), ["--shards", "2", "--finished-in-memory", "2"]);
+    servers.push(server);
+    const jobs = { "lab-a": { team: "x" }, "lab-b": { team: "y" }, "lab-c": { team: "x", tier: "gold" } };
+    for (const [id, labels] of Object.entries(jobs)) expect((await request(server.base, "PUT", `/v1/jobs/${id}`, { queue: "h", labels })).status).toBe(201);
+    const triggered: Record<string, string[]> = { "lab-a": [], "lab-b": [], "lab-c": [] };
+    for (let round = 0; round < 4; round++) {
+      for (const id of Object.keys(jobs)) triggered[id]!.push((await request(server.base, "POST", `/v1/jobs/${id}/trigger`, { payload: { n: round } })).body.id);
+    }
+    await newWorker(server.base, (n) => ({ n }));
+    await until("12 succeeded", async () => (await listAll(server.base, "/v1/executions?state=succeeded", 100)).length === 12);
+    const byLabel = async (label: string) => (await listAll(server.base, `/v1/executions?label=${encodeURIComponent(label)}`, 3)).map((e) => e.id).sort();
+    expect(await byLabel("team=x")).toEqual([...triggered["lab-a"]!, ...triggered["lab-c"]!].sort());
+    expect(await byLabel("tier=gold")).toEqual([...triggered["lab-c"]!].sort());
+    expect(await byLabel("team=z")).toEqual([]);
+    const bad = await request(server.base, "GET", "/v1/executions?label=team");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.field).toBe("label");
+  });
 });

@@ -383,6 +383,7 @@ async function listExecutions(req: ApiRequest, ctx: RouteContext, allowed: strin
       state: state ?? q.state,
       reason: q.reason,
       workerId: q.workerId,
+      label: q.label === undefined ? undefined : parseLabelFilter(q.label),
       fromMs: time("from"),
       toMs: time("to"),
       finishedFromMs: time("finishedFrom"),
@@ -430,7 +431,7 @@ function cursorPosition(c: ExecutionCursor): ListPosition {
 function positionCursor(p: ListPosition): ExecutionCursor {
   return p.live ? { t: p.createdAt, i: p.id } : { t: p.finishedAt, i: p.id, f: 1 };
 }
-const EXECUTION_FILTERS = ["jobId", "queue", "reason", "workerId", "from", "to", "finishedFrom", "finishedTo", "cursor", "limit"];
+const EXECUTION_FILTERS = ["jobId", "queue", "label", "reason", "workerId", "from", "to", "finishedFrom", "finishedTo", "cursor", "limit"];
 route("GET", "/v1/executions", (req, _p, ctx) => listExecutions(req, ctx, ["state", ...EXECUTION_FILTERS]));
 route("GET", "/v1/dead-letters", (req, _p, ctx) => listExecutions(req, ctx, EXECUTION_FILTERS, "failed"));
 

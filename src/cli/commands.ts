@@ -49,7 +49,8 @@ export const JOBS_USAGE = `usage: cronwheel jobs <command> [options]
 ${COMMON_FLAGS}`;
 
 const LIST_FILTERS_HELP = `
-  FILTERS: --job J  --queue Q  --reason R (misfire, non-retryable, timed-out, …)  --worker W (its last attempt's)
+  FILTERS: --job J  --queue Q  --label k=v (of the jobs that carry it now)
+           --reason R (misfire, non-retryable, timed-out, …)  --worker W (its last attempt's)
            --from TIME --to TIME (on scheduledAt)  --finished-from TIME --finished-to TIME
   A page may be short while there is a next cursor: keep paging with --cursor.
 `;
@@ -312,6 +313,13 @@ function executionRecord(e: Execution): string {
       ["ATTEMPT", "WORKER", "CLAIMED", "FINISHED", "OUTCOME", "ERROR"],
       e.attempts.map((a) => [String(a.attempt), a.workerId, a.claimedAt, a.finishedAt ?? "-", a.outcome ?? "-", a.error === undefined ? "" : json(a.error)]),
     );
+    // Each attempt's ctx.log lines, under a heading of their own.
+    for (const a of e.attempts) {
+      if (a.progress !== undefined) text += `\nattempt ${a.attempt} progress: ${json(a.progress)}\n`;
+      if (a.logs === undefined && a.logsDropped === undefined) continue;
+      text += `\nattempt ${a.attempt} logs${a.logsDropped ? ` (${a.logsDropped} more dropped)` : ""}:\n`;
+      for (const l of a.logs ?? []) text += `  ${l.at} ${l.level.toUpperCase().padEnd(5)} ${l.msg}\n`;
+    }
   }
   return text;
 }
@@ -411,9 +419,7 @@ async function jobs(sub: string, rest: string[]): Promise<void> {
     case "list": {
       const p = parse(rest, { queue: { type: "string" }, label: { type: "string" }, limit: { type: "string" }, cursor: { type: "string" } }, JOBS_USAGE);
       noPositionals(p, "jobs ls", JOBS_USAGE);
-      const label = str(p, "label");
-      if (label !== undefined) labelPair(label, "--label");
-      const page = await client(p).listJobs({ queue: str(p, "queue"), label, limit: positiveInt(str(p, "limit"), "--limit"), cursor: str(p, "cursor") });
+      const page = await client(p).listJobs({ queue: str(p, "queue"), label: labelFilterFlag(p), limit: positiveInt(str(p, "limit"), "--limit"), cursor: str(p, "cursor") });
       if (flag(p, "json")) return printJson(page);
       write(jobsTable(page.jobs));
       moreHint(page.nextCursor, page.jobs.length);
@@ -508,6 +514,7 @@ async function executions(sub: string, rest: string[]): Promise<void> {
 const LIST_FILTER_OPTIONS: Record<string, OptionSpec> = {
   job: { type: "string" },
   queue: { type: "string" },
+  label: { type: "string" },
   reason: { type: "string" },
   worker: { type: "string" },
   from: { type: "string" },
@@ -524,11 +531,19 @@ export function timeFlag(p: Parsed, name: string): number | string | undefined {
   return v === undefined ? undefined : msOrString(v);
 }
 
+/** --label k=v as a filter: checked here (a usage error), sent as it is. */
+function labelFilterFlag(p: Parsed): string | undefined {
+  const label = str(p, "label");
+  if (label !== undefined) labelPair(label, "--label");
+  return label;
+}
+
 function listFilter(p: Parsed): DeadLetterFilter {
   const time = (name: string) => timeFlag(p, name);
   return {
     jobId: str(p, "job"),
     queue: str(p, "queue"),
+    label: labelFilterFlag(p),
     reason: str(p, "reason"),
     workerId: str(p, "worker"),
     from: time("from"),

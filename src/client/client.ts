@@ -645,6 +645,7 @@ function executionQuery(filter: ExecutionFilter): Record<string, string | number
   return {
     jobId: filter.jobId,
     queue: filter.queue,
+    label: filter.label,
     state: filter.state,
     reason: filter.reason,
     workerId: filter.workerId,

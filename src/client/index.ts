@@ -13,6 +13,7 @@ export { Client, wireTime, DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY_MS, 
 export type { ClientOptions, ClientRetryOptions } from "./client.js";
 export { CronwheelApiError, ERROR_CODES, codeForStatus, isErrorCode } from "./errors.js";
 export type { CronwheelApiErrorOptions, ErrorCode } from "./errors.js";
+export type { LogLine, LogLevel } from "./protocol.js";
 export { jobToInput } from "./types.js";
 export type * from "./types.js";
 

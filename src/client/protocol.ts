@@ -61,16 +61,61 @@ export interface HeartbeatMessage extends ReportBase {
   progress?: unknown;
 }
 
-export interface SucceededMessage extends ReportBase {
+/**
+ * The lines a handler wrote through `ctx.log` in this attempt (sent with its final report), and how
+ * many it wrote past the bound (ATTEMPT_LOG_BOUNDS) that were dropped.
+ */
+export interface AttemptLogs {
+  logs?: LogLine[];
+  logsDropped?: number;
+}
+
+export interface SucceededMessage extends ReportBase, AttemptLogs {
   t: "succeeded";
   result?: unknown;
 }
 
-export interface FailedMessage extends ReportBase {
+export interface FailedMessage extends ReportBase, AttemptLogs {
   t: "failed";
   error: unknown;
   /** false: no retry, the execution becomes a dead letter now. Default true. */
   retryable?: boolean;
+}
+
+// ---- attempt logs (both sides)
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A line a handler logged: when (the worker's clock, ms), how loud, what. */
+export interface LogLine {
+  at: number;
+  level: LogLevel;
+  msg: string;
+}
+
+/**
+ * What an attempt keeps of its logs: the first `lines` lines, `chars` characters in all, each line
+ * cut at `lineChars`; the rest is counted as dropped. The SDK keeps to it, and the node holds every
+ * report to it again (a worker in any language may not).
+ */
+export const ATTEMPT_LOG_BOUNDS = { lines: 100, chars: 16_384, lineChars: 1_024 } as const;
+
+/** An attempt's logs as they grow: `add` keeps a line within ATTEMPT_LOG_BOUNDS or counts it dropped. */
+export class AttemptLogBuffer {
+  lines: LogLine[] = [];
+  dropped = 0;
+  private chars = 0;
+
+  add(line: LogLine): void {
+    const msg = line.msg.length > ATTEMPT_LOG_BOUNDS.lineChars ? `${line.msg.slice(0, ATTEMPT_LOG_BOUNDS.lineChars - 1)}…` : line.msg;
+    if (this.lines.length >= ATTEMPT_LOG_BOUNDS.lines || this.chars + msg.length > ATTEMPT_LOG_BOUNDS.chars) {
+      this.dropped++;
+      return;
+    }
+    this.chars += msg.length;
+    this.lines.push(msg === line.msg ? line : { ...line, msg });
+  }
 }
 
 export interface DrainMessage {

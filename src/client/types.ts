@@ -235,6 +235,12 @@ export interface ExecutionAttempt {
   finishedAt?: Timestamp;
   outcome?: AttemptOutcome;
   error?: unknown;
+  /** The last progress a heartbeat of this attempt carried (`ctx.heartbeat(progress)`). */
+  progress?: unknown;
+  /** What the handler logged with `ctx.log` (sent with the attempt's final report), oldest first. */
+  logs?: Array<{ at: Timestamp; level: "debug" | "info" | "warn" | "error"; msg: string }>;
+  /** Lines logged past the bound (100 lines, 16 KiB) and dropped. */
+  logsDropped?: number;
 }
 
 /** Why an execution was skipped or canceled, or (a dead letter) how its last attempt failed. */
@@ -293,6 +299,8 @@ export interface ExecutionResult {
 export interface ExecutionFilter {
   jobId?: string;
   queue?: string;
+  /** "key=value": executions of the jobs that carry this label now. */
+  label?: string;
   state?: ExecutionState;
   /** Why it was skipped, canceled or failed (`misfire`, `overlap`, `timed-out`, …). */
   reason?: string;

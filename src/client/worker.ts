@@ -105,6 +105,9 @@ import {
   type WorkerMessage,
   type ReportBase,
   WORKER_ID_PATTERN,
+  AttemptLogBuffer,
+  LOG_LEVELS,
+  type LogLevel,
 } from "./protocol.js";
 import { CronwheelApiError, isErrorCode } from "./errors.js";
 import { HttpTransport } from "./http-transport.js";
@@ -176,6 +179,12 @@ export interface ExecutionContext {
    * (stale, canceled, hard close) first. Await it (or catch it).
    */
   heartbeat(progress?: unknown): Promise<void>;
+  /**
+   * Log a line with this attempt: kept in the execution's history with the attempt (the first 100
+   * lines and 16 KiB; the rest counted as dropped), sent with the attempt's final report — an
+   * attempt whose worker dies before reporting keeps none. Objects are written as JSON.
+   */
+  log(message: unknown, level?: LogLevel): void;
 }
 
 /** One of the worker's node connections, as `worker.connections` shows it. */
@@ -319,6 +328,8 @@ interface Exec {
   /** Manual-heartbeat waiters and progress not sent yet (disconnected). */
   unsentWaiters: Waiter[];
   unsentProgress: { value: unknown } | null;
+  /** What the handler logged (made on its first ctx.log). */
+  logs: AttemptLogBuffer | null;
 }
 
 type State = "idle" | "running" | "draining" | "closed";
@@ -965,6 +976,7 @@ export class Worker extends EventEmitter {
       queuedHeartbeat: null,
       unsentWaiters: [],
       unsentProgress: null,
+      logs: null,
     };
     (x as { ctx: ExecutionContext }).ctx = new HandlerContext(m, x, this.heartbeatOf);
     return x;
@@ -982,6 +994,10 @@ export class Worker extends EventEmitter {
       this.scheduleTurn(); // the slot is free: credit
       this.closeIfIdle();
       return;
+    }
+    if (x.logs) {
+      report.logs = x.logs.lines;
+      if (x.logs.dropped > 0) report.logsDropped = x.logs.dropped;
     }
     x.final = report;
     x.nextSendAt = Date.now() + x.intervalMs;
@@ -1409,6 +1425,7 @@ class HandlerContext implements ExecutionContext {
   readonly #heartbeatOf: (x: Exec, progress: unknown) => Promise<void>;
   #scheduledAt: Date | null = null;
   #heartbeat: ((progress?: unknown) => Promise<void>) | null = null;
+  #log: ((message: unknown, level?: LogLevel) => void) | null = null;
 
   constructor(m: AssignMessage, exec: Exec, heartbeatOf: (x: Exec, progress: unknown) => Promise<void>) {
     this.id = m.id;
@@ -1439,6 +1456,15 @@ class HandlerContext implements ExecutionContext {
   /** A function, so that `const { heartbeat } = ctx` works as it did for a plain object. */
   get heartbeat(): (progress?: unknown) => Promise<void> {
     return (this.#heartbeat ??= (progress?: unknown) => this.#heartbeatOf(this.#exec, progress));
+  }
+
+  /** A function too (`const { log } = ctx`); lines after the handler settled are not sent. */
+  get log(): (message: unknown, level?: LogLevel) => void {
+    return (this.#log ??= (message: unknown, level: LogLevel = "info") => {
+      if (!LOG_LEVELS.includes(level)) throw new TypeError(`ctx.log: level must be one of ${LOG_LEVELS.join(", ")}`);
+      const msg = typeof message === "string" ? message : message instanceof Error ? (message.stack ?? message.message) : safeJson(message);
+      (this.#exec.logs ??= new AttemptLogBuffer()).add({ at: Date.now(), level, msg });
+    });
   }
 }
 
@@ -1473,3 +1499,11 @@ class LazyAbort {
   }
 }
 
+/** A logged value as text: JSON, or String() for what JSON cannot say (a BigInt, a cycle). */
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

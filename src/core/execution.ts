@@ -10,6 +10,7 @@
  * An execution doubles as a timing-wheel node (scheduled executions wait in the shard's wheel), so
  * waiting costs no extra allocation.
  */
+import type { LogLine } from "../client/protocol.js";
 import type { WheelTimer } from "./timing-wheel.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./types.js";
 
@@ -35,6 +36,11 @@ export function isLeased(state: ExecutionState): boolean {
 }
 
 export interface AttemptInfo {
+  /** The last progress value a heartbeat of this attempt carried (ctx.heartbeat(progress)). */
+  progress?: unknown;
+  /** What the handler logged (ctx.log), as its final report brought it; bounded (ATTEMPT_LOG_BOUNDS). */
+  logs?: LogLine[];
+  logsDropped?: number;
   attempt: number;
   workerId: string;
   claimedAt: number;

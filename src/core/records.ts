@@ -8,6 +8,7 @@
  * stamped by the shard's leader whoever built the record, never decreasing within a shard
  * (docs/replication.md, "Time").
  */
+import type { LogLine } from "../client/protocol.js";
 import type { EnqueueSpec } from "./types.js";
 
 export interface RecordBase {
@@ -124,6 +125,11 @@ export interface ReportItem extends ExecutionRef {
   error?: unknown;
   /** For `failed`: false makes it a dead letter at once. */
   retryable?: boolean;
+  /** For `heartbeat`: the progress value it carried, if any (the attempt keeps the last). */
+  progress?: unknown;
+  /** For `succeeded` and `failed`: the attempt's ctx.log lines, within ATTEMPT_LOG_BOUNDS, and how many were dropped. */
+  logs?: LogLine[];
+  logsDropped?: number;
 }
 
 /** Worker reports, batched. Each is accepted only with the attempt's current fence. */

@@ -18,6 +18,7 @@
  * `fireJob` (jobs) and `makeDue` (scheduled executions), at most `tickWorkMax` units per tick so a
  * burst cannot stall the event loop; the rest stays due and the driver proposes another tick.
  */
+import { AttemptLogBuffer } from "../client/protocol.js";
 import { isAudited, type AuditSink } from "./audit.js";
 import { CronwheelError, conflict, invalidArgument, notFound } from "./errors.js";
 import { backoffDelayMs } from "./backoff.js";
@@ -186,12 +187,15 @@ export interface ListExecutionsQuery {
   /** Finish time in [finishedFromMs, finishedToMs): only finished executions match. */
   finishedFromMs?: number | undefined;
   finishedToMs?: number | undefined;
+  /** [key, value]: executions of the jobs that carry this label now (jobsWithLabel). */
+  label?: [string, string] | undefined;
   limit: number;
 }
 
-/** The one definition of what a list query matches, for executions in memory. */
-export function matchesListQuery(e: Execution, q: ListExecutionsQuery): boolean {
+/** The one definition of what a list query matches, for executions in memory; `labeled`: the jobs a label filter stands for. */
+export function matchesListQuery(e: Execution, q: ListExecutionsQuery, labeled?: ReadonlySet<string>): boolean {
   if (q.jobId !== undefined && e.jobId !== q.jobId) return false;
+  if (labeled !== undefined && (e.jobId === null || !labeled.has(e.jobId))) return false;
   if (q.queue !== undefined && e.queue !== q.queue) return false;
   if (q.state !== undefined && e.state !== q.state) return false;
   if (q.reason !== undefined && e.reason !== q.reason) return false;
@@ -677,6 +681,15 @@ export class ShardState {
     return e;
   }
 
+  /**
+   * Where the next execution to end will be in finish order: every execution that ended so far is
+   * before (ms, seq). A replica that skipped entries by installing a snapshot fills its history
+   * with the rows of other replicas up to this place (history-fill.ts).
+   */
+  finishBoundary(): { ms: number; seq: number } {
+    return Number.isFinite(this.finishSeqAt) ? { ms: this.finishSeqAt, seq: this.finishSeqNext } : { ms: 0, seq: 0 };
+  }
+
   /** The one place an execution's end is recorded: its finish time and order, retention, listeners. */
   private ended(e: Execution, at: number): void {
     if (at !== this.finishSeqAt) {
@@ -878,15 +891,19 @@ export class ShardState {
     const e = this.executions.get(item.tenant, item.executionId);
     if (!e) return { ok: false, reason: "not-found" };
     if (!isLeased(e.state) || (e.fence !== item.fence && !this.limits.unsafeAcceptStaleFences)) return { ok: false, reason: "stale" };
+    if (item.logs !== undefined || item.logsDropped !== undefined) this.keepAttemptLogs(e, item);
     switch (item.kind) {
       case "started":
         if (e.state === "claimed") e.state = "running";
         e.startedAt ??= at;
         break;
-      case "heartbeat":
+      case "heartbeat": {
         e.leaseDeadline = at + e.leaseMs;
         this.scheduleExpiry(e);
+        const info = e.attempts?.[e.attempts.length - 1];
+        if (item.progress !== undefined && info) info.progress = item.progress;
         break;
+      }
       case "succeeded": {
         // A short handler's worker may skip `started`: it ran from (about) its claim.
         e.startedAt ??= e.attempts?.[e.attempts.length - 1]?.claimedAt ?? at;
@@ -901,6 +918,21 @@ export class ShardState {
         break;
     }
     return { ok: true, leaseDeadline: e.leaseDeadline };
+  }
+
+  /**
+   * The current attempt's ctx.log lines from its final report, held to ATTEMPT_LOG_BOUNDS again
+   * here (the gateway does; a record is what every replica applies, so the bound is kept in one
+   * deterministic place too).
+   */
+  private keepAttemptLogs(e: Execution, item: ReportItem): void {
+    const info = e.attempts?.[e.attempts.length - 1];
+    if (!info || info.finishedAt !== null) return;
+    const kept = new AttemptLogBuffer();
+    for (const line of item.logs ?? []) kept.add(line);
+    if (kept.lines.length > 0) info.logs = kept.lines;
+    const dropped = kept.dropped + (item.logsDropped ?? 0);
+    if (dropped > 0) info.logsDropped = dropped;
   }
 
   /** A leased attempt's lease or run time ran out. */
@@ -1117,11 +1149,19 @@ export class ShardState {
     return matches.slice(0, q.limit);
   }
 
+  /** The ids of a tenant's jobs that carry the label [key, value] now (what a label filter on executions stands for). */
+  jobsWithLabel(tenant: string, [key, value]: [string, string]): Set<string> {
+    const ids = new Set<string>();
+    for (const job of this.jobs.valuesOf(tenant)) if (job.spec.labels[key] === value) ids.add(job.id);
+    return ids;
+  }
+
   /** Executions of a tenant in list order (live first, then finished; see list-order.ts), filtered. */
   listExecutions(tenant: string, q: ListExecutionsQuery, after?: ListPosition): Execution[] {
     const matches: Execution[] = [];
+    const labeled = q.label === undefined ? undefined : this.jobsWithLabel(tenant, q.label);
     for (const e of this.executions.valuesOf(tenant)) {
-      if (matchesListQuery(e, q) && isAfter(e, after)) matches.push(e);
+      if (matchesListQuery(e, q, labeled) && isAfter(e, after)) matches.push(e);
     }
     matches.sort((a, b) => compareListOrder(positionOf(a), positionOf(b)));
     return matches.slice(0, q.limit);

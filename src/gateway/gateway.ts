@@ -25,9 +25,14 @@ import { enqueueRunAt, type ClaimOutcome, type ShardObserver } from "../core/sha
 import type { CronwheelNode } from "../node/node.js";
 import type { ShardReplica } from "../node/shard-replica.js";
 import {
+  AttemptLogBuffer,
+  LOG_LEVELS,
   PROTOCOL_VERSION,
   WORKER_ID_PATTERN,
   WORKER_PATH,
+  type AttemptLogs,
+  type LogLevel,
+  type LogLine,
   type AssignMessage,
   type NodeMessage,
   type ReportMessage,
@@ -263,10 +268,12 @@ export class WorkerGateway {
     }
     const item: ReportItem = { tenant: tenant!, executionId: m.id, fence: m.fence, kind: m.t };
     if (m.t === "succeeded") item.result = jsonValue(m.result ?? null, "succeeded.result");
+    if (m.t === "heartbeat" && m.progress !== undefined) item.progress = jsonValue(m.progress, "heartbeat.progress");
     if (m.t === "failed") {
       item.error = jsonValue(m.error ?? null, "failed.error");
       item.retryable = m.retryable !== false;
     }
+    if ((m.t === "succeeded" || m.t === "failed") && (m.logs !== undefined || m.logsDropped !== undefined)) Object.assign(item, attemptLogs(m));
     let batch = this.reports.get(shard);
     if (!batch) this.reports.set(shard, (batch = { conns: [], items: [] }));
     batch.conns.push(conn);
@@ -612,4 +619,26 @@ function jsonValue(value: unknown, field: string): unknown {
 
 function bad(message: string): CronwheelError {
   return new CronwheelError("invalid_argument", message);
+}
+
+/**
+ * A final report's `logs` and `logsDropped`, checked (a malformed one closes the connection, as
+ * any malformed frame does) and held to ATTEMPT_LOG_BOUNDS: lines past it are counted as dropped.
+ */
+function attemptLogs(m: AttemptLogs & { t: string }): { logs?: LogLine[]; logsDropped?: number } {
+  const dropped = m.logsDropped ?? 0;
+  if (!Number.isSafeInteger(dropped) || dropped < 0) throw bad(`${m.t}.logsDropped must be a whole number ≥ 0`);
+  if (m.logs !== undefined && !Array.isArray(m.logs)) throw bad(`${m.t}.logs must be an array of { at, level, msg }`);
+  const kept = new AttemptLogBuffer();
+  for (const [i, line] of (m.logs ?? []).entries()) {
+    const l = line as Partial<LogLine> | null;
+    if (typeof l !== "object" || l === null || typeof l.msg !== "string" || !Number.isFinite(l.at) || !LOG_LEVELS.includes(l.level as LogLevel)) {
+      throw bad(`${m.t}.logs[${i}] must be { at: ms, level: ${LOG_LEVELS.join("|")}, msg: string }`);
+    }
+    kept.add({ at: Math.round(l.at!), level: l.level!, msg: l.msg });
+  }
+  const out: { logs?: LogLine[]; logsDropped?: number } = {};
+  if (kept.lines.length > 0) out.logs = kept.lines;
+  if (dropped + kept.dropped > 0) out.logsDropped = dropped + kept.dropped;
+  return out;
 }

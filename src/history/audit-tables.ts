@@ -117,6 +117,18 @@ export class AuditTables {
     return out;
   }
 
+  /** The entries of log entries (fromIndex, toIndex], in index order, as they were appended. */
+  between(fromIndex: number, toIndex: number): AuditRow[] {
+    const out: AuditRow[] = [];
+    for (const day of this.days) {
+      for (const row of this.statements.get(`SELECT * FROM a${day} WHERE i > ? AND i <= ? ORDER BY i`).all(fromIndex, toIndex) as RawAudit[]) {
+        const { id: _id, ...entry } = this.decode(0, row);
+        out.push({ ...entry, index: row[0] });
+      }
+    }
+    return out;
+  }
+
   /** Drop every day table before `cutoffDay`; returns the days dropped. */
   dropBefore(cutoffDay: number): number[] {
     const dropped = this.days.filter((d) => d < cutoffDay);

@@ -58,6 +58,8 @@ export interface HistoryListQuery {
   reason?: string | undefined;
   /** The worker of its last attempt. */
   workerId?: string | undefined;
+  /** Only executions of these jobs (a label filter, resolved by the node to the jobs that carry it). */
+  jobIds?: string[] | undefined;
   /** Finish time in [finishedFromMs, finishedToMs). */
   finishedFromMs?: number | undefined;
   finishedToMs?: number | undefined;
@@ -80,6 +82,26 @@ export interface StatsQuery {
   toMs: number;
   intervalMs: number;
   by: StatsGroupBy | null;
+}
+
+/** A place in a shard's finish order: its finish time, then its number among those that ended in that ms. */
+export interface FinishPlace {
+  ms: number;
+  seq: number;
+}
+
+export function comparePlaces(a: FinishPlace, b: FinishPlace): number {
+  return a.ms - b.ms || a.seq - b.seq;
+}
+
+/** Log entries this file skipped (gaps table); `after`/`before` bound its missing rows (null: recorded before fills existed). */
+export interface HistoryGap {
+  id: number;
+  from: number;
+  to: number;
+  at: number;
+  after: FinishPlace | null;
+  before: FinishPlace | null;
 }
 
 /** A place in the finished part of the list's order (finishedAt descending, then id descending). */
@@ -146,6 +168,11 @@ export class HistoryDb {
       INSERT OR IGNORE INTO meta VALUES ('applied', 0);
       INSERT OR IGNORE INTO meta VALUES ('schema', ${SCHEMA_VERSION});`);
     const schema = (this.db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: number }).value;
+    // Gaps gained the bounds of their missing rows (history-fill): files from before get the columns.
+    const gapColumns = (this.db.prepare("PRAGMA table_info(gaps)").all() as Array<{ name: string }>).map((c) => c.name);
+    for (const column of ["after_ms", "after_seq", "before_ms", "before_seq", "filled_at"]) {
+      if (!gapColumns.includes(column)) this.db.exec(`ALTER TABLE gaps ADD COLUMN ${column} INTEGER`);
+    }
     if (schema !== SCHEMA_VERSION) throw new Error(`history file ${file} has schema ${schema}; this version reads ${SCHEMA_VERSION}`);
     for (const { n, s } of this.db.prepare("SELECT n, s FROM names").all() as Array<{ n: number; s: string }>) {
       this.names[n] = s;
@@ -194,16 +221,89 @@ export class HistoryDb {
     this.setApplied.run(through);
   }
 
-  /** A replica that skipped log entries (it installed a snapshot): their history is not here. */
-  recordGap(fromIndex: number, toIndex: number, at: number): void {
+  /**
+   * A replica that skipped log entries (it installed a snapshot): their history is not here. The
+   * rows missing are those after this file's last row and before `before`, the snapshot's place in
+   * finish order; the audit entries missing, those of the skipped indexes. fill() brings them.
+   */
+  recordGap(fromIndex: number, toIndex: number, at: number, before: FinishPlace | null = null): void {
     this.begin();
-    this.db.prepare("INSERT INTO gaps VALUES (?, ?, ?)").run(fromIndex, toIndex, at);
+    const after = this.lastPlace();
+    this.db
+      .prepare("INSERT INTO gaps (from_index, to_index, at, after_ms, after_seq, before_ms, before_seq) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(fromIndex, toIndex, at, after.ms, after.seq, before?.ms ?? null, before?.seq ?? null);
     this.appliedIndex = toIndex;
     this.setApplied.run(toIndex);
   }
 
-  gaps(): Array<{ from: number; to: number; at: number }> {
-    return (this.db.prepare("SELECT from_index, to_index, at FROM gaps ORDER BY from_index").raw(true).all() as number[][]).map(([from, to, at]) => ({ from: from!, to: to!, at: at! }));
+  /** The gaps not filled yet, oldest first. */
+  gaps(): HistoryGap[] {
+    const rows = this.db.prepare("SELECT rowid, from_index, to_index, at, after_ms, after_seq, before_ms, before_seq FROM gaps WHERE filled_at IS NULL ORDER BY from_index").raw(true).all() as Array<Array<number | null>>;
+    return rows.map(([id, from, to, at, afterMs, afterSeq, beforeMs, beforeSeq]) => ({
+      id: id!,
+      from: from!,
+      to: to!,
+      at: at!,
+      after: afterMs === null ? null : { ms: afterMs, seq: afterSeq! },
+      before: beforeMs === null ? null : { ms: beforeMs, seq: beforeSeq! },
+    }));
+  }
+
+  /** Whether this file holds every row and audit entry of log entries (fromIndex, toIndex]: a peer may fill a gap from it. */
+  covers(fromIndex: number, toIndex: number): boolean {
+    return this.appliedIndex >= toIndex && !this.gaps().some((g) => g.from <= toIndex && g.to > fromIndex);
+  }
+
+  /** Rows after `after` and before `before` in finish order, at most `limit`, oldest first (a peer's gap, from this file). */
+  rowsBetween(after: FinishPlace, before: FinishPlace, limit: number): ExecutionFacts[] {
+    const out: ExecutionFacts[] = [];
+    for (const day of this.days) {
+      const start = day * DAY_MS;
+      if (start + DAY_MS <= after.ms || start > before.ms || out.length >= limit) continue;
+      const kLow = after.ms < start ? -1 : (after.ms - start) * SEQ_SPAN + after.seq;
+      const kHigh = before.ms >= start + DAY_MS ? DAY_MS * SEQ_SPAN : (before.ms - start) * SEQ_SPAN + before.seq;
+      const rows = this.statements.get(`SELECT ${COLUMNS} FROM d${day} WHERE k > ? AND k < ? ORDER BY k LIMIT ?`).all(kLow, kHigh, limit - out.length) as RawRow[];
+      for (const row of rows) out.push(this.decode(day, row));
+    }
+    return out;
+  }
+
+  /** The audit entries of log entries (fromIndex, toIndex] (a peer's gap, from this file). */
+  auditBetween(fromIndex: number, toIndex: number): AuditRow[] {
+    return this.audit.between(fromIndex, toIndex);
+  }
+
+  /**
+   * Fill a gap with rows a peer sent (rowsBetween's, in order, from where the gap's filling
+   * stands); `audit` and `done` with the last of them. Each row must fall inside the gap: a row
+   * outside it would be one written twice, and throws.
+   */
+  fill(gapId: number, rows: ExecutionFacts[], audit: AuditRow[] | null, done: boolean): void {
+    const gap = this.gaps().find((g) => g.id === gapId);
+    if (!gap || gap.after === null || gap.before === null) throw new Error(`history: no gap ${gapId} to fill`);
+    this.begin();
+    let after = gap.after;
+    for (const f of rows) {
+      const place = { ms: f.finishedAt!, seq: f.finishSeq };
+      if (comparePlaces(place, after) <= 0 || comparePlaces(place, gap.before) >= 0) throw new Error(`history: row ${f.id} falls outside gap ${gapId}`);
+      this.insert(f, true);
+      after = place;
+    }
+    for (const a of audit ?? []) {
+      if (a.index < gap.from || a.index > gap.to) throw new Error(`history: audit entry at ${a.index} falls outside gap ${gapId}`);
+      this.audit.insert(a);
+    }
+    this.db.prepare("UPDATE gaps SET after_ms = ?, after_seq = ?, filled_at = ? WHERE rowid = ?").run(after.ms, after.seq, done ? Date.now() : null, gapId);
+  }
+
+  /** This file's last row's place in finish order ({0, -1} when it has none). */
+  private lastPlace(): FinishPlace {
+    for (let i = this.days.length - 1; i >= 0; i--) {
+      const day = this.days[i]!;
+      const k = this.lastKey.get(day)!;
+      if (k >= 0) return { ms: day * DAY_MS + Math.floor(k / SEQ_SPAN), seq: k % SEQ_SPAN };
+    }
+    return { ms: 0, seq: -1 };
   }
 
   /**
@@ -287,6 +387,8 @@ export class HistoryDb {
     const reasonN = q.reason === undefined ? null : this.nameIds.get(q.reason);
     const workerN = q.workerId === undefined ? null : this.nameIds.get(q.workerId);
     if (tenantN === undefined || jobN === undefined || queueN === undefined || reasonN === undefined || workerN === undefined) return none;
+    const jobsN = q.jobIds === undefined ? null : new Set(q.jobIds.flatMap((id) => this.nameIds.get(id) ?? []));
+    if (jobsN !== null && jobsN.size === 0) return none;
     const stateN = q.state === undefined ? null : STATE_CODES[q.state]!;
     // The newest millisecond that may hold a match, and the oldest.
     // (A cursor at a millisecond with id "" — where an examine budget ran out — has nothing left in it.)
@@ -333,6 +435,7 @@ export class HistoryDb {
         if (queueN !== null && row[3] !== queueN) continue;
         if (reasonN !== null && row[5] !== reasonN) continue;
         if (workerN !== null && row[11] !== workerN) continue;
+        if (jobsN !== null && (row[2] === null || !jobsN.has(row[2]))) continue;
         const scheduledAt = ms - row[6];
         if (q.scheduledFromMs !== undefined && scheduledAt < q.scheduledFromMs) continue;
         if (q.scheduledToMs !== undefined && scheduledAt >= q.scheduledToMs) continue;
@@ -489,7 +592,8 @@ export class HistoryDb {
     this.days.sort((a, b) => a - b);
   }
 
-  private insert(f: ExecutionFacts): void {
+  /** `filling`: a row of a gap, before rows already written (fill checked its place). */
+  private insert(f: ExecutionFacts, filling = false): void {
     const finishedAt = f.finishedAt;
     const state = STATE_CODES[f.state];
     if (finishedAt === null || state === undefined) throw new Error(`history: execution ${f.id} has not ended (${f.state})`);
@@ -497,18 +601,20 @@ export class HistoryDb {
     this.table(day);
     const last = this.lastKey.get(day)!;
     let k = (finishedAt - day * DAY_MS) * SEQ_SPAN + Math.min(f.finishSeq, SEQ_SPAN - 1);
-    if (k <= last) {
+    if (filling) {
+      if (k > last) this.lastKey.set(day, k);
+    } else if (k <= last) {
       // Only a millisecond with more than 2^20 ends runs past its sequence span; anything else is
       // a row out of order or written twice.
       if (f.finishSeq < SEQ_SPAN - 1) throw new Error(`history: execution ${f.id} (key ${k}) does not follow key ${last}`);
       k = last + 1;
     }
-    this.lastKey.set(day, k);
+    if (!filling) this.lastKey.set(day, k);
     const plainId = f.jobId !== null && f.id === `${f.jobId}:${f.scheduledAt}`;
     const attempts = f.attempts ?? [];
     const only = attempts.length === 1 ? attempts[0]! : null;
     const plainAttempt =
-      only !== null && f.state === "succeeded" && only.outcome === "succeeded" && only.attempt === 1 && f.attempt === 1 && only.finishedAt === finishedAt && (only.error === null || only.error === undefined);
+      only !== null && f.state === "succeeded" && only.outcome === "succeeded" && only.attempt === 1 && f.attempt === 1 && only.finishedAt === finishedAt && (only.error === null || only.error === undefined) && only.logs === undefined && only.logsDropped === undefined && only.progress === undefined;
     const detail: Detail = {};
     let hasDetail = false;
     if (attempts.length > 0 && !plainAttempt) (detail.a = attempts), (hasDetail = true);

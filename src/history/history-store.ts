@@ -18,10 +18,10 @@ import { CronwheelError } from "../core/errors.js";
 import { factsOf, type Execution, type ExecutionFacts } from "../core/execution.js";
 import { auditEntryOf, type AuditedRecord, type AuditRecord } from "../core/audit.js";
 import type { AuditQuery, AuditRow } from "./audit-tables.js";
-import type { HistoryListQuery, HistoryPage, StatsQuery } from "./history-db.js";
+import type { FinishPlace, HistoryGap, HistoryListQuery, HistoryPage, StatsQuery } from "./history-db.js";
 import { StatsTallies } from "./stats.js";
 import type { JobRuns } from "./job-runs.js";
-import type { DayExport, HistoryReply, HistoryRequest, HistoryThreadConfig, StatsAnswer } from "./history-thread.js";
+import type { DayExport, HistoryRange, HistoryRangeQuery, HistoryReply, HistoryRequest, HistoryThreadConfig, StatsAnswer } from "./history-thread.js";
 
 /** How often the thread commits what it was given (a crash replays at most this much from the log). */
 export const HISTORY_COMMIT_EVERY_MS_DEFAULT = 1_000;
@@ -135,6 +135,31 @@ export class HistoryStore {
   async jobRuns(shard: number, tenant: string, jobId: string): Promise<JobRuns | null> {
     this.flushNow();
     return (await this.request({ t: "job-runs", id: 0, shard, tenant, jobId })) as JobRuns | null;
+  }
+
+  /** A shard's gaps not filled yet. */
+  async gaps(shard: number): Promise<HistoryGap[]> {
+    this.flushNow();
+    return ((await this.request({ t: "gaps", id: 0, shard })) as HistoryGap[] | null) ?? [];
+  }
+
+  /** A page of a peer's gap from this node's file of the shard (history-fill.ts). */
+  async range(shard: number, q: HistoryRangeQuery): Promise<HistoryRange> {
+    this.flushNow();
+    return ((await this.request({ t: "range", id: 0, shard, query: q })) as HistoryRange | null) ?? { complete: false, rows: [], audit: null };
+  }
+
+  /** Write a page a peer sent into a gap, committed. */
+  async fill(shard: number, gapId: number, rows: ExecutionFacts[], audit: AuditRow[] | null, done: boolean): Promise<void> {
+    this.flushNow();
+    await this.request({ t: "fill", id: 0, shard, gap: gapId, rows, audit, done });
+  }
+
+  /** Called when a replica records a gap: the node's filler starts on it (history-fill.ts). */
+  onGap: (shard: number) => void = () => {};
+
+  gapRecorded(shard: number): void {
+    this.onGap(shard);
   }
 
   /** Stats of these shards' history (stats.ts); a query that would scan more than `scanMax` rows answers `tooMany`. */
@@ -297,13 +322,15 @@ export class ShardHistory {
 
   /**
    * The replica jumped to `index` by installing a snapshot: the entries it skipped are not applied
-   * here, so their executions are not in this file. Recorded as a gap.
+   * here, so their executions are not in this file. Recorded as a gap, with the snapshot's place in
+   * finish order (`before`): the node fills it from a peer's file (history-fill.ts).
    */
-  skipTo(index: number, at: number): void {
+  skipTo(index: number, at: number, before: FinishPlace): void {
     if (index <= this.through) return;
     const batch = this.takeBatch();
     if (batch) this.store.post(batch);
-    this.store.post({ t: "gap", shard: this.shard, from: this.through + 1, to: index, at });
+    this.store.post({ t: "gap", shard: this.shard, from: this.through + 1, to: index, at, before });
+    this.store.gapRecorded(this.shard);
     this.through = this.sent = index;
   }
 

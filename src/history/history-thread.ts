@@ -19,7 +19,7 @@ import type { ExecutionFacts } from "../core/execution.js";
 import { mergePages, type PagePart } from "../core/list-order.js";
 import { auditPosition, type AuditRecord } from "../core/audit.js";
 import type { AuditQuery, AuditRow } from "./audit-tables.js";
-import { DAY_MS, HistoryDb, type HistoryListQuery, type StatsQuery } from "./history-db.js";
+import { DAY_MS, HistoryDb, type FinishPlace, type HistoryListQuery, type StatsQuery } from "./history-db.js";
 import { StatsTallies, type StatsWire } from "./stats.js";
 import { dayExportFile, exportDate, ParquetDayWriter } from "./parquet-export.js";
 
@@ -34,7 +34,10 @@ export interface HistoryThreadConfig {
 export type HistoryRequest =
   | { t: "open"; id: number; shard: number }
   | { t: "rows"; shard: number; rows: ExecutionFacts[]; through: number; audit: AuditRow[] }
-  | { t: "gap"; shard: number; from: number; to: number; at: number }
+  | { t: "gap"; shard: number; from: number; to: number; at: number; before: FinishPlace }
+  | { t: "gaps"; id: number; shard: number }
+  | { t: "range"; id: number; shard: number; query: HistoryRangeQuery }
+  | { t: "fill"; id: number; shard: number; gap: number; rows: ExecutionFacts[]; audit: AuditRow[] | null; done: boolean }
   | { t: "commit"; id: number; shard: number | null; durable: boolean }
   | { t: "get"; id: number; shard: number; tenant: string; executionId: string }
   | { t: "list"; id: number; shards: number[]; query: HistoryListQuery }
@@ -46,6 +49,22 @@ export type HistoryRequest =
   | { t: "export"; id: number; nowMs: number; cutoffMs: number }
   | { t: "stats"; id: number; shard: number }
   | { t: "close"; id: number; shard: number | null };
+
+/** A page of a gap, asked of a peer's file: rows after `after` and before `before`, of log entries (fromIndex, toIndex]. */
+export interface HistoryRangeQuery {
+  fromIndex: number;
+  toIndex: number;
+  after: FinishPlace;
+  before: FinishPlace;
+  limit: number;
+}
+
+/** `complete`: this file holds the whole range (else nothing is sent); `audit` comes with the last page (fewer rows than the limit). */
+export interface HistoryRange {
+  complete: boolean;
+  rows: ExecutionFacts[];
+  audit: AuditRow[] | null;
+}
 
 /** The answer to "execution-stats": the tallies, or how many rows a scan would read when that is over the budget. */
 export type StatsAnswer = { tallies: StatsWire } | { tooMany: number };
@@ -92,7 +111,7 @@ class HistoryThread {
     try {
       const db = this.db(m.shard);
       if (m.t === "rows") db.append(m.rows, m.through, m.audit);
-      else db.recordGap(m.from, m.to, m.at);
+      else db.recordGap(m.from, m.to, m.at, m.before);
       this.armCommit();
     } catch (error) {
       this.failed.add(m.shard);
@@ -127,6 +146,22 @@ class HistoryThread {
           if (db) parts.push({ items: db.listAudit(shard, m.query), stoppedAt: null });
         }
         return mergePages(parts, m.query.limit, auditPosition).items;
+      }
+      case "gaps":
+        return this.dbs.get(m.shard)?.gaps() ?? null;
+      case "range": {
+        const db = this.dbs.get(m.shard);
+        const q = m.query;
+        if (!db || !db.covers(q.fromIndex, q.toIndex)) return { complete: false, rows: [], audit: null } satisfies HistoryRange;
+        const rows = db.rowsBetween(q.after, q.before, q.limit);
+        return { complete: true, rows, audit: rows.length < q.limit ? db.auditBetween(q.fromIndex, q.toIndex) : null } satisfies HistoryRange;
+      }
+      case "fill": {
+        const db = this.dbs.get(m.shard);
+        if (!db) throw new Error(`shard ${m.shard}'s history is not open here`);
+        db.fill(m.gap, m.rows, m.audit, m.done);
+        db.commit();
+        return null;
       }
       case "job-runs":
         return this.dbs.get(m.shard)?.jobRuns(m.tenant, m.jobId) ?? null;

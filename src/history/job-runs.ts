@@ -29,11 +29,14 @@ interface Pending {
   lastReason: number | null;
 }
 
+/** The upserted run ended after the stored last run, in finish order (time, then finish sequence). */
+const NEWER = "job_runs.finished IS NULL OR excluded.finished > job_runs.finished OR (excluded.finished = job_runs.finished AND excluded.fseq > job_runs.fseq)";
+
 type RawJobRuns = [succeeded: number, failed: number, canceled: number, skipped: number, state: number | null, reason: number | null, sched: number | null, finished: number | null, run: number | null, xid: string | null];
 
 /**
  * Table `job_runs`, one row per (tenant, job): the four counts, then the last run as integers —
- * state, reason (a names key), scheduled and finished times, its run ms — and its id only when it
+ * state, reason (a names key), scheduled and finished times and finish sequence, its run ms — and its id only when it
  * is not `{jobId}:{scheduledAt}`: about 40 bytes a job.
  */
 export class JobRunsTable {
@@ -43,13 +46,14 @@ export class JobRunsTable {
 
   constructor(db: Database.Database, private readonly names: NameTable) {
     db.exec(`CREATE TABLE IF NOT EXISTS job_runs (tenant INTEGER NOT NULL, job INTEGER NOT NULL, succeeded INTEGER NOT NULL, failed INTEGER NOT NULL,
-      canceled INTEGER NOT NULL, skipped INTEGER NOT NULL, state INTEGER, reason INTEGER, sched INTEGER, finished INTEGER, run INTEGER, xid TEXT,
+      canceled INTEGER NOT NULL, skipped INTEGER NOT NULL, state INTEGER, reason INTEGER, sched INTEGER, finished INTEGER, fseq INTEGER, run INTEGER, xid TEXT,
       PRIMARY KEY (tenant, job)) WITHOUT ROWID`);
     this.read = db.prepare("SELECT succeeded, failed, canceled, skipped, state, reason, sched, finished, run, xid FROM job_runs WHERE tenant = ? AND job = ?").raw(true);
-    // One statement a job, no read: the counts add up in SQLite, the last run is replaced.
-    this.write = db.prepare(`INSERT INTO job_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, job) DO UPDATE SET
+    // One statement a job, no read: the counts add up in SQLite; the last run is replaced unless the
+    // stored one is newer (rows filled into a gap come after newer ones: history-fill.ts).
+    this.write = db.prepare(`INSERT INTO job_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, job) DO UPDATE SET
       succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed, canceled = canceled + excluded.canceled, skipped = skipped + excluded.skipped,
-      state = excluded.state, reason = excluded.reason, sched = excluded.sched, finished = excluded.finished, run = excluded.run, xid = excluded.xid`);
+      ${["state", "reason", "sched", "finished", "fseq", "run", "xid"].map((c) => `${c} = CASE WHEN ${NEWER} THEN excluded.${c} ELSE job_runs.${c} END`).join(", ")}`);
   }
 
   /** A job's execution ended (`state` its index in FINISHED_STATES, `reason` a names key; rows come in finish order). */
@@ -58,6 +62,7 @@ export class JobRunsTable {
     let p = this.pending.get(key);
     if (!p) this.pending.set(key, (p = { tenant, job, states: [0, 0, 0, 0], last: f, lastState: state, lastReason: reason }));
     p.states[state]!++;
+    if (f.finishedAt! < p.last.finishedAt! || (f.finishedAt === p.last.finishedAt && f.finishSeq < p.last.finishSeq)) return;
     p.last = f;
     p.lastState = state;
     p.lastReason = reason;
@@ -71,7 +76,7 @@ export class JobRunsTable {
       this.write.run(
         p.tenant, p.job,
         p.states[0]!, p.states[1]!, p.states[2]!, p.states[3]!,
-        p.lastState, p.lastReason, f.scheduledAt, f.finishedAt, f.startedAt === null ? null : f.finishedAt! - f.startedAt, plainId ? null : f.id,
+        p.lastState, p.lastReason, f.scheduledAt, f.finishedAt, f.finishSeq, f.startedAt === null ? null : f.finishedAt! - f.startedAt, plainId ? null : f.id,
       );
     }
     this.pending.clear();

@@ -48,6 +48,8 @@ import type { AuditRecord } from "../core/audit.js";
 import type { AuditQuery } from "../history/audit-tables.js";
 import { mergeBacklogs, type Backlog, type StatsWire } from "../history/stats.js";
 import type { JobRuns } from "../history/job-runs.js";
+import type { HistoryRange } from "../history/history-thread.js";
+import { HistoryFill, type HistoryRangeRequest } from "./history-fill.js";
 import { isTerminal, type ExecutionFacts } from "../core/execution.js";
 import { mergePages, type ListPosition, type MergedPage, type PagePart } from "../core/list-order.js";
 
@@ -94,7 +96,8 @@ export type PeerRequest =
   | ReplicationRequest
   | { t: "report"; shard: number; record: ReportRecord }
   | { t: "status"; shard: number }
-  | { t: "resign"; shard: number };
+  | { t: "resign"; shard: number }
+  | HistoryRangeRequest;
 
 /** An enqueue's or trigger's answer: the execution (live, or as history has it) and whether it is new. */
 export interface ExecutionAnswer {
@@ -111,6 +114,7 @@ export class CronwheelNode {
   private readonly extraObservers: ShardObserver[];
   private readonly snapshotTurns = new SnapshotTurns();
   private rebalancerInstance: Rebalancer | null = null;
+  private historyFill: HistoryFill | null = null;
   private readonly enqueueListeners: Array<(shard: ShardReplica, record: EnqueueRecord) => void> = [];
   private readonly servingListeners: Array<() => void> = [];
   /** servingShards(), until a replica is added, removed, or starts or stops serving. */
@@ -162,8 +166,27 @@ export class CronwheelNode {
     const history = opts.history ? HistoryStore.start(opts.history, opts.logger, () => opts.clock.now()) : null;
     const node: CronwheelNode = new CronwheelNode(opts, coordinator, shards, metrics, peers, history);
     for (const shard of coordinator.shards) if (shard.replicas.includes(opts.nodeId)) await node.openReplica(shard);
+    if (history && peers) node.startHistoryFill(history, peers);
     if (coordinator instanceof StaticCoordinator) coordinator.commitIndexOf = (i) => shards[i]?.commitIndex ?? 0;
     return node;
+  }
+
+  /** Gaps in this node's history files are filled from the shards' other replicas (history-fill.ts). */
+  private startHistoryFill(history: HistoryStore, peers: PeerNetwork): void {
+    const fill = new HistoryFill({
+      history,
+      localShards: () => this.localShards().map((s) => s.shardId),
+      peersOf: (shard) => {
+        const others = this.coordinator.shards[shard]?.replicas.filter((id) => id !== this.opts.nodeId) ?? [];
+        const leader = this.coordinator.leaderOf(shard)?.nodeId;
+        return others.sort((a, b) => Number(b === leader) - Number(a === leader));
+      },
+      request: (nodeId, request, timeoutMs) => peers.request<HistoryRange>(nodeId, request, timeoutMs),
+      logger: this.opts.logger,
+    });
+    history.onGap = () => fill.kick();
+    this.historyFill = fill;
+    fill.start();
   }
 
   /** Open (recover) this node's replica of a shard. */
@@ -229,6 +252,8 @@ export class CronwheelNode {
         return this.etcdCoordinator().leaderStatus(req.shard);
       case "resign":
         return this.etcdCoordinator().resign(req.shard);
+      case "history-range":
+        return this.history ? this.history.range(req.shard, req.query) : { complete: false, rows: [], audit: null };
       default:
         return handleReplication(this.shards[req.shard], req, this.opts.logger);
     }
@@ -590,6 +615,7 @@ export class CronwheelNode {
             state: q.state as FinishedState | undefined,
             reason: q.reason,
             workerId: q.workerId,
+            jobIds: q.label === undefined ? undefined : serving.flatMap((s) => [...s.state.jobsWithLabel(tenant, q.label!)]),
             finishedFromMs: q.finishedFromMs,
             finishedToMs: q.finishedToMs,
             scheduledFromMs: q.fromMs,
@@ -641,6 +667,7 @@ export class CronwheelNode {
     await this.coordinator.close();
     this.peers?.close();
     await Promise.all(this.localShards().map((s) => s.close()));
+    await this.historyFill?.close();
     await this.history?.close();
   }
 }

@@ -180,7 +180,7 @@ export class ShardReplica {
       // A history file behind the snapshot (new, lost, or its writer failed) misses what the log dropped.
       if (history.watermark < applied) {
         opts.logger.warn({ shard: opts.shardId, historyAt: history.watermark, snapshotIndex: applied }, "history is behind the shard's snapshot: the entries between are recorded as a gap");
-        history.skipTo(applied, state.lastAt);
+        history.skipTo(applied, state.lastAt, state.finishBoundary());
       }
     }
     // Standalone: every durable entry is committed. Replicated: only up to what this replica last
@@ -575,7 +575,7 @@ export class ShardReplica {
       if (this.opts.history) {
         state.setFinishedSink(this.opts.history.finished);
         state.setAuditSink(this.opts.history.audited);
-        this.opts.history.skipTo(snapshot.index, state.lastAt);
+        this.opts.history.skipTo(snapshot.index, state.lastAt, state.finishBoundary());
       }
       this.appliedIndex = this.commit = this.lastSnapshotIndex = snapshot.index;
       this.scheduleCommitHint();
