@@ -21,7 +21,12 @@ export class LogHistogram {
   }
 
   add(ms: number): void {
-    this.addBucket(ms <= 0 ? 0 : Math.max(1, Math.ceil(Math.log(ms) / LOG_GROWTH)), 1);
+    this.addBucket(LogHistogram.bucketOf(ms), 1);
+  }
+
+  /** The bucket `ms` falls in (to add one value to several histograms, compute it once). */
+  static bucketOf(ms: number): number {
+    return ms <= 0 ? 0 : Math.max(1, Math.ceil(Math.log(ms) / LOG_GROWTH));
   }
 
   merge(other: LogHistogram): void {
@@ -45,7 +50,7 @@ export class LogHistogram {
     return JSON.stringify([...this.counts.entries()].sort((a, b) => a[0] - b[0]));
   }
 
-  private addBucket(b: number, n: number): void {
+  addBucket(b: number, n: number): void {
     this.counts.set(b, (this.counts.get(b) ?? 0) + n);
     this.total += n;
   }

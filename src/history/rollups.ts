@@ -48,6 +48,8 @@ interface Pending {
 
 export class Rollups {
   private readonly pending = new Map<string, Pending>();
+  /** The minute's and the hour's entry the last row went to: most rows go to the same ones. */
+  private readonly recent: Array<Pending | undefined> = [undefined, undefined];
   private readonly days = { m: [] as number[], h: [] as number[] };
   private readonly statements: StatementCache;
 
@@ -70,12 +72,19 @@ export class Rollups {
 
   /** Count a finished execution (ids from the names table; reason −1 for none). */
   add(finishedAt: number, tenant: number, queue: number, reason: number, x: TallyInput): void {
-    for (const spanMs of [MINUTE_MS, HOUR_MS]) {
+    const lateness = x.lateness === null ? -1 : LogHistogram.bucketOf(x.lateness);
+    const run = x.runMs === null ? -1 : LogHistogram.bucketOf(x.runMs);
+    for (let i = 0; i < 2; i++) {
+      const spanMs = i === 0 ? MINUTE_MS : HOUR_MS;
       const t = finishedAt - (finishedAt % spanMs);
-      const key = `${spanMs} ${t} ${tenant} ${queue} ${x.state} ${reason}`;
-      let p = this.pending.get(key);
-      if (!p) this.pending.set(key, (p = { spanMs, t, tenant, queue, state: x.state, reason, tally: new Tally() }));
-      p.tally.add(x);
+      let p = this.recent[i];
+      if (p === undefined || p.t !== t || p.tenant !== tenant || p.queue !== queue || p.state !== x.state || p.reason !== reason) {
+        const key = `${spanMs} ${t} ${tenant} ${queue} ${x.state} ${reason}`;
+        p = this.pending.get(key);
+        if (!p) this.pending.set(key, (p = { spanMs, t, tenant, queue, state: x.state, reason, tally: new Tally() }));
+        this.recent[i] = p;
+      }
+      p.tally.addBuckets(x.state, lateness, run);
     }
   }
 
@@ -98,6 +107,7 @@ export class Rollups {
       this.statements.get(`INSERT OR REPLACE INTO r${kind}${day} VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(...key, p.tally.count + (old?.[0] ?? 0), late.encode(), run.encode());
     }
     this.pending.clear();
+    this.recent.fill(undefined);
   }
 
   /** Add the rollups of [fromMs, toMs) to `into`. */

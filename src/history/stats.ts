@@ -43,9 +43,14 @@ export class Tally {
   }
 
   add(x: TallyInput): void {
-    this.states[x.state]!++;
-    if (x.lateness !== null) this.lateness.add(x.lateness);
-    if (x.runMs !== null) this.run.add(x.runMs);
+    this.addBuckets(x.state, x.lateness === null ? -1 : LogHistogram.bucketOf(x.lateness), x.runMs === null ? -1 : LogHistogram.bucketOf(x.runMs));
+  }
+
+  /** One execution, its lateness and run time as histogram buckets (−1: none). */
+  addBuckets(state: number, latenessBucket: number, runBucket: number): void {
+    this.states[state]!++;
+    if (latenessBucket >= 0) this.lateness.addBucket(latenessBucket, 1);
+    if (runBucket >= 0) this.run.addBucket(runBucket, 1);
   }
 
   merge(other: Tally): void {
